@@ -1,0 +1,105 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { z } from 'zod';
+import { configSchema, type Config, type ParsedConfig } from './schema.js';
+
+/** The package root (where the default turnserver.conf.template lives). */
+export const packageRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+/** A configuration problem: the monitor exits with status 2 before starting anything. */
+export class ConfigError extends Error {
+  readonly exitCode = 2;
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+function describeIssue(issue: z.core.$ZodIssue): string {
+  const where = issue.path.map(String).join('.');
+  if (issue.code === 'unrecognized_keys') {
+    return issue.keys
+      .map((k) => `config key "${where ? `${where}.${k}` : k}": unknown key`)
+      .join('\n');
+  }
+  // Zod messages name types and allowed values, never the offending value itself,
+  // so a mistyped secret cannot leak into the error.
+  return `config key "${where || '(root)'}": ${issue.message}`;
+}
+
+function freeze<T>(value: T): T {
+  if (value && typeof value === 'object') {
+    for (const v of Object.values(value)) freeze(v);
+    Object.freeze(value);
+  }
+  return value;
+}
+
+const isLoopback = (host: string) =>
+  host === 'localhost' || host === '::1' || (isIP(host) === 4 && host.startsWith('127.'));
+
+/** Cross-key rules that need the whole object. */
+function checkCombined(c: ParsedConfig): string[] {
+  const errors: string[] = [];
+  if (!isLoopback(c.http.host) && c.http.apiKeys.length === 0 && !c.http.allowUnauthenticated) {
+    errors.push(
+      'config key "http.apiKeys": binding http.host to a non-loopback address needs at least one API key (or set http.allowUnauthenticated)',
+    );
+  }
+  if (c.turnserver.listeningPort >= c.turnserver.minPort && c.turnserver.listeningPort <= c.turnserver.maxPort) {
+    errors.push('config key "turnserver.listeningPort": must lie outside the relay range minPort..maxPort');
+  }
+  return errors;
+}
+
+/** Validate a plain object (already parsed JSON) into the frozen Config. */
+export function buildConfig(raw: unknown, configDir: string): Config {
+  const result = configSchema.safeParse(raw ?? {});
+  if (!result.success) {
+    throw new ConfigError(result.error.issues.map(describeIssue).join('\n'));
+  }
+  const c = result.data;
+  const errors = checkCombined(c);
+  if (errors.length > 0) throw new ConfigError(errors.join('\n'));
+
+  const resolve = (p: string) => path.resolve(configDir, p);
+  // Binaries given as bare names are looked up in PATH; anything with a slash is a path.
+  const resolveBin = (p: string) => (p.includes('/') ? resolve(p) : p);
+  c.dataDir = resolve(c.dataDir);
+  c.turnserver.bin = resolveBin(c.turnserver.bin);
+  c.credentials.turnadmin = resolveBin(c.credentials.turnadmin);
+  c.redis.bin = resolveBin(c.redis.bin);
+  const template = resolve(c.turnserver.template);
+  // The default template ships with the package; a config elsewhere still finds it.
+  c.turnserver.template =
+    existsSync(template) || c.turnserver.template !== 'turnserver.conf.template'
+      ? template
+      : path.join(packageRoot, 'turnserver.conf.template');
+  c.discovery.sysClassNet = resolve(c.discovery.sysClassNet);
+  c.discovery.procNetRoute = resolve(c.discovery.procNetRoute);
+  c.stats.dbFile = path.resolve(c.dataDir, c.stats.dbFile);
+  return freeze({ ...c, configDir });
+}
+
+/** Read and validate the JSON config file (or defaults when no file is given). */
+export function loadConfig(file: string | undefined): Config {
+  if (!file) return buildConfig({}, process.cwd());
+  const absolute = path.resolve(file);
+  let text: string;
+  try {
+    text = readFileSync(absolute, 'utf8');
+  } catch (err) {
+    throw new ConfigError(`cannot read config file ${absolute}: ${(err as NodeJS.ErrnoException).code ?? err}`);
+  }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (err) {
+    // V8's message quotes the surrounding text, which may hold a secret: keep only the position.
+    const at = /position (\d+)/.exec((err as Error).message)?.[1];
+    throw new ConfigError(`config file ${absolute} is not valid JSON${at ? ` (at character ${at})` : ''}`);
+  }
+  return buildConfig(raw, path.dirname(absolute));
+}

@@ -1,0 +1,109 @@
+import { isIP } from 'node:net';
+import { z } from 'zod';
+
+// One schema for the whole monitor. Every key has a default; unknown keys are errors
+// (strict objects) so a typo never silently falls back to a default.
+
+const port = z.number().int().min(1).max(65535);
+const ip = z.string().refine((s) => isIP(s) !== 0, { message: 'must be an IPv4 or IPv6 address' });
+const nullableIp = ip.nullable();
+const positiveInt = z.number().int().positive();
+
+const turnserver = z
+  .strictObject({
+    bin: z.string().min(1).default('turnserver'),
+    template: z.string().min(1).default('turnserver.conf.template'),
+    listeningIp: ip.default('0.0.0.0'),
+    listeningPort: port.default(3478),
+    externalIp: nullableIp.default(null),
+    relayIp: nullableIp.default(null),
+    minPort: port.default(49152),
+    maxPort: port.default(65535),
+    realm: z.string().regex(/^[A-Za-z0-9.-]+$/, 'must be a DNS-style realm').default('example.org'),
+    restartDelayMs: z.number().int().min(0).default(3000),
+    maxRestartDelayMs: positiveInt.default(60_000),
+    stopTimeoutMs: positiveInt.default(5000),
+    probeIntervalMs: positiveInt.default(5000),
+    probeTimeoutMs: positiveInt.default(1000),
+    readyTimeoutMs: positiveInt.default(10_000),
+    allowLoopbackPeers: z.boolean().default(false),
+    extraConfig: z.array(z.string().regex(/^[^\n\r]*$/, 'must be single lines')).default([]),
+  })
+  .refine((t) => t.minPort <= t.maxPort, { message: 'minPort must not exceed maxPort', path: ['minPort'] });
+
+const http = z.strictObject({
+  host: z.string().min(1).default('127.0.0.1'),
+  port: z.number().int().min(0).max(65535).default(8080),
+  apiKeys: z.array(z.string().min(16, 'API keys must be at least 16 characters')).default([]),
+  allowUnauthenticated: z.boolean().default(false),
+  rateLimitPerMinute: positiveInt.default(600),
+});
+
+const credentials = z
+  .strictObject({
+    mode: z.enum(['userdb', 'secret']).default('userdb'),
+    turnadmin: z.string().min(1).default('turnadmin'),
+    rotateIntervalSec: positiveInt.default(3600),
+    validitySec: positiveInt.default(7200),
+    uris: z.array(z.string().regex(/^(turns?|stuns?):/, 'must be a turn:, turns:, stun: or stuns: URI')).default([]),
+  })
+  .refine((c) => c.rotateIntervalSec <= c.validitySec, {
+    message: 'rotateIntervalSec must not exceed validitySec',
+    path: ['rotateIntervalSec'],
+  });
+
+const redis = z.strictObject({
+  url: z
+    .string()
+    .regex(/^rediss?:\/\//, 'must be a redis:// URL')
+    .nullable()
+    .default(null),
+  bin: z.string().min(1).default('redis-server'),
+});
+
+const zookeeper = z.strictObject({
+  connect: z.string().min(1).nullable().default(null),
+  path: z.string().regex(/^\/[^\0]*[^/]$/, 'must be an absolute znode path without trailing slash').default('/turn/servers'),
+  sessionTimeoutMs: positiveInt.default(10_000),
+});
+
+const discovery = z.strictObject({
+  interface: z.string().regex(/^[^/\0]+$/, 'must be an interface name').nullable().default(null),
+  sysClassNet: z.string().min(1).default('/sys/class/net'),
+  procNetRoute: z.string().min(1).default('/proc/net/route'),
+  capacityMbps: z.number().positive().default(1000),
+  intervalSec: z.number().positive().default(10),
+  nodeName: z.string().regex(/^[^/\0]+$/, 'must not contain "/"').nullable().default(null),
+});
+
+const stats = z.strictObject({
+  source: z.enum(['redis', 'log', 'both']).default('redis'),
+  dbFile: z.string().min(1).default('usage.db'),
+  checkpointMs: positiveInt.default(1000),
+  deleteGraceMs: positiveInt.default(2000),
+});
+
+export const configSchema = z.strictObject({
+  dataDir: z.string().min(1).default('./data'),
+  logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info'),
+  turnserver: turnserver.prefault({}),
+  http: http.prefault({}),
+  credentials: credentials.prefault({}),
+  redis: redis.prefault({}),
+  zookeeper: zookeeper.prefault({}),
+  discovery: discovery.prefault({}),
+  stats: stats.prefault({}),
+});
+
+export type ConfigInput = z.input<typeof configSchema>;
+type Parsed = z.output<typeof configSchema>;
+
+type DeepReadonly<T> = T extends (infer U)[]
+  ? readonly DeepReadonly<U>[]
+  : T extends object
+    ? { readonly [K in keyof T]: DeepReadonly<T[K]> }
+    : T;
+
+/** The validated, path-resolved, frozen configuration every subsystem receives. */
+export type Config = DeepReadonly<Parsed & { configDir: string }>;
+export type ParsedConfig = Parsed;

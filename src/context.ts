@@ -1,0 +1,23 @@
+import type { Registry } from 'prom-client';
+import type { Config } from './config/schema.js';
+import type { HttpServer } from './http/http-server.js';
+import type { Logger } from './log/logger.js';
+import type { TurnserverSupervisor } from './supervisor/turnserver-supervisor.js';
+
+/** Live usage figures the stats subsystem offers to others (discovery publishes the count). */
+export interface UsageView {
+  openAllocationCount(): number;
+}
+
+/** What the composition root hands every subsystem factory. */
+export interface AppContext {
+  readonly config: Config;
+  readonly logger: Logger;
+  readonly registry: Registry;
+  readonly supervisor: TurnserverSupervisor;
+  readonly http: HttpServer;
+  /** Injectable clock (ms since epoch) for rotation and expiry decisions. */
+  readonly now: () => number;
+  /** Set once the stats subsystem exists; null when it is off. */
+  usage: UsageView | null;
+}

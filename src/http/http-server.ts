@@ -1,0 +1,95 @@
+import { once } from 'node:events';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import express, { type RequestHandler, type Router } from 'express';
+import type { Registry } from 'prom-client';
+import type { Config } from '../config/schema.js';
+import type { Logger } from '../log/logger.js';
+import { StartupError, type Subsystem, type SubsystemHealth } from '../lifecycle.js';
+import { requireApiKey } from './auth.js';
+
+export interface HealthReport {
+  status: 'ok' | 'degraded' | 'down';
+  [subsystem: string]: unknown;
+}
+
+/** A subsystem's HTTP routes, mounted before the server listens. */
+export type RouteInstaller = (router: Router, tools: { requireApiKey: RequestHandler }) => void;
+
+/** The monitor's REST API: /health, /metrics and whatever the subsystems install. */
+export class HttpServer implements Subsystem {
+  readonly name = 'http';
+  private server: Server | null = null;
+  private stopping: Promise<void> | null = null;
+  private readonly installers: RouteInstaller[] = [];
+  private readonly log: Logger;
+
+  constructor(
+    private readonly config: Config,
+    logger: Logger,
+    private readonly deps: { health: () => HealthReport; registry: Registry },
+  ) {
+    this.log = logger.child({ component: 'http' });
+  }
+
+  addRoutes(installer: RouteInstaller): void {
+    this.installers.push(installer);
+  }
+
+  /** The bound address (the configured port may be 0 in tests). */
+  get address(): { host: string; port: number } {
+    const a = this.server?.address() as AddressInfo | null;
+    return { host: this.config.http.host, port: a?.port ?? this.config.http.port };
+  }
+
+  private buildApp(): express.Express {
+    const app = express();
+    app.disable('x-powered-by');
+    app.set('trust proxy', false);
+    const auth = requireApiKey(this.config.http.apiKeys);
+    app.get('/health', (_req, res) => {
+      const report = this.deps.health();
+      res.status(report.status === 'down' ? 503 : 200).json(report);
+    });
+    app.get('/metrics', async (_req, res) => {
+      res.set('Content-Type', this.deps.registry.contentType).send(await this.deps.registry.metrics());
+    });
+    const router = express.Router();
+    for (const install of this.installers) install(router, { requireApiKey: auth });
+    app.use(router);
+    app.use((_req, res) => res.status(404).json({ type: 'error', code: 'not_found', error: 'no such route' }));
+    // Errors are reported without their details: a message could carry a credential.
+    app.use(((err, req, res, _next) => {
+      const status = typeof err?.status === 'number' && err.status < 500 ? err.status : 500;
+      if (status >= 500) this.log.error({ event: 'route-error', path: req.path, err: err?.message }, 'request failed');
+      res.status(status).json({ type: 'error', code: status === 500 ? 'internal' : 'bad_request', error: status === 500 ? 'internal error' : 'bad request' });
+    }) as express.ErrorRequestHandler);
+    return app;
+  }
+
+  async start(): Promise<void> {
+    const server = this.buildApp().listen(this.config.http.port, this.config.http.host);
+    server.keepAliveTimeout = 5000;
+    try {
+      await Promise.race([once(server, 'listening'), once(server, 'error').then(([err]) => Promise.reject(err))]);
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException;
+      throw new StartupError(`cannot listen on http ${this.config.http.host}:${this.config.http.port}: ${e.code ?? e.message}`);
+    }
+    this.server = server;
+    this.log.info({ event: 'listening', ...this.address }, 'HTTP API listening');
+  }
+
+  stop(): Promise<void> {
+    this.stopping ??= new Promise<void>((resolve) => {
+      if (!this.server) return resolve();
+      this.server.close(() => resolve());
+      this.server.closeAllConnections();
+    });
+    return this.stopping;
+  }
+
+  health(): SubsystemHealth {
+    return { status: this.server ? 'ok' : 'down', ...this.address };
+  }
+}

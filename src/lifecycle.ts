@@ -1,0 +1,32 @@
+/** What every subsystem exposes to the composition root. */
+export interface Subsystem {
+  readonly name: string;
+  /** Resolves once the subsystem is ready; rejects on a start-up failure (which is not retried). */
+  start(): Promise<void>;
+  /** Idempotent; resolves once everything the subsystem started has stopped. */
+  stop(): Promise<void>;
+  /** A JSON-able view for GET /health. */
+  health(): SubsystemHealth;
+}
+
+export interface SubsystemHealth {
+  /** 'ok' serving, 'degraded' serving with a problem, 'down' not serving, 'disabled' turned off by config. */
+  status: 'ok' | 'degraded' | 'down' | 'disabled';
+  [detail: string]: unknown;
+}
+
+/** A start-up failure: reported and exited on, never restart-looped. */
+export class StartupError extends Error {
+  constructor(
+    message: string,
+    readonly exitCode = 1,
+  ) {
+    super(message);
+    this.name = 'StartupError';
+  }
+}
+
+/** Something that contributes lines to the rendered turnserver.conf (credentials, stats). */
+export interface TurnConfContributor {
+  turnConfLines(): string[];
+}

@@ -1,0 +1,53 @@
+import { readFile, rename, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { Config } from '../config/schema.js';
+
+export interface TurnPaths {
+  conf: string;
+  pidfile: string;
+  userdb: string;
+}
+
+export function turnPaths(config: Config): TurnPaths {
+  return {
+    conf: path.join(config.dataDir, 'turnserver.conf'),
+    pidfile: path.join(config.dataDir, 'turnserver.pid'),
+    userdb: path.join(config.dataDir, 'turndb'),
+  };
+}
+
+const LOOPBACK_DENIAL = ['denied-peer-ip=127.0.0.0-127.255.255.255', 'denied-peer-ip=::1'];
+
+/** Fill the template's {{placeholders}}; an unknown placeholder is an error, not a silent blank. */
+export function renderTemplate(template: string, config: Config, monitorLines: readonly string[]): string {
+  const t = config.turnserver;
+  const paths = turnPaths(config);
+  const values: Record<string, string> = {
+    listeningIp: t.listeningIp,
+    listeningPort: String(t.listeningPort),
+    externalIpLine: t.externalIp ? `external-ip=${t.externalIp}` : '',
+    relayIpLine: t.relayIp ? `relay-ip=${t.relayIp}` : '',
+    minPort: String(t.minPort),
+    maxPort: String(t.maxPort),
+    realm: t.realm,
+    userdb: paths.userdb,
+    pidfile: paths.pidfile,
+    // Tests relay to turnutils_peer on 127.0.0.1; production never should.
+    loopbackDenial: t.allowLoopbackPeers ? 'allow-loopback-peers' : LOOPBACK_DENIAL.join('\n'),
+    monitor_block: [...monitorLines, ...t.extraConfig].join('\n'),
+  };
+  return template.replace(/\{\{(\w+)\}\}/g, (_, name: string) => {
+    if (!(name in values)) throw new Error(`turnserver template has an unknown placeholder {{${name}}}`);
+    return values[name];
+  });
+}
+
+/** Render the template into dataDir atomically (mode 0600: it may name a Redis password). */
+export async function writeTurnConf(config: Config, monitorLines: readonly string[]): Promise<string> {
+  const template = await readFile(config.turnserver.template, 'utf8');
+  const target = turnPaths(config).conf;
+  const tmp = `${target}.${process.pid}.tmp`;
+  await writeFile(tmp, renderTemplate(template, config, monitorLines), { mode: 0o600 });
+  await rename(tmp, target);
+  return target;
+}

@@ -1,0 +1,31 @@
+export type LogLevel = 'error' | 'warn' | 'info' | 'debug';
+
+// turnserver lines look like "12: : ERROR: text" or "0: (1234): WARNING: text", or are bare
+// continuation lines of a multi-line message.
+const PREFIX = /^\s*\d+:\s*(?:\(\d+\))?:?\s*/;
+const LEVEL = /^(ERROR|WARNING|INFO|DEBUG|CONTROL):\s*/;
+
+export interface TurnLogLine {
+  level: LogLevel;
+  text: string;
+}
+
+/** Split one turnserver log line into a level and its text; redacts anything named password. */
+export function parseTurnLogLine(line: string): TurnLogLine {
+  let text = line.replace(PREFIX, '');
+  let level: LogLevel = 'info';
+  const m = LEVEL.exec(text);
+  if (m) {
+    level = m[1] === 'ERROR' ? 'error' : m[1] === 'WARNING' ? 'warn' : m[1] === 'DEBUG' ? 'debug' : 'info';
+    text = text.slice(m[0].length);
+  } else if (/^(Cannot|cannot|bind:|socket:)/.test(text)) {
+    level = 'warn';
+  }
+  return { level, text: text.replace(/(password\s*[=:]\s*)\S+/gi, '$1[redacted]') };
+}
+
+/** A line that means the listener port is held by something else. */
+export function bindFailure(line: string): string | null {
+  const m = /Cannot bind .*listener socket to addr (\S+)/.exec(line);
+  return m ? `turnserver cannot bind its listening address ${m[1]} (address in use?)` : null;
+}

@@ -1,0 +1,134 @@
+import { mkdirSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import type { Harness, Tracked } from './harness.js';
+import { killPid, waitUntil } from './processes.js';
+import { freePort } from './ports.js';
+
+export interface Service {
+  port: number;
+  tracked: Tracked;
+  pid: number;
+  /** Stop by PID (SIGTERM, then SIGKILL). */
+  stop(): Promise<void>;
+}
+
+function tcpSay(port: number, text: string, timeoutMs = 1000): Promise<string> {
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    const s = net.connect(port, '127.0.0.1');
+    const done = () => {
+      s.destroy();
+      resolve(Buffer.concat(chunks).toString('utf8'));
+    };
+    s.setTimeout(timeoutMs, done);
+    s.on('connect', () => s.write(text));
+    s.on('data', (d) => chunks.push(d));
+    s.on('end', done);
+    s.on('error', done);
+  });
+}
+
+/** A throwaway redis-server on a free loopback port, no persistence. */
+export async function startRedis(h: Harness, port?: number): Promise<Service> {
+  const p = port ?? (await freePort());
+  const dir = path.join(h.dir, `redis-${p}`);
+  mkdirSync(dir, { recursive: true });
+  const tracked = h.spawn('redis', 'redis-server', [
+    '--port', String(p), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
+    '--dir', dir, '--pidfile', path.join(dir, 'redis.pid'), '--client-output-buffer-limit', 'pubsub 0 0 0',
+  ]);
+  await waitUntil(`redis on ${p}`, async () => (await tcpSay(p, 'PING\r\n', 300)).startsWith('+PONG'), 10_000);
+  return { port: p, tracked, pid: tracked.pid, stop: () => killPid(tracked.pid) };
+}
+
+/** A throwaway standalone ZooKeeper (see ../shared/zookeeper.md), ready when `srvr` says standalone. */
+export async function startZookeeper(h: Harness, port?: number): Promise<Service & { connect: string }> {
+  const p = port ?? (await freePort());
+  const dir = path.join(h.dir, `zk-${p}`);
+  mkdirSync(path.join(dir, 'data'), { recursive: true });
+  const cfg = path.join(dir, 'zoo.cfg');
+  writeFileSync(
+    cfg,
+    [
+      'tickTime=500', `dataDir=${path.join(dir, 'data')}`, `clientPort=${p}`, 'clientPortAddress=127.0.0.1',
+      'maxClientCnxns=0', 'minSessionTimeout=1000', 'maxSessionTimeout=60000', 'admin.enableServer=false',
+      '4lw.commands.whitelist=ruok,srvr,mntr,stat,cons,dump',
+    ].join('\n') + '\n',
+  );
+  const tracked = h.spawn('zookeeper', 'java', [
+    '-Xms32m', '-Xmx128m', '-XX:+UseSerialGC', '-XX:TieredStopAtLevel=1',
+    '-Dorg.slf4j.simpleLogger.defaultLogLevel=warn', '-Dzookeeper.forceSync=no',
+    '-cp', '/usr/share/java/zookeeper.jar:/usr/share/java/slf4j-simple.jar',
+    'org.apache.zookeeper.server.ZooKeeperServerMain', cfg,
+  ]);
+  await waitUntil(`zookeeper on ${p}`, async () => (await tcpSay(p, 'srvr', 500)).includes('Mode: standalone'), 30_000);
+  return { port: p, tracked, pid: tracked.pid, connect: `127.0.0.1:${p}`, stop: () => killPid(tracked.pid) };
+}
+
+/** turnutils_peer echoing on a free loopback port. */
+export async function startPeer(h: Harness): Promise<Service> {
+  const p = await freePort();
+  const tracked = h.spawn('peer', 'turnutils_peer', ['-p', String(p), '-L', '127.0.0.1']);
+  // The peer has no ready signal; it binds at once. Give the socket a moment by checking the bind.
+  await waitUntil(`turnutils_peer on ${p}`, () => udpBound(p), 5000);
+  return { port: p, tracked, pid: tracked.pid, stop: () => killPid(tracked.pid) };
+}
+
+function udpBound(port: number): Promise<boolean> {
+  return import('node:dgram').then(
+    (dgram) =>
+      new Promise<boolean>((resolve) => {
+        const s = dgram.createSocket('udp4');
+        s.once('error', () => resolve(true));
+        s.bind(port, '127.0.0.1', () => s.close(() => resolve(false)));
+      }),
+  );
+}
+
+export interface UclientOptions {
+  turnPort: number;
+  peerPort: number;
+  user?: string;
+  password?: string;
+  /** REST-API shared secret (-W) instead of a password. */
+  secret?: string;
+  clients?: number;
+  messages?: number;
+  length?: number;
+  /** -t: TCP to the server; -T: TCP relay. */
+  tcp?: boolean;
+  tcpRelay?: boolean;
+  /** -s: relay with Send indications instead of ChannelData. */
+  sendIndications?: boolean;
+  /** -c: no extra RTCP allocation per client (default true: one allocation per client). */
+  noRtcp?: boolean;
+  extraArgs?: string[];
+  timeoutMs?: number;
+}
+
+/** Run turnutils_uclient to completion; returns its exit and output (ends with loss figures). */
+export async function runUclient(h: Harness, o: UclientOptions) {
+  const args = [
+    '-e', '127.0.0.1', '-r', String(o.peerPort), '-p', String(o.turnPort),
+    '-m', String(o.clients ?? 1), '-n', String(o.messages ?? 20), '-l', String(o.length ?? 100),
+  ];
+  if (o.user) args.push('-u', o.user);
+  if (o.secret) args.push('-W', o.secret);
+  else if (o.password) args.push('-w', o.password);
+  if (o.tcp) args.push('-t');
+  if (o.tcpRelay) args.push('-T');
+  if (o.sendIndications) args.push('-s');
+  if (o.noRtcp ?? true) args.push('-c');
+  args.push(...(o.extraArgs ?? []), '127.0.0.1');
+  const result = await h.run('uclient', 'turnutils_uclient', args, { timeoutMs: o.timeoutMs ?? 60_000 });
+  const lost = /Total lost packets (\d+) \(([\d.]+)%\)/.exec(result.output);
+  const sent = /tot_send_bytes ~ (\d+)/.exec(result.output);
+  return {
+    ...result,
+    ok: result.code === 0,
+    lostPackets: lost ? Number(lost[1]) : null,
+    lossPercent: lost ? Number(lost[2]) : null,
+    sentBytes: sent ? Number(sent[1]) : null,
+  };
+}
