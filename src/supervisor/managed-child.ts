@@ -149,8 +149,8 @@ export class ManagedChild extends EventEmitter {
     this.exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
     child.on('error', (err) => this.log.error({ event: 'spawn-error', err: err.message }, `${this.opts.name} spawn error`));
     if (child.pid === undefined) {
-      // The binary is missing or not executable: execa reports it through the exit/error path.
-      await this.exited;
+      // The binary is missing or not executable: no 'exit' event comes, execa's promise settles.
+      await child.catch(() => undefined);
       this.child = null;
       this.failOrRetry(`cannot spawn ${spec.file} (not found or not executable)`);
       return;
