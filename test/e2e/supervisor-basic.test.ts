@@ -13,6 +13,12 @@ harnessTest('turnserver is serving within 2 s and /health reports it', async (h)
   assert.equal(health.body.status, 'ok');
   assert.equal(health.body.turnserver.state, 'ready');
   assert.equal(health.body.turnserver.restarts, 0);
+  // turnserver's own lines arrive as our JSON log lines, with a level taken from the line.
+  const turnLines = m.logs.filter((e) => e.component === 'turnserver');
+  assert.ok(turnLines.some((e) => e.level === 'info' && /Relay ports initialization done/.test(e.msg)));
+  assert.ok(turnLines.some((e) => e.level === 'warn' && /STUN CHANGE_REQUEST/.test(e.msg)));
+  const metrics = await m.get('/metrics');
+  assert.match(metrics.text, /^turn_monitor_turnserver_up 1$/m);
   const exit = await m.stop();
   assert.equal(exit.code, 0);
 });

@@ -18,6 +18,9 @@ harnessTest('kill -9 of turnserver: answering again within 3.5 s with a new pid,
   assert.equal(exit.signal, 'SIGKILL');
   const scheduled = await m.waitForEvent('restart-scheduled', { from });
   assert.equal(scheduled.delayMs, 3000, 'a child that had served is restarted after the fixed delay');
+  const down = await m.health();
+  assert.equal(down.status, 503, '/health is 503 while turnserver is not serving');
+  assert.equal(down.body.turnserver.state, 'restarting');
   const ready = await m.waitForEvent('ready', { from });
   assert.ok(await m.stunAnswers(), 'STUN answers again');
   const elapsed = Date.now() - killedAt;
