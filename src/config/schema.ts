@@ -74,6 +74,9 @@ const discovery = z.strictObject({
   capacityMbps: z.number().positive().default(1000),
   intervalSec: z.number().positive().default(10),
   nodeName: z.string().regex(/^[^/\0]+$/, 'must not contain "/"').nullable().default(null),
+  // Pause after withdrawing the node at shutdown, before turnserver stops, so watching signalling
+  // servers drop this host before it stops answering.
+  drainMs: z.number().int().min(0).default(1000),
 });
 
 const stats = z.strictObject({
