@@ -1,7 +1,20 @@
 import type { AppContext } from '../context.js';
 import type { Subsystem } from '../lifecycle.js';
+import { Discovery } from './discovery.js';
 
-/** Load discovery in ZooKeeper (issue: discovery). Not built yet. */
-export function createDiscovery(_ctx: AppContext): Subsystem | null {
-  return null;
+/**
+ * Load discovery in ZooKeeper. With `zookeeper.connect: null` it is off: a stub that says so in
+ * /health (logged once at start).
+ */
+export function createDiscovery(ctx: AppContext): Subsystem | null {
+  if (ctx.config.zookeeper.connect === null) {
+    const log = ctx.logger.child({ component: 'discovery' });
+    return {
+      name: 'discovery',
+      start: async () => log.info({ event: 'discovery-disabled' }, 'discovery disabled (zookeeper.connect is null)'),
+      stop: async () => undefined,
+      health: () => ({ status: 'disabled' }),
+    };
+  }
+  return new Discovery(ctx);
 }

@@ -1,0 +1,199 @@
+import { readFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Counter, Gauge } from 'prom-client';
+import { packageRoot } from '../config/load.js';
+import type { AppContext } from '../context.js';
+import type { Subsystem, SubsystemHealth } from '../lifecycle.js';
+import type { Logger } from '../log/logger.js';
+import { BandwidthMeter } from './bandwidth.js';
+import { nodeNameFor, restAddrFor, turnUrisFor } from './identity.js';
+import { CounterError, defaultRouteInterface, readInterfaceCounters } from './nic-counters.js';
+import type { HostPayload } from './payload.js';
+import { NodePublisher } from './publisher.js';
+import { ZkSession } from './zk-session.js';
+
+const version = (JSON.parse(readFileSync(path.join(packageRoot, 'package.json'), 'utf8')) as { version: string }).version;
+
+/**
+ * Publishes this host's free bandwidth in an ephemeral ZooKeeper node while turnserver serves.
+ * start() never waits for ZooKeeper: the session connects in the background and /health shows
+ * how far it got. stop() withdraws the node first (the app stops discovery before turnserver),
+ * then waits `drainMs` so signalling servers see the delete before the host stops answering.
+ */
+export class Discovery implements Subsystem {
+  readonly name = 'discovery';
+  private readonly log: Logger;
+  private readonly session: ZkSession;
+  private readonly publisher: NodePublisher;
+  private readonly meter: BandwidthMeter;
+  private readonly nodePath: string;
+  private iface: string | null = null;
+  private counterError: string | null = null;
+  private timer: NodeJS.Timeout | null = null;
+  private sampling = false;
+  private stopping: Promise<void> | null = null;
+  private started = false;
+  private readonly onReady = () => void this.publisher.setWanted(!this.stopping, 'turnserver-ready');
+  private readonly onExit = () => void this.publisher.setWanted(false, 'turnserver-exit');
+
+  constructor(private readonly ctx: AppContext) {
+    const { config } = ctx;
+    this.log = ctx.logger.child({ component: 'discovery' });
+    this.nodePath = path.posix.join(config.zookeeper.path, nodeNameFor(config, os.hostname()));
+    this.meter = new BandwidthMeter(config.discovery.capacityMbps);
+    this.session = new ZkSession({ connect: config.zookeeper.connect as string, sessionTimeoutMs: config.zookeeper.sessionTimeoutMs, logger: this.log });
+    this.publisher = new NodePublisher({ session: this.session, nodePath: this.nodePath, logger: this.log, payload: () => this.payload() });
+    this.session.on('connected', () => {
+      this.publisher.markDirty();
+      void this.publisher.sync('zk-connected');
+    });
+    this.registerMetrics();
+  }
+
+  private payload(): HostPayload {
+    const { config } = this.ctx;
+    const figures = this.meter.figures;
+    return {
+      freeTraffic: figures.freeTraffic,
+      restAddr: restAddrFor(this.ctx.http.address, config, os.hostname()),
+      turnUris: turnUrisFor(config, os.hostname()),
+      rxMbps: figures.rxMbps,
+      txMbps: figures.txMbps,
+      capacityMbps: config.discovery.capacityMbps,
+      allocations: this.ctx.usage?.openAllocationCount() ?? null,
+      serving: true,
+      updatedAt: new Date(this.ctx.now()).toISOString(),
+      version,
+    };
+  }
+
+  async start(): Promise<void> {
+    this.started = true;
+    const d = this.ctx.config.discovery;
+    this.session.start();
+    await this.resolveInterface();
+    this.ctx.supervisor.on('ready', this.onReady);
+    this.ctx.supervisor.on('exit', this.onExit);
+    await this.sample();
+    this.timer = setInterval(() => void this.sample(), d.intervalSec * 1000);
+    if (this.ctx.supervisor.isReady) void this.publisher.setWanted(true, 'turnserver-ready');
+    this.log.info({ event: 'discovery-started', node: this.nodePath, connect: this.ctx.config.zookeeper.connect, interface: this.iface }, 'discovery started');
+  }
+
+  private async resolveInterface(): Promise<void> {
+    const d = this.ctx.config.discovery;
+    if (d.interface) {
+      this.iface = d.interface;
+      return;
+    }
+    try {
+      this.iface = await defaultRouteInterface(d.procNetRoute);
+    } catch (err) {
+      this.counterError = (err as Error).message;
+    }
+    if (this.iface) this.log.info({ event: 'interface', interface: this.iface, source: d.procNetRoute }, `measuring interface ${this.iface} (default route)`);
+    else {
+      this.counterError ??= `no default route in ${d.procNetRoute}: set discovery.interface`;
+      this.log.error({ event: 'counters-failed', err: this.counterError }, this.counterError);
+    }
+  }
+
+  /** One reading: new figures are written at once; a failed or skipped reading writes nothing. */
+  private async sample(): Promise<void> {
+    if (this.sampling || this.stopping) return;
+    this.sampling = true;
+    try {
+      if (!this.iface) await this.resolveInterface();
+      if (!this.iface) return;
+      const result = this.meter.add(readInterfaceCounters(this.ctx.config.discovery.sysClassNet, this.iface));
+      if (this.counterError) this.log.info({ event: 'counters-recovered', interface: this.iface }, 'interface counters readable again');
+      this.counterError = null;
+      if (result.kind === 'skipped') {
+        this.log.warn({ event: 'counter-skipped', reason: result.reason, interface: this.iface }, `interval skipped: ${result.reason}`);
+      } else {
+        this.publisher.markDirty();
+      }
+    } catch (err) {
+      if (!(err instanceof CounterError)) throw err;
+      if (this.counterError !== err.message) this.log.error({ event: 'counters-failed', interface: this.iface, err: err.message }, err.message);
+      this.counterError = err.message;
+      // Next good reading starts a fresh interval: a rate across the gap would be meaningless.
+      this.meter.resetBaseline();
+    } finally {
+      this.sampling = false;
+    }
+    await this.publisher.sync('interval');
+  }
+
+  stop(): Promise<void> {
+    this.stopping ??= (async () => {
+      if (this.timer) clearInterval(this.timer);
+      this.ctx.supervisor.off('ready', this.onReady);
+      this.ctx.supervisor.off('exit', this.onExit);
+      if (!this.started) return;
+      const wasPublished = this.publisher.isPublished;
+      // Bounded: a ZooKeeper that is down must not hold up the shutdown.
+      const bound = this.session.callTimeoutMs * 2;
+      await Promise.race([this.publisher.setWanted(false, 'shutdown'), new Promise((r) => setTimeout(r, bound).unref())]);
+      await this.session.close();
+      const drainMs = this.ctx.config.discovery.drainMs;
+      if (wasPublished && drainMs > 0) await new Promise((r) => setTimeout(r, drainMs));
+    })();
+    return this.stopping;
+  }
+
+  health(): SubsystemHealth {
+    const zk = this.session.state;
+    const serving = this.ctx.supervisor.isReady;
+    const published = this.publisher.isPublished;
+    const problem = this.counterError ?? (zk !== 'connected' ? this.session.lastError ?? `ZooKeeper ${zk}` : serving && !published ? this.publisher.lastError : null);
+    const f = this.meter.figures;
+    return {
+      status: problem ? 'degraded' : 'ok',
+      zookeeper: zk,
+      connect: this.ctx.config.zookeeper.connect,
+      sessionId: this.session.sessionId,
+      node: this.nodePath,
+      published,
+      interface: this.iface,
+      freeTraffic: f.freeTraffic,
+      rxMbps: f.rxMbps,
+      txMbps: f.txMbps,
+      lastPublishAt: this.publisher.lastPublishAt?.toISOString() ?? null,
+      expiries: this.session.expiries,
+      error: problem,
+    };
+  }
+
+  private registerMetrics(): void {
+    const registers = [this.ctx.registry];
+    const self = this;
+    new Gauge({
+      name: 'turn_monitor_discovery_published',
+      help: '1 while our node is in ZooKeeper',
+      registers,
+      collect() {
+        this.set(self.publisher.isPublished ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: 'turn_monitor_zookeeper_connected',
+      help: '1 while the ZooKeeper session is connected',
+      registers,
+      collect() {
+        this.set(self.session.state === 'connected' ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: 'turn_monitor_discovery_free_mbps',
+      help: 'free bandwidth as last published (freeTraffic)',
+      registers,
+      collect() {
+        this.set(self.meter.figures.freeTraffic);
+      },
+    });
+    const expiries = new Counter({ name: 'turn_monitor_zookeeper_session_expiries_total', help: 'ZooKeeper sessions that expired', registers });
+    this.session.on('expired', () => expiries.inc());
+  }
+}

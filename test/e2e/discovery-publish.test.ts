@@ -1,0 +1,142 @@
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { harnessTest, type Harness } from '../harness/harness.js';
+import { repoRoot, startMonitor, testConfig, type ConfigOverrides } from '../harness/monitor.js';
+import { startZookeeper } from '../harness/services.js';
+import { FakeNic, getNode, NodeWatch, zkClose, zkConnect } from './discovery-helpers.js';
+
+const version = JSON.parse(readFileSync(path.join(repoRoot, 'package.json'), 'utf8')).version;
+const near = (actual: number | null, expected: number, tol: number, what: string) =>
+  assert.ok(actual !== null && Math.abs(actual - expected) <= tol, `${what}: ${actual}, expected ${expected} ± ${tol}`);
+
+/** A ZooKeeper, a fake NIC, a watching client, and a monitor publishing into that ZooKeeper. */
+async function setup(h: Harness, rx: number, tx: number, overrides: ConfigOverrides = {}) {
+  const zk = await startZookeeper(h);
+  const nic = new FakeNic(h.dir, 'tm0', rx, tx);
+  h.onCleanup(() => nic.stop());
+  const client = await zkConnect(zk.connect);
+  h.onCleanup(() => zkClose(client));
+  const config = await testConfig(h, {
+    zookeeper: { connect: zk.connect, sessionTimeoutMs: 3000 },
+    discovery: { interface: 'tm0', sysClassNet: nic.sysClassNet, capacityMbps: 1000, intervalSec: 1, drainMs: 300 },
+    turnserver: { restartDelayMs: 300 },
+    ...overrides,
+  });
+  const turnPort = (config.turnserver as { listeningPort: number }).listeningPort;
+  const nodePath = `/turn/servers/${os.hostname()}:${turnPort}`;
+  const watch = new NodeWatch(client, nodePath);
+  await watch.start();
+  h.onCleanup(async () => watch.close());
+  const m = await startMonitor(h, {}, { rawConfig: config });
+  return { zk, nic, client, m, nodePath, watch, config };
+}
+
+harnessTest('the node appears with the documented payload; 250/100 Mbit/s against 1000 reads 750.0; resets and a missing interface', async (h, t) => {
+  const { client, m, nodePath, watch, config, nic } = await setup(h, 250, 100);
+  const ready = await m.waitForEvent('ready');
+  const createdAt = await watch.waitFor('created');
+  const delay = createdAt - Date.parse(ready.time as string);
+  assert.ok(delay <= 1000, `node appeared ${delay} ms after turnserver was ready`);
+
+  const first = await getNode(client, nodePath);
+  assert.ok(first, 'node exists');
+  const http = config.http as { port: number };
+  const port = m.turnPort;
+  assert.deepEqual(Object.keys(first.json).sort(), ['allocations', 'capacityMbps', 'freeTraffic', 'restAddr', 'rxMbps', 'serving', 'turnUris', 'txMbps', 'updatedAt', 'version']);
+  assert.equal(first.json.restAddr, `127.0.0.1:${http.port}`);
+  assert.deepEqual(first.json.turnUris, [`turn:127.0.0.1:${port}?transport=udp`, `turn:127.0.0.1:${port}?transport=tcp`]);
+  assert.equal(first.json.capacityMbps, 1000);
+  assert.equal(first.json.serving, true);
+  assert.equal(first.json.version, version);
+  assert.ok(first.json.allocations === null || Number.isInteger(first.json.allocations));
+  assert.ok(Math.abs(Date.parse(first.json.updatedAt) - Date.now()) < 5000, 'updatedAt is an ISO time of now');
+  assert.ok(first.json.rxMbps === null || typeof first.json.rxMbps === 'number');
+  if (first.json.rxMbps === null) assert.equal(first.json.freeTraffic, 1000, 'first reading: capacity is free');
+
+  // Two intervals: the second reading gives the first rate.
+  const rated = async (from: number) => {
+    await m.waitForLog((e) => e.event === 'node-updated', { from });
+    const n = await getNode(client, nodePath);
+    assert.ok(n);
+    return n.json;
+  };
+  let data = await rated(0);
+  if (data.rxMbps === null) data = await rated(m.logs.length);
+  t.diagnostic(`node appeared ${delay} ms after ready; after two intervals: ${JSON.stringify(data)}`);
+  near(data.freeTraffic, 750, 0.5, 'freeTraffic');
+  near(data.rxMbps, 250, 0.5, 'rxMbps');
+  near(data.txMbps, 100, 0.5, 'txMbps');
+  const health = await m.health();
+  assert.equal(health.body.discovery.status, 'ok');
+  assert.equal(health.body.discovery.published, true);
+  assert.equal(health.body.discovery.zookeeper, 'connected');
+
+  // Counters going backwards: that interval is skipped, nothing negative or absurd is published.
+  const before = await getNode(client, nodePath);
+  let from = m.logs.length;
+  nic.resetCounters();
+  const skipped = await m.waitForLog((e) => e.event === 'counter-skipped', { from });
+  assert.equal(skipped.reason, 'counter-reset');
+  const afterSkip = await getNode(client, nodePath);
+  assert.equal(afterSkip?.version, before?.version, 'the skipped interval wrote nothing');
+  data = await rated(m.logs.length);
+  near(data.freeTraffic, 750, 0.5, 'freeTraffic after the reset');
+  assert.ok(data.rxMbps >= 0 && data.txMbps >= 0);
+
+  // The interface vanishes: /health says so, the node keeps its last good data.
+  from = m.logs.length;
+  nic.hide();
+  const failed = await m.waitForLog((e) => e.event === 'counters-failed', { from });
+  assert.match(String(failed.err), /tm0/);
+  const kept = await getNode(client, nodePath);
+  const degraded = await m.health();
+  assert.equal(degraded.status, 200, 'turnserver still serves');
+  assert.equal(degraded.body.status, 'degraded');
+  assert.equal(degraded.body.discovery.status, 'degraded');
+  assert.match(degraded.body.discovery.error, /tm0/);
+  await sleep(1500); // more than one interval: nothing to wait for, nothing must happen
+  const still = await getNode(client, nodePath);
+  assert.equal(still?.version, kept?.version, 'no write while the counters are unreadable');
+  near(still!.json.freeTraffic, 750, 0.5, 'last good freeTraffic kept');
+
+  from = m.logs.length;
+  nic.unhide();
+  await m.waitForLog((e) => e.event === 'counters-recovered', { from });
+  data = await rated(m.logs.length);
+  near(data.freeTraffic, 750, 0.5, 'freeTraffic once the interface is back');
+  assert.equal((await m.health()).body.discovery.status, 'ok');
+  assert.equal((await m.stop()).code, 0);
+});
+
+harnessTest('turnserver killed: node gone until it serves again; graceful stop: the delete comes before STUN stops answering', async (h) => {
+  const { m, watch } = await setup(h, 10, 10);
+  const ready = await m.waitForEvent('ready');
+  await watch.waitFor('created');
+  const from = m.logs.length;
+  const killedAt = Date.now();
+  process.kill(ready.childPid as number, 'SIGKILL');
+  const deletedAt = await watch.waitFor('deleted', { after: killedAt });
+  const again = await m.waitForEvent('ready', { from });
+  const recreatedAt = await watch.waitFor('created', { after: deletedAt });
+  assert.ok(recreatedAt >= Date.parse(again.time as string), 'not back before turnserver serves again');
+  assert.equal(watch.events.filter((e) => e.type === 'created' && e.at > deletedAt && e.at < Date.parse(again.time as string)).length, 0);
+
+  // Graceful stop: a watcher sees the delete while turnserver still answers STUN.
+  const stopping = m.stop('SIGTERM');
+  const goneAt = await watch.waitFor('deleted', { after: recreatedAt });
+  assert.equal(await m.stunAnswers(250), true, `STUN still answers after the delete (seen at ${goneAt})`);
+  assert.equal((await stopping).code, 0);
+  assert.equal(await m.stunAnswers(250), false, 'and stops answering after the monitor stopped');
+});
+
+harnessTest('zookeeper.connect null: discovery disabled, said once, /health shows it', async (h) => {
+  const m = await startMonitor(h);
+  const health = await m.health();
+  assert.equal(health.body.discovery.status, 'disabled');
+  assert.equal(health.body.status, 'ok');
+  assert.equal(m.logs.filter((e) => e.event === 'discovery-disabled').length, 1);
+  assert.equal((await m.stop()).code, 0);
+});
