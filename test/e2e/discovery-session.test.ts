@@ -1,0 +1,126 @@
+import assert from 'node:assert/strict';
+import os from 'node:os';
+import { harnessTest } from '../harness/harness.js';
+import { startMonitor, testConfig } from '../harness/monitor.js';
+import { alive, killPid, waitUntil } from '../harness/processes.js';
+import { freePort } from '../harness/ports.js';
+import { startZookeeper } from '../harness/services.js';
+import { FakeNic, getNode, NodeWatch, zkClose, zkConnect, type ZkClient } from './discovery-helpers.js';
+
+const SESSION_MS = 2000;
+
+async function monitorConfig(h: Parameters<typeof testConfig>[0], connect: string) {
+  const nic = new FakeNic(h.dir, 'tm0', 10, 10);
+  h.onCleanup(() => nic.stop());
+  const config = await testConfig(h, {
+    zookeeper: { connect, sessionTimeoutMs: SESSION_MS },
+    discovery: { interface: 'tm0', sysClassNet: nic.sysClassNet, intervalSec: 1, drainMs: 0 },
+  });
+  const port = (config.turnserver as { listeningPort: number }).listeningPort;
+  return { config, nodePath: `/turn/servers/${os.hostname()}:${port}` };
+}
+
+/** The node exists and belongs to the monitor's current session (as /health reports it). */
+async function ownedByCurrentSession(client: ZkClient, nodePath: string, m: { health(): Promise<{ body: any }> }) {
+  const node = await getNode(client, nodePath).catch(() => null);
+  const sessionId = (await m.health()).body.discovery.sessionId;
+  return !!node && node.owner === sessionId && (await m.health()).body.discovery.published === true;
+}
+
+harnessTest(
+  'ZooKeeper down at start: everything else runs, the node appears once it is up; back after a ZooKeeper restart and after a freeze',
+  async (h, t) => {
+    const port = await freePort();
+    const { config, nodePath } = await monitorConfig(h, `127.0.0.1:${port}`);
+    const m = await startMonitor(h, {}, { rawConfig: config });
+    assert.equal(await m.stunAnswers(), true, 'turnserver serves without ZooKeeper');
+    const down = await m.health();
+    assert.equal(down.status, 200);
+    assert.equal(down.body.status, 'degraded');
+    assert.equal(down.body.discovery.status, 'degraded');
+    assert.notEqual(down.body.discovery.zookeeper, 'connected');
+    await m.waitForLog((e) => e.event === 'zk-connect-failed', { timeoutMs: 10_000 });
+
+    let zk = await startZookeeper(h, port);
+    const client = await zkConnect(zk.connect);
+    h.onCleanup(() => zkClose(client));
+    await m.waitForLog((e) => e.event === 'node-created', { timeoutMs: 15_000 });
+    await waitUntil('node published', () => ownedByCurrentSession(client, nodePath, m), 5000);
+    assert.equal((await m.health()).body.discovery.status, 'ok');
+
+    // Restart ZooKeeper on the same port (same data dir): the node comes back.
+    let from = m.logs.length;
+    await zk.stop();
+    await m.waitForLog((e) => e.event === 'zk-disconnected', { from });
+    zk = await startZookeeper(h, port);
+    await m.waitForLog((e) => e.event === 'zk-connected', { from, timeoutMs: 15_000 });
+    await waitUntil('node back after the restart', () => ownedByCurrentSession(client, nodePath, m), 10_000);
+
+    // Freeze ZooKeeper: no 'disconnected' would ever come; the watchdog notices.
+    from = m.logs.length;
+    process.kill(zk.pid, 'SIGSTOP');
+    try {
+      await m.waitForLog((e) => e.event === 'zk-unresponsive', { from, timeoutMs: 10_000 });
+      const frozen = await m.health();
+      assert.equal(frozen.body.discovery.status, 'degraded');
+      assert.match(frozen.body.discovery.error, /answer|session|disconnected/);
+    } finally {
+      process.kill(zk.pid, 'SIGCONT');
+    }
+    await m.waitForLog((e) => e.event === 'zk-connected', { from, timeoutMs: 15_000 });
+    await waitUntil('node back after the freeze', () => ownedByCurrentSession(client, nodePath, m), 10_000);
+    t.diagnostic(m.logs.filter((e) => /^(zk-|node-)/.test(String(e.event))).map((e) => `${e.event}${e.sameSession !== undefined ? `(same=${e.sameSession})` : ''}`).join(' '));
+    assert.equal((await m.stop()).code, 0);
+    assert.equal(await getNode(client, nodePath), null, 'withdrawn at stop');
+  },
+  { timeout: 90_000 },
+);
+
+harnessTest(
+  'session expired (monitor frozen past the session timeout): node back within 1 s of the new session; kill -9: gone within the session timeout',
+  async (h, t) => {
+    const zk = await startZookeeper(h);
+    const { config, nodePath } = await monitorConfig(h, zk.connect);
+    const client = await zkConnect(zk.connect);
+    h.onCleanup(() => zkClose(client));
+    const watch = new NodeWatch(client, nodePath);
+    await watch.start();
+    h.onCleanup(async () => watch.close());
+    const m = await startMonitor(h, {}, { rawConfig: config });
+    const ready = await m.waitForEvent('ready');
+    await watch.waitFor('created');
+    const firstOwner = (await getNode(client, nodePath))!.owner;
+
+    // SIGSTOP the monitor (the session owner) until ZooKeeper expires its session.
+    const from = m.logs.length;
+    const stoppedAt = Date.now();
+    process.kill(m.pid, 'SIGSTOP');
+    let deletedAt: number;
+    try {
+      deletedAt = await watch.waitFor('deleted', { after: stoppedAt, timeoutMs: 10_000 });
+    } finally {
+      process.kill(m.pid, 'SIGCONT');
+    }
+    await m.waitForLog((e) => e.event === 'zk-expired', { from });
+    const connected = await m.waitForLog((e) => e.event === 'zk-connected' && e.sameSession === false, { from });
+    const createdAt = await watch.waitFor('created', { after: deletedAt });
+    const lag = createdAt - Date.parse(connected.time as string);
+    t.diagnostic(`session expired ${deletedAt - stoppedAt} ms after the freeze; node back ${lag} ms after the new session`);
+    assert.ok(lag <= 1000, `node back ${lag} ms after reconnecting`);
+    const node = await getNode(client, nodePath);
+    assert.notEqual(node!.owner, firstOwner, 'owned by the new session');
+    assert.equal(node!.json.serving, true);
+
+    // kill -9: nobody removes the node; ZooKeeper does when the session times out.
+    const killedAt = Date.now();
+    process.kill(m.pid, 'SIGKILL');
+    const goneAt = await watch.waitFor('deleted', { after: killedAt, timeoutMs: 10_000 });
+    t.diagnostic(`node gone ${goneAt - killedAt} ms after kill -9 (session timeout ${SESSION_MS} ms)`);
+    // ZooKeeper expires sessions on tick boundaries (tickTime 500 ms): allow one tick.
+    assert.ok(goneAt - killedAt <= SESSION_MS + 500 + 200, `gone after ${goneAt - killedAt} ms`);
+    // The monitor's turnserver outlives a SIGKILLed monitor (its own process group): stop it.
+    const childPid = (m.logs.filter((e) => e.event === 'ready').at(-1) ?? ready).childPid as number;
+    if (alive(childPid)) await killPid(childPid);
+  },
+  { timeout: 60_000 },
+);
