@@ -87,7 +87,7 @@ test('pick: round-robin by name above the threshold, most-free fallback, null wh
   let last: string | null = null;
   const seq: string[] = [];
   for (let i = 0; i < 4; i++) {
-    const p = pickHost(hosts, 200, last)!;
+    const p: { host: TurnHost; roundRobin: boolean } = pickHost(hosts, 200, last)!;
     assert.equal(p.roundRobin, true);
     seq.push((last = p.host.name));
   }
