@@ -87,16 +87,19 @@ export class Discovery implements Subsystem {
       this.iface = d.interface;
       return;
     }
+    let problem: string | null = null;
     try {
       this.iface = await defaultRouteInterface(d.procNetRoute);
+      if (!this.iface) problem = `no default route in ${d.procNetRoute}: set discovery.interface`;
     } catch (err) {
-      this.counterError = (err as Error).message;
+      problem = (err as Error).message;
     }
-    if (this.iface) this.log.info({ event: 'interface', interface: this.iface, source: d.procNetRoute }, `measuring interface ${this.iface} (default route)`);
-    else {
-      this.counterError ??= `no default route in ${d.procNetRoute}: set discovery.interface`;
-      this.log.error({ event: 'counters-failed', err: this.counterError }, this.counterError);
+    if (this.iface) {
+      this.log.info({ event: 'interface', interface: this.iface, source: d.procNetRoute }, `measuring interface ${this.iface} (default route)`);
+    } else if (problem !== this.counterError) {
+      this.log.error({ event: 'counters-failed', err: problem }, problem ?? '');
     }
+    this.counterError = problem;
   }
 
   /** One reading: new figures are written at once; a failed or skipped reading writes nothing. */
@@ -105,25 +108,30 @@ export class Discovery implements Subsystem {
     this.sampling = true;
     try {
       if (!this.iface) await this.resolveInterface();
-      if (!this.iface) return;
-      const result = this.meter.add(readInterfaceCounters(this.ctx.config.discovery.sysClassNet, this.iface));
-      if (this.counterError) this.log.info({ event: 'counters-recovered', interface: this.iface }, 'interface counters readable again');
-      this.counterError = null;
-      if (result.kind === 'skipped') {
-        this.log.warn({ event: 'counter-skipped', reason: result.reason, interface: this.iface }, `interval skipped: ${result.reason}`);
-      } else {
-        this.publisher.markDirty();
-      }
+      if (this.iface) this.measure(this.iface);
     } catch (err) {
-      if (!(err instanceof CounterError)) throw err;
-      if (this.counterError !== err.message) this.log.error({ event: 'counters-failed', interface: this.iface, err: err.message }, err.message);
-      this.counterError = err.message;
+      // Anything unexpected is reported like a missing interface: a reading never crashes the monitor.
+      const message = err instanceof CounterError ? err.message : `reading counters of ${this.iface} failed: ${(err as Error).message}`;
+      if (this.counterError !== message) this.log.error({ event: 'counters-failed', interface: this.iface, err: message }, message);
+      this.counterError = message;
       // Next good reading starts a fresh interval: a rate across the gap would be meaningless.
       this.meter.resetBaseline();
     } finally {
       this.sampling = false;
     }
     await this.publisher.sync('interval');
+  }
+
+  /** Read the counters (throws CounterError) and feed the meter; figures changed → write. */
+  private measure(iface: string): void {
+    const result = this.meter.add(readInterfaceCounters(this.ctx.config.discovery.sysClassNet, iface));
+    if (this.counterError) this.log.info({ event: 'counters-recovered', interface: iface }, 'interface counters readable again');
+    this.counterError = null;
+    if (result.kind === 'skipped') {
+      this.log.warn({ event: 'counter-skipped', reason: result.reason, interface: iface }, `interval skipped: ${result.reason}`);
+    } else {
+      this.publisher.markDirty();
+    }
   }
 
   stop(): Promise<void> {

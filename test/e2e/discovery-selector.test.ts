@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
 import os from 'node:os';
+import path from 'node:path';
 import { createSelector, type TurnHost } from '../../src/discovery/selector.js';
 import { harnessTest } from '../harness/harness.js';
 import { monitorBin, repoRoot, startMonitor, testConfig } from '../harness/monitor.js';
@@ -26,9 +28,12 @@ harnessTest(
     // One real monitor with an idle fake NIC: it publishes freeTraffic 1000.
     const nic = new FakeNic(h.dir, 'tm0', 0, 0);
     h.onCleanup(() => nic.stop());
+    const routeFile = path.join(h.dir, 'route');
+    writeFileSync(routeFile, 'Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\ntm0\t00000000\t010200C0\t0003\t0\t0\t0\t00000000\t0\t0\t0\n');
     const config = await testConfig(h, {
       zookeeper: { connect: zk.connect, sessionTimeoutMs: 3000 },
-      discovery: { interface: 'tm0', sysClassNet: nic.sysClassNet, intervalSec: 1, drainMs: 0 },
+      // interface null: the one carrying the default route, from a route table the test writes.
+      discovery: { interface: null, procNetRoute: routeFile, sysClassNet: nic.sysClassNet, intervalSec: 1, drainMs: 0 },
     });
     const realName = `${os.hostname()}:${(config.turnserver as { listeningPort: number }).listeningPort}`;
     // Three more hosts published directly (data, as other TURN hosts would write it).
@@ -58,6 +63,7 @@ harnessTest(
       });
 
     const m = await startMonitor(h, {}, { rawConfig: config });
+    assert.equal((await m.waitForLog((e) => e.event === 'interface')).interface, 'tm0', 'default-route interface logged at start');
     await waitFor('the real monitor', (hosts) => hosts.some((x) => x.name === realName));
     const list = selector.list();
     assert.deepEqual(list.map((x) => x.name), [realName, '10.0.0.1:3478', '10.0.0.2:3478', '10.0.0.3:3478'], 'sorted by freeTraffic');
