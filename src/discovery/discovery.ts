@@ -141,12 +141,14 @@ export class Discovery implements Subsystem {
       this.ctx.supervisor.off('exit', this.onExit);
       if (!this.started) return;
       const wasPublished = this.publisher.isPublished;
-      // Bounded: a ZooKeeper that is down must not hold up the shutdown.
-      const bound = this.session.callTimeoutMs * 2;
+      // Bounded: a ZooKeeper that is down or frozen must not hold up the shutdown for long.
+      const bound = Math.min(this.session.callTimeoutMs * 2, 3000);
       await Promise.race([this.publisher.setWanted(false, 'shutdown'), new Promise((r) => setTimeout(r, bound).unref())]);
+      const withdrawn = wasPublished && !this.publisher.hasNode;
       await this.session.close();
+      // Drain only after a confirmed delete: that is what watching signalling servers react to.
       const drainMs = this.ctx.config.discovery.drainMs;
-      if (wasPublished && drainMs > 0) await new Promise((r) => setTimeout(r, drainMs));
+      if (withdrawn && drainMs > 0) await new Promise((r) => setTimeout(r, drainMs));
     })();
     return this.stopping;
   }

@@ -35,8 +35,9 @@ export class NodePublisher {
   get isPublished(): boolean {
     return this.published !== null && this.published.sessionId === this.opts.session.sessionId && this.opts.session.state === 'connected';
   }
-  get wanted(): boolean {
-    return this.want;
+  /** Whether we believe a node of ours is in ZooKeeper (false once a removal succeeded). */
+  get hasNode(): boolean {
+    return this.published !== null;
   }
 
   /** Wanted or not (turnserver serving and not shutting down). */

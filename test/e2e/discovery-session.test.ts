@@ -69,6 +69,21 @@ harnessTest(
     }
     await m.waitForLog((e) => e.event === 'zk-connected', { from, timeoutMs: 15_000 });
     await waitUntil('node back after the freeze', () => ownedByCurrentSession(client, nodePath, m), 10_000);
+
+    // A freeze longer than the session timeout: the attempt is abandoned for a new client, whose
+    // session publishes the node once ZooKeeper runs again.
+    from = m.logs.length;
+    const sessionBefore = (await m.health()).body.discovery.sessionId;
+    process.kill(zk.pid, 'SIGSTOP');
+    try {
+      await m.waitForLog((e) => e.event === 'zk-unresponsive', { from, timeoutMs: 10_000 });
+      await m.waitForLog((e) => e.event === 'zk-connect-failed', { from, timeoutMs: 10_000 });
+    } finally {
+      process.kill(zk.pid, 'SIGCONT');
+    }
+    await m.waitForLog((e) => e.event === 'zk-connected' && e.sameSession === false, { from, timeoutMs: 15_000 });
+    await waitUntil('node back under a new session', () => ownedByCurrentSession(client, nodePath, m), 10_000);
+    assert.notEqual((await m.health()).body.discovery.sessionId, sessionBefore);
     t.diagnostic(m.logs.filter((e) => /^(zk-|node-)/.test(String(e.event))).map((e) => `${e.event}${e.sameSession !== undefined ? `(same=${e.sameSession})` : ''}`).join(' '));
     assert.equal((await m.stop()).code, 0);
     assert.equal(await getNode(client, nodePath), null, 'withdrawn at stop');
