@@ -42,7 +42,13 @@ export function renderTable(hosts: TurnHost[], now = Date.now()): string {
 }
 
 async function runServers(opts: ServersOptions): Promise<number> {
-  const selector = createSelector({ connect: opts.zookeeper, path: opts.path, sessionTimeoutMs: 10_000 });
+  let selector: ReturnType<typeof createSelector>;
+  try {
+    selector = createSelector({ connect: opts.zookeeper, path: opts.path, sessionTimeoutMs: 10_000 });
+  } catch (err) {
+    process.stderr.write(`turn-monitor servers: ${(err as Error).message}\n`);
+    return 2;
+  }
   try {
     await selector.ready(Number(opts.timeout));
   } catch (err) {

@@ -1,5 +1,6 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
+import { connectStringProblem } from '../discovery/connect-string.js';
 
 // One schema for the whole monitor. Every key has a default; unknown keys are errors
 // (strict objects) so a typo never silently falls back to a default.
@@ -62,7 +63,11 @@ const redis = z.strictObject({
 });
 
 const zookeeper = z.strictObject({
-  connect: z.string().min(1).nullable().default(null),
+  connect: z
+    .string()
+    .refine((s) => connectStringProblem(s) === null, { message: 'must be host:port[,host:port…] (ports 1–65535)' })
+    .nullable()
+    .default(null),
   path: z.string().regex(/^\/[^\0]*[^/]$/, 'must be an absolute znode path without trailing slash').default('/turn/servers'),
   sessionTimeoutMs: positiveInt.default(10_000),
 });

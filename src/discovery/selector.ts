@@ -42,6 +42,7 @@ export class TurnSelector extends EventEmitter {
   constructor(opts: SelectorOptions) {
     super();
     this.root = opts.path ?? '/turn/servers';
+    if (!/^\/[^\0]*[^/]$/.test(this.root)) throw new Error(`selector path must be an absolute znode path without trailing slash: ${this.root}`);
     this.log = opts.logger ?? silentLogger;
     this.session = new ZkSession({ connect: opts.connect, sessionTimeoutMs: opts.sessionTimeoutMs ?? 10_000, logger: this.log });
     this.session.on('connected', ({ sameSession }: { sameSession: boolean }) => {

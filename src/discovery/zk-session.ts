@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
 import zookeeper from 'node-zookeeper-client';
 import { Backoff } from '../util/backoff.js';
+import { connectStringProblem } from './connect-string.js';
 
 type Client = zookeeper.Client;
 type LogFn = (obj: object, msg?: string) => void;
@@ -82,6 +83,8 @@ export class ZkSession extends EventEmitter {
 
   constructor(private readonly opts: ZkSessionOptions) {
     super();
+    const problem = connectStringProblem(opts.connect);
+    if (problem) throw new Error(`ZooKeeper connect string: ${problem}`);
     this.backoff = new Backoff(opts.backoffBaseMs ?? 250, opts.backoffMaxMs ?? 5000);
     this.negotiatedMs = opts.sessionTimeoutMs;
   }
@@ -179,7 +182,7 @@ export class ZkSession extends EventEmitter {
       { event: 'zk-connected', connect: this.opts.connect, sessionId: id, sameSession, sessionTimeoutMs: this.negotiatedMs },
       sameSession ? 'ZooKeeper reconnected (same session)' : 'ZooKeeper session established',
     );
-    this.startHeartbeat(c);
+    this.startHeartbeat();
     this.emit('connected', { sessionId: id, sameSession });
   }
 
@@ -203,7 +206,7 @@ export class ZkSession extends EventEmitter {
     this.replace(c, 0);
   }
 
-  private startHeartbeat(c: Client): void {
+  private startHeartbeat(): void {
     this.stopHeartbeat();
     const period = Math.max(100, Math.floor(this.negotiatedMs / 3));
     this.heartbeatTimer = setInterval(() => {
@@ -214,7 +217,6 @@ export class ZkSession extends EventEmitter {
         .finally(() => (this.heartbeatInFlight = false));
     }, period);
     this.heartbeatTimer.unref();
-    void c;
   }
 
   private stopHeartbeat(): void {
@@ -252,13 +254,20 @@ export class ZkSession extends EventEmitter {
         reject(new ZkTimeoutError(what, ms));
         this.onUnresponsive(c, what);
       }, ms);
-      op(c, (err, result) => {
-        if (settled) return;
+      try {
+        op(c, (err, result) => {
+          if (settled) return;
+          settled = true;
+          clearTimeout(timer);
+          if (err) reject(err);
+          else resolve(result as T);
+        });
+      } catch (err) {
+        // A bad argument (invalid path): the library throws before sending anything.
         settled = true;
         clearTimeout(timer);
-        if (err) reject(err);
-        else resolve(result as T);
-      });
+        reject(err);
+      }
     });
   }
 

@@ -5,6 +5,7 @@ import { buildConfig } from '../../src/config/load.js';
 import { ABSURD_MBPS, BandwidthMeter, computeRates, freeTraffic } from '../../src/discovery/bandwidth.js';
 import { hostPort, nodeNameFor, restAddrFor, turnUrisFor } from '../../src/discovery/identity.js';
 import { CounterError, parseCounter, parseDefaultRoute } from '../../src/discovery/nic-counters.js';
+import { connectStringProblem } from '../../src/discovery/connect-string.js';
 import { parseHostPayload } from '../../src/discovery/payload.js';
 import { pickHost, sortByFree, type TurnHost } from '../../src/discovery/round-robin.js';
 
@@ -118,4 +119,13 @@ test('servers table', () => {
   assert.match(out[0], /^HOST\s+FREE Mbps/);
   assert.match(out[1], /^10\.0\.0\.1:3478\s+742\.3\s+257\.7\/1000\s+257\.7\s+100\.0\s+12\s+5s\s+10\.0\.0\.1:3478:8080\s+yes$/);
   assert.equal(renderTable([], now), 'no TURN hosts published\n');
+});
+
+test('ZooKeeper connect strings are checked before they can crash the client', () => {
+  assert.equal(connectStringProblem('127.0.0.1:2181'), null);
+  assert.equal(connectStringProblem('zk1:2181,zk2:2181,zk3/chroot'), null);
+  assert.match(connectStringProblem('foo:bar') ?? '', /not host:port/);
+  assert.match(connectStringProblem('zk:70000') ?? '', /out of range/);
+  assert.match(connectStringProblem('') ?? '', /at least one/);
+  assert.throws(() => buildConfig({ zookeeper: { connect: 'zk:notaport' } }, '/tmp'), /config key "zookeeper.connect": must be host:port/);
 });
