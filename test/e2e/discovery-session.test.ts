@@ -131,8 +131,9 @@ harnessTest(
     process.kill(m.pid, 'SIGKILL');
     const goneAt = await watch.waitFor('deleted', { after: killedAt, timeoutMs: 10_000 });
     t.diagnostic(`node gone ${goneAt - killedAt} ms after kill -9 (session timeout ${SESSION_MS} ms)`);
-    // ZooKeeper expires sessions on tick boundaries (tickTime 500 ms): allow one tick.
-    assert.ok(goneAt - killedAt <= SESSION_MS + 500 + 200, `gone after ${goneAt - killedAt} ms`);
+    // ZooKeeper expires sessions on tick boundaries (tickTime 500 ms): one tick more, plus
+    // delivery of the watch event on a busy machine.
+    assert.ok(goneAt - killedAt <= SESSION_MS + 500 + 500, `gone after ${goneAt - killedAt} ms`);
     // The monitor's turnserver outlives a SIGKILLed monitor (its own process group): stop it.
     const childPid = (m.logs.filter((e) => e.event === 'ready').at(-1) ?? ready).childPid as number;
     if (alive(childPid)) await killPid(childPid);
