@@ -61,11 +61,20 @@ export class Discovery implements Subsystem {
       rxMbps: figures.rxMbps,
       txMbps: figures.txMbps,
       capacityMbps: config.discovery.capacityMbps,
-      allocations: this.ctx.usage?.openAllocationCount() ?? null,
+      allocations: this.allocations(),
       serving: true,
       updatedAt: new Date(this.ctx.now()).toISOString(),
       version,
     };
+  }
+
+  /** Open allocations from the stats subsystem; null when it is off or cannot say. */
+  private allocations(): number | null {
+    try {
+      return this.ctx.usage?.openAllocationCount() ?? null;
+    } catch {
+      return null;
+    }
   }
 
   async start(): Promise<void> {
