@@ -1,14 +1,7 @@
-import { isIP } from 'node:net';
 import type { Config } from '../config/schema.js';
+import { hostPort, isWildcard } from '../util/addresses.js';
 
-const WILDCARDS = new Set(['', '0.0.0.0', '::', '::0', '[::]']);
-
-export const isWildcard = (host: string): boolean => WILDCARDS.has(host);
-
-/** host:port, with brackets for an IPv6 address. */
-export function hostPort(host: string, port: number): string {
-  return isIP(host) === 6 ? `[${host}]:${port}` : `${host}:${port}`;
-}
+export { hostPort, isWildcard, turnUrisFor } from '../util/addresses.js';
 
 /** The address others reach this host by: the external IP when set, else the hostname. */
 function publicHost(config: Config, hostname: string): string {
@@ -27,16 +20,4 @@ export function nodeNameFor(config: Config, hostname: string): string {
 export function restAddrFor(http: { host: string; port: number }, config: Config, hostname: string): string {
   const host = isWildcard(http.host) ? publicHost(config, hostname) : http.host;
   return hostPort(host, http.port);
-}
-
-/**
- * The TURN URIs clients should use: `credentials.uris` when configured, else UDP and TCP URIs on
- * the external IP (or the listening IP, or the hostname for a wildcard listener).
- */
-export function turnUrisFor(config: Config, hostname: string): string[] {
-  if (config.credentials.uris.length > 0) return [...config.credentials.uris];
-  const t = config.turnserver;
-  const host = t.externalIp ?? (isWildcard(t.listeningIp) ? hostname : t.listeningIp);
-  const hp = hostPort(host, t.listeningPort);
-  return [`turn:${hp}?transport=udp`, `turn:${hp}?transport=tcp`];
 }

@@ -48,7 +48,7 @@ harnessTest('the node appears with the documented payload; 250/100 Mbit/s agains
   const port = m.turnPort;
   assert.deepEqual(Object.keys(first.json).sort(), ['allocations', 'capacityMbps', 'freeTraffic', 'restAddr', 'rxMbps', 'serving', 'turnUris', 'txMbps', 'updatedAt', 'version']);
   assert.equal(first.json.restAddr, `127.0.0.1:${http.port}`);
-  assert.deepEqual(first.json.turnUris, [`turn:127.0.0.1:${port}?transport=udp`, `turn:127.0.0.1:${port}?transport=tcp`]);
+  assert.deepEqual(first.json.turnUris, [`turn:127.0.0.1:${port}?transport=udp`, `turn:127.0.0.1:${port}?transport=tcp`, `stun:127.0.0.1:${port}`]);
   assert.equal(first.json.capacityMbps, 1000);
   assert.equal(first.json.serving, true);
   assert.equal(first.json.version, version);

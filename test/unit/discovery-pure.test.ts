@@ -63,14 +63,14 @@ test('node name, restAddr and TURN URIs', () => {
   assert.equal(nodeNameFor(c, 'turn1'), 'turn1:3478');
   assert.equal(restAddrFor({ host: '10.1.2.3', port: 8080 }, c, 'turn1'), '10.1.2.3:8080');
   assert.equal(restAddrFor({ host: '0.0.0.0', port: 8080 }, c, 'turn1'), 'turn1:8080', 'wildcard: the hostname');
-  assert.deepEqual(turnUrisFor(c, 'turn1'), ['turn:turn1:3478?transport=udp', 'turn:turn1:3478?transport=tcp']);
+  assert.deepEqual(turnUrisFor(c, 'turn1'), ['turn:turn1:3478?transport=udp', 'turn:turn1:3478?transport=tcp', 'stun:turn1:3478']);
   const ext = buildConfig(
     { turnserver: { externalIp: '203.0.113.7', listeningPort: 3478 }, http: { host: '::', port: 8080, apiKeys: ['k'.repeat(16)] } },
     '/tmp',
   );
   assert.equal(nodeNameFor(ext, 'turn1'), '203.0.113.7:3478');
   assert.equal(restAddrFor({ host: '::', port: 8080 }, ext, 'turn1'), '203.0.113.7:8080', 'wildcard: the external IP');
-  assert.deepEqual(turnUrisFor(ext, 'turn1'), ['turn:203.0.113.7:3478?transport=udp', 'turn:203.0.113.7:3478?transport=tcp']);
+  assert.deepEqual(turnUrisFor(ext, 'turn1'), ['turn:203.0.113.7:3478?transport=udp', 'turn:203.0.113.7:3478?transport=tcp', 'stun:203.0.113.7:3478']);
   const uris = buildConfig({ credentials: { uris: ['turns:turn.example.org:5349'] }, discovery: { nodeName: 'edge-1' } }, '/tmp');
   assert.deepEqual(turnUrisFor(uris, 'x'), ['turns:turn.example.org:5349']);
   assert.equal(nodeNameFor(uris, 'x'), 'edge-1');

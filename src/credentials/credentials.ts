@@ -1,0 +1,222 @@
+import { createHmac, randomBytes } from 'node:crypto';
+import { mkdir } from 'node:fs/promises';
+import { hostname } from 'node:os';
+import path from 'node:path';
+import { Counter } from 'prom-client';
+import type { AppContext } from '../context.js';
+import type { Subsystem, SubsystemHealth, TurnConfContributor } from '../lifecycle.js';
+import type { Logger } from '../log/logger.js';
+import { turnUrisFor } from '../util/addresses.js';
+import { Backoff } from '../util/backoff.js';
+import { loadState, saveState, type CredentialEntry, type CredentialState } from './state-store.js';
+import { Turnadmin } from './turnadmin.js';
+
+/** What GET /turncredential returns: the seed's fields, the TURN REST draft's and WebRTC's. */
+export interface CredentialResponse {
+  type: 'result';
+  code: 'ok';
+  userid: string;
+  username: string;
+  password: string;
+  expired_time: number;
+  ttl: number;
+  uris: string[];
+  iceServers: { urls: string[]; username: string; credential: string }[];
+}
+
+const randomToken = (bytes: number) => randomBytes(bytes).toString('base64url');
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/**
+ * Rotates the TURN credential through turnadmin on coturn's SQLite userdb. Mode `userdb`: a
+ * random user every rotateIntervalSec, valid for validitySec. Mode `secret`: a REST-API shared
+ * secret rotated likewise and kept until every credential issued with it has expired.
+ * State persists in dataDir/credential.json so a restarted monitor serves the same credential.
+ */
+export class Credentials implements Subsystem, TurnConfContributor {
+  readonly name = 'credentials';
+  private state: CredentialState;
+  private readonly turnadmin: Turnadmin;
+  private readonly stateFile: string;
+  private readonly log: Logger;
+  private readonly backoff = new Backoff(1000, 60_000);
+  private timer: NodeJS.Timeout | null = null;
+  private stopped = false;
+  private lastError: string | null = null;
+  private lastRotationAt: number | null = null;
+  private readonly rotations: Counter;
+  private readonly failures: Counter;
+
+  constructor(private readonly ctx: AppContext) {
+    const { config } = ctx;
+    this.log = ctx.logger.child({ component: 'credentials' });
+    this.stateFile = path.join(config.dataDir, 'credential.json');
+    this.turnadmin = new Turnadmin(config.credentials.turnadmin, path.join(config.dataDir, 'turndb'), config.turnserver.realm);
+    this.state = this.emptyState();
+    this.rotations = new Counter({ name: 'turn_monitor_credential_rotations_total', help: 'credential rotations', registers: [ctx.registry] });
+    this.failures = new Counter({ name: 'turn_monitor_turnadmin_failures_total', help: 'failed turnadmin calls', registers: [ctx.registry] });
+  }
+
+  private get mode() {
+    return this.ctx.config.credentials.mode;
+  }
+  private get validityMs() {
+    return this.ctx.config.credentials.validitySec * 1000;
+  }
+  private get rotateMs() {
+    return this.ctx.config.credentials.rotateIntervalSec * 1000;
+  }
+  private emptyState(): CredentialState {
+    return { version: 1, mode: this.mode, realm: this.ctx.config.turnserver.realm, entries: [] };
+  }
+
+  turnConfLines(): string[] {
+    // Secrets come from the userdb's turn_secret table; every secret of the realm is tried.
+    return this.mode === 'secret' ? ['use-auth-secret'] : [];
+  }
+
+  async start(): Promise<void> {
+    await mkdir(this.ctx.config.dataDir, { recursive: true });
+    const loaded = await loadState(this.stateFile);
+    if (loaded.state && loaded.state.mode === this.mode && loaded.state.realm === this.ctx.config.turnserver.realm) {
+      this.state = loaded.state;
+    } else if (loaded.state) {
+      this.log.warn({ event: 'state-discarded' }, 'credential state is for another mode or realm: starting fresh');
+    } else if (loaded.problem) {
+      this.log.error({ event: 'state-corrupt', problem: loaded.problem }, 'credential state unreadable: making a fresh credential');
+    }
+    // Re-add what is still valid: the userdb may have been replaced since the state was written.
+    await this.reconcile(true);
+  }
+
+  /** Bring the userdb in line with the state: expire old entries, rotate when due, schedule next. */
+  private async reconcile(resync = false): Promise<void> {
+    if (this.stopped) return;
+    try {
+      const now = this.ctx.now();
+      if (resync) for (const e of this.valid(now)) await this.add(e);
+      for (const e of this.state.entries.filter((x) => x.expiresAt !== null && x.expiresAt <= now)) await this.remove(e);
+      const current = this.current(now);
+      if (!current || now - current.issuedAt >= this.rotateMs) await this.rotate();
+      this.lastError = null;
+      this.backoff.reset();
+      this.schedule(this.nextDue());
+    } catch (err) {
+      this.failures.inc();
+      this.lastError = (err as Error).message;
+      const retryMs = this.backoff.next();
+      this.log.error({ event: 'turnadmin-failed', err: this.lastError, retryMs }, 'credential update failed: serving the previous credential, will retry');
+      this.schedule(retryMs);
+    }
+  }
+
+  private valid(now: number): CredentialEntry[] {
+    return this.state.entries.filter((e) => e.expiresAt === null || e.expiresAt > now);
+  }
+
+  private current(now: number): CredentialEntry | null {
+    const last = this.state.entries.at(-1);
+    return last && (last.expiresAt === null || last.expiresAt > now) ? last : null;
+  }
+
+  private async add(e: CredentialEntry): Promise<void> {
+    if (this.mode === 'userdb') await this.turnadmin.addUser(e.id, e.secret);
+    else await this.turnadmin.addSecret(e.secret);
+  }
+
+  private async remove(e: CredentialEntry): Promise<void> {
+    if (this.mode === 'userdb') await this.turnadmin.deleteUser(e.id);
+    else await this.turnadmin.deleteSecret(e.secret);
+    this.state.entries = this.state.entries.filter((x) => x !== e);
+    await saveState(this.stateFile, this.state);
+    this.log.info({ event: 'expired', id: e.id }, 'expired credential removed from the userdb');
+  }
+
+  /** Make a new credential now (also the revoke button: POST /turncredential/rotate). */
+  async rotate(): Promise<void> {
+    const now = this.ctx.now();
+    const entry: CredentialEntry =
+      this.mode === 'userdb'
+        ? { id: `tm-${randomToken(9)}`, secret: randomToken(24), issuedAt: now, expiresAt: now + this.validityMs }
+        : { id: `secret-${now}`, secret: randomToken(32), issuedAt: now, expiresAt: null };
+    await this.add(entry);
+    // The previous REST secret stays until every credential issued with it has expired.
+    for (const e of this.state.entries) if (e.expiresAt === null) e.expiresAt = now + this.validityMs;
+    this.state.entries.push(entry);
+    await saveState(this.stateFile, this.state);
+    this.lastRotationAt = now;
+    this.rotations.inc();
+    this.log.info({ event: 'rotated', id: entry.id, mode: this.mode }, 'new credential issued');
+  }
+
+  /** Rotate on request, then resume the schedule; errors reach the caller. */
+  async rotateNow(): Promise<void> {
+    await this.rotate();
+    this.schedule(this.nextDue());
+  }
+
+  private nextDue(): number {
+    const now = this.ctx.now();
+    const due = this.state.entries.flatMap((e) => (e.expiresAt === null ? [] : [e.expiresAt]));
+    const current = this.state.entries.at(-1);
+    if (current) due.push(current.issuedAt + this.rotateMs);
+    return Math.max(50, Math.min(...due) - now);
+  }
+
+  private schedule(delayMs: number): void {
+    if (this.timer) clearTimeout(this.timer);
+    if (this.stopped) return;
+    this.timer = setTimeout(() => void this.reconcile(), Math.min(delayMs, MAX_TIMER_MS));
+  }
+
+  /** The credential for one request; null when none is valid (turnadmin kept failing). */
+  issue(clientId: string | null): CredentialResponse | null {
+    const now = this.ctx.now();
+    const current = this.current(now);
+    if (!current) return null;
+    const uris = turnUrisFor(this.ctx.config, hostname());
+    let username: string;
+    let password: string;
+    let expiresAt: number;
+    if (this.mode === 'userdb') {
+      username = current.id;
+      password = current.secret;
+      expiresAt = current.expiresAt ?? now;
+    } else {
+      const expirySec = Math.floor(now / 1000) + this.ctx.config.credentials.validitySec;
+      username = `${expirySec}:${clientId ?? `anon-${randomToken(6)}`}`;
+      password = createHmac('sha1', current.secret).update(username).digest('base64');
+      expiresAt = expirySec * 1000;
+    }
+    return {
+      type: 'result',
+      code: 'ok',
+      userid: username,
+      username,
+      password,
+      expired_time: expiresAt,
+      ttl: Math.max(0, Math.floor((expiresAt - now) / 1000)),
+      uris,
+      iceServers: [{ urls: uris, username, credential: password }],
+    };
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+  }
+
+  health(): SubsystemHealth {
+    const current = this.current(this.ctx.now());
+    return {
+      status: this.lastError || !current ? 'degraded' : 'ok',
+      mode: this.mode,
+      currentId: current?.id ?? null,
+      expiresAt: current?.expiresAt ? new Date(current.expiresAt).toISOString() : null,
+      validCount: this.valid(this.ctx.now()).length,
+      lastRotationAt: this.lastRotationAt ? new Date(this.lastRotationAt).toISOString() : null,
+      lastError: this.lastError,
+    };
+  }
+}
