@@ -151,8 +151,16 @@ export class Credentials implements Subsystem, TurnConfContributor {
 
   /** Rotate on request, then resume the schedule; errors reach the caller. */
   async rotateNow(): Promise<void> {
-    await this.rotate();
-    this.schedule(this.nextDue());
+    try {
+      await this.rotate();
+      this.lastError = null;
+      this.schedule(this.nextDue());
+    } catch (err) {
+      this.failures.inc();
+      this.lastError = (err as Error).message;
+      this.schedule(this.backoff.next()); // the scheduled path retries and clears the error
+      throw err;
+    }
   }
 
   private nextDue(): number {
