@@ -1,4 +1,46 @@
 import type { Command } from 'commander';
+import { loadConfig } from '../config/load.js';
+import { formatUsage, parseFilter, queryUsage, type UsageView } from '../stats/query.js';
+import { UsageStore } from '../stats/store.js';
+import { runCli } from './api-client.js';
 
-/** `turn-monitor usage`: not built yet. */
-export function registerUsage(_program: Command): void {}
+interface Options {
+  config?: string;
+  by: string;
+  user?: string;
+  from?: string;
+  to?: string;
+  format: string;
+}
+
+/** `turn-monitor usage`: reads the usage db directly, so it works while the monitor is stopped. */
+export function registerUsage(program: Command): void {
+  program
+    .command('usage')
+    .description('relayed usage per allocation, session or user, from the usage database')
+    .option('-c, --config <file>', 'the monitor config file (default: $TURN_MONITOR_CONFIG)')
+    .option('--by <view>', 'allocation | session | user | unattributed', 'allocation')
+    .option('--user <id>', 'only this client id (or full username)')
+    .option('--from <iso>', 'only usage live at or after this time')
+    .option('--to <iso>', 'only usage that started before this time')
+    .option('--format <format>', 'table | json | csv', 'table')
+    .action((opts: Options) =>
+      runCli(async () => {
+        if (!['allocation', 'session', 'user', 'unattributed'].includes(opts.by)) throw new Error('--by must be allocation, session, user or unattributed');
+        if (!['table', 'json', 'csv'].includes(opts.format)) throw new Error('--format must be table, json or csv');
+        const filter = parseFilter(opts);
+        const config = loadConfig(opts.config ?? process.env.TURN_MONITOR_CONFIG);
+        let store: UsageStore;
+        try {
+          store = new UsageStore(config.stats.dbFile, { readonly: true });
+        } catch (err) {
+          throw new Error(`cannot open the usage database ${config.stats.dbFile}: ${(err as Error).message}`);
+        }
+        try {
+          process.stdout.write(formatUsage(queryUsage(store.db, opts.by as UsageView, filter), opts.format as 'table' | 'json' | 'csv'));
+        } finally {
+          store.close();
+        }
+      }),
+    );
+}

@@ -1,0 +1,84 @@
+import { readFileSync } from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import type { Config } from '../config/schema.js';
+import type { Logger } from '../log/logger.js';
+import { ManagedChild } from '../supervisor/managed-child.js';
+import { isAlive, readCmdline } from '../util/process.js';
+
+/** A free loopback TCP port, chosen once per monitor start (kept across redis restarts). */
+export function freeLoopbackPort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** PING over a raw socket: true on +PONG. */
+export function redisPing(port: number, timeoutMs: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect(port, '127.0.0.1');
+    let reply = '';
+    const done = (ok: boolean) => {
+      socket.destroy();
+      resolve(ok);
+    };
+    socket.setTimeout(timeoutMs, () => done(false));
+    socket.on('connect', () => socket.write('PING\r\n'));
+    socket.on('data', (d) => {
+      reply += d.toString('latin1');
+      if (reply.includes('\r\n')) done(reply.startsWith('+PONG'));
+    });
+    socket.on('error', () => done(false));
+  });
+}
+
+// redis-server log lines: "pid:role dd Mon yyyy hh:mm:ss.mmm <mark> text"; mark '#' is a warning.
+const REDIS_LINE = /^\d+:[A-Z] .*? [*#.-] (.*)$/;
+
+/**
+ * The monitor's own redis-server for coturn's redis-statsdb (one Redis per TURN host): loopback
+ * only, no persistence, a pub/sub output buffer large enough that a busy host never gets its
+ * subscriber dropped. Supervised like turnserver: restarted 3 s after a crash, on the same port.
+ */
+export function createPrivateRedis(config: Config, logger: Logger, port: number): ManagedChild {
+  const pidfile = path.join(config.dataDir, 'redis.pid');
+  const log = logger.child({ component: 'redis' });
+  const t = config.turnserver;
+  return new ManagedChild({
+    name: 'redis',
+    logger: logger.child({ component: 'redis-supervisor' }),
+    spawnSpec: async () => ({
+      file: config.redis.bin,
+      args: [
+        '--port', String(port), '--bind', '127.0.0.1', '--protected-mode', 'yes',
+        '--save', '', '--appendonly', 'no', '--dir', config.dataDir, '--pidfile', pidfile,
+        '--client-output-buffer-limit', 'pubsub 1gb 512mb 120', '--loglevel', 'notice',
+      ],
+      cwd: config.dataDir,
+    }),
+    probe: () => redisPing(port, t.probeTimeoutMs),
+    findOrphans: () => {
+      try {
+        const pid = Number(readFileSync(pidfile, 'utf8').trim());
+        return pid > 0 && isAlive(pid) && (readCmdline(pid)?.[0] ?? '').includes('redis-server') ? [pid] : [];
+      } catch {
+        return [];
+      }
+    },
+    onLine: (line) => {
+      const m = REDIS_LINE.exec(line);
+      if (m) log[line.includes(' # ') ? 'warn' : 'debug'](m[1]);
+      else if (line.trim()) log.debug(line);
+    },
+    restartDelayMs: t.restartDelayMs,
+    maxRestartDelayMs: t.maxRestartDelayMs,
+    stopTimeoutMs: t.stopTimeoutMs,
+    probeIntervalMs: t.probeIntervalMs,
+    readyTimeoutMs: t.readyTimeoutMs,
+  });
+}

@@ -1,0 +1,169 @@
+import type Database from 'better-sqlite3';
+import { finalCounters, type AllocationRecord } from './model.js';
+
+export type UsageView = 'allocation' | 'session' | 'user' | 'unattributed';
+
+export interface UsageFilter {
+  /** Matches the client id or the full username. */
+  user?: string;
+  /** Allocations that were live at some point in [from, to). */
+  from?: number;
+  to?: number;
+}
+
+const COUNTERS = ['rcvp', 'rcvb', 'sentp', 'sentb', 'peerRcvp', 'peerRcvb', 'peerSentp', 'peerSentb'] as const;
+type CounterKey = (typeof COUNTERS)[number];
+
+export interface AllocationRow extends Record<CounterKey, number> {
+  allocationId: string;
+  run: string;
+  realm: string | null;
+  username: string;
+  clientId: string;
+  transport: string | null;
+  startedAt: string;
+  endedAt: string | null;
+  endReason: string | null;
+  endDetail: string | null;
+  complete: boolean;
+}
+
+const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
+
+interface DbRow {
+  run: string; allocation_id: string; realm: string | null; username: string; client_id: string; transport: string | null;
+  started_at: number; ended_at: number | null; end_reason: string | null; end_detail: string | null; complete: number;
+  rcvp: number; rcvb: number; sentp: number; sentb: number; peer_rcvp: number; peer_rcvb: number; peer_sentp: number; peer_sentb: number;
+}
+
+function toRow(r: DbRow): AllocationRow & { _start: number; _end: number | null } {
+  return {
+    allocationId: r.allocation_id, run: r.run, realm: r.realm, username: r.username, clientId: r.client_id, transport: r.transport,
+    startedAt: iso(r.started_at) as string, endedAt: iso(r.ended_at), endReason: r.end_reason, endDetail: r.end_detail,
+    rcvp: r.rcvp, rcvb: r.rcvb, sentp: r.sentp, sentb: r.sentb,
+    peerRcvp: r.peer_rcvp, peerRcvb: r.peer_rcvb, peerSentp: r.peer_sentp, peerSentb: r.peer_sentb,
+    complete: r.complete === 1, _start: r.started_at, _end: r.ended_at,
+  };
+}
+
+/** An open allocation from the live model, in the same shape as a stored row. */
+export function liveRow(r: AllocationRecord): AllocationRow {
+  const { client, peer } = finalCounters(r);
+  return {
+    allocationId: r.allocationId, run: r.run, realm: r.realm, username: r.username, clientId: r.clientId, transport: r.transport,
+    startedAt: iso(r.startedAt) as string, endedAt: null, endReason: null, endDetail: r.endDetail,
+    rcvp: client[0], rcvb: client[1], sentp: client[2], sentb: client[3],
+    peerRcvp: peer[0], peerRcvb: peer[1], peerSentp: peer[2], peerSentb: peer[3], complete: r.complete,
+  };
+}
+
+function selectRows(db: Database.Database, kind: 'allocation' | 'unattributed', f: UsageFilter) {
+  const where = ['kind = @kind'];
+  if (f.user !== undefined) where.push('(client_id = @user OR username = @user)');
+  if (f.to !== undefined) where.push('started_at < @to');
+  if (f.from !== undefined) where.push('(ended_at IS NULL OR ended_at >= @from)');
+  const sql = `SELECT * FROM allocations WHERE ${where.join(' AND ')} ORDER BY started_at, id`;
+  return (db.prepare(sql).all({ kind, user: f.user, from: f.from, to: f.to }) as DbRow[]).map(toRow);
+}
+
+const strip = <T extends { _start: number; _end: number | null }>({ _start, _end, ...rest }: T) => rest;
+
+function sum(rows: AllocationRow[]): Record<CounterKey, number> {
+  const out = Object.fromEntries(COUNTERS.map((k) => [k, 0])) as Record<CounterKey, number>;
+  for (const r of rows) for (const k of COUNTERS) out[k] += r[k];
+  return out;
+}
+
+/**
+ * Sessions per (realm, clientId): allocations whose lifetimes overlap form one session, from its
+ * first start to its last end (a still-open allocation extends to now).
+ */
+function sessions(rows: ReturnType<typeof toRow>[], now: number) {
+  const byClient = new Map<string, ReturnType<typeof toRow>[]>();
+  for (const r of rows) {
+    const key = `${r.realm ?? ''}\u0000${r.clientId}`;
+    (byClient.get(key) ?? byClient.set(key, []).get(key)!).push(r);
+  }
+  const out: (Record<CounterKey, number> & { realm: string | null; clientId: string; startedAt: string | null; endedAt: string | null; durationSec: number; allocations: number; relayed: boolean; complete: boolean })[] = [];
+  for (const list of byClient.values()) {
+    list.sort((a, b) => a._start - b._start);
+    let group: typeof list = [];
+    let groupEnd = -Infinity;
+    const emit = () => {
+      if (group.length === 0) return;
+      const open = group.some((g) => g._end === null);
+      const start = group[0]._start;
+      const counters = sum(group);
+      out.push({
+        realm: group[0].realm, clientId: group[0].clientId, startedAt: iso(start), endedAt: open ? null : iso(groupEnd),
+        durationSec: Math.round(((open ? now : groupEnd) - start) / 1000), allocations: group.length, ...counters,
+        relayed: counters.peerRcvb + counters.peerSentb > 0, complete: group.every((g) => g.complete),
+      });
+    };
+    for (const r of list) {
+      const end = r._end ?? now;
+      if (r._start > groupEnd) {
+        emit();
+        group = [];
+      }
+      group.push(r);
+      groupEnd = Math.max(groupEnd, end);
+    }
+    emit();
+  }
+  return out.sort((a, b) => String(a.startedAt).localeCompare(String(b.startedAt)));
+}
+
+/** Usage rows for one view: the CLI and GET /usage share this. */
+export function queryUsage(db: Database.Database, view: UsageView, f: UsageFilter, now = Date.now()): Record<string, unknown>[] {
+  if (view === 'unattributed') return selectRows(db, 'unattributed', f).map(strip);
+  const rows = selectRows(db, 'allocation', f);
+  if (view === 'allocation') return rows.map(strip);
+  const s = sessions(rows, now);
+  if (view === 'session') return s;
+  const users = new Map<string, Record<string, any>>();
+  for (const x of s) {
+    const key = `${x.realm ?? ''}\u0000${x.clientId}`;
+    const u = users.get(key) ?? { realm: x.realm, clientId: x.clientId, sessions: 0, allocations: 0, durationSec: 0, ...sum([]), relayed: false, firstSeen: x.startedAt, lastSeen: x.endedAt };
+    u.sessions++;
+    u.allocations += x.allocations;
+    u.durationSec += x.durationSec;
+    for (const k of COUNTERS) u[k] += x[k];
+    u.relayed ||= x.relayed;
+    u.lastSeen = x.endedAt === null || u.lastSeen === null ? null : x.endedAt > u.lastSeen ? x.endedAt : u.lastSeen;
+    users.set(key, u);
+  }
+  return [...users.values()];
+}
+
+/** table | json | csv. */
+export function formatUsage(rows: Record<string, unknown>[], format: 'table' | 'json' | 'csv'): string {
+  if (format === 'json') return `${JSON.stringify(rows, null, 2)}\n`;
+  if (rows.length === 0) return format === 'csv' ? '' : '(no usage)\n';
+  const cols = Object.keys(rows[0]);
+  const cell = (v: unknown) => (v === null || v === undefined ? '' : String(v));
+  if (format === 'csv') {
+    const esc = (v: unknown) => (/[",\n]/.test(cell(v)) ? `"${cell(v).replace(/"/g, '""')}"` : cell(v));
+    return [cols.join(','), ...rows.map((r) => cols.map((c) => esc(r[c])).join(','))].join('\n') + '\n';
+  }
+  const widths = cols.map((c) => Math.max(c.length, ...rows.map((r) => cell(r[c]).length)));
+  const line = (vals: string[]) => vals.map((v, i) => v.padEnd(widths[i])).join('  ').trimEnd();
+  return [line(cols), line(widths.map((w) => '-'.repeat(w))), ...rows.map((r) => line(cols.map((c) => cell(r[c]))))].join('\n') + '\n';
+}
+
+/** Parse the shared filters (CLI flags or query string); throws a message naming the bad one. */
+export function parseFilter(input: { user?: unknown; from?: unknown; to?: unknown }): UsageFilter {
+  const f: UsageFilter = {};
+  if (input.user !== undefined) {
+    if (typeof input.user !== 'string' || input.user.length === 0) throw new Error('user must be a non-empty string');
+    f.user = input.user;
+  }
+  for (const k of ['from', 'to'] as const) {
+    const v = input[k];
+    if (v === undefined) continue;
+    const t = typeof v === 'string' ? Date.parse(v) : NaN;
+    if (Number.isNaN(t)) throw new Error(`${k} must be an ISO-8601 date or time`);
+    f[k] = t;
+  }
+  return f;
+}

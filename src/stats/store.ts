@@ -1,0 +1,104 @@
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import { finalCounters, type AllocationRecord } from './model.js';
+
+/** Versioned schema: each entry runs once, in order, recorded in PRAGMA user_version. */
+const MIGRATIONS: string[] = [
+  `CREATE TABLE allocations (
+     id INTEGER PRIMARY KEY,
+     run TEXT NOT NULL,
+     allocation_id TEXT NOT NULL,
+     kind TEXT NOT NULL,
+     realm TEXT,
+     username TEXT NOT NULL,
+     client_id TEXT NOT NULL,
+     transport TEXT,
+     local TEXT,
+     remote TEXT,
+     lifetime INTEGER,
+     started_at INTEGER NOT NULL,
+     ended_at INTEGER,
+     last_event_at INTEGER NOT NULL,
+     end_reason TEXT,
+     end_detail TEXT,
+     rcvp INTEGER NOT NULL, rcvb INTEGER NOT NULL, sentp INTEGER NOT NULL, sentb INTEGER NOT NULL,
+     peer_rcvp INTEGER NOT NULL, peer_rcvb INTEGER NOT NULL, peer_sentp INTEGER NOT NULL, peer_sentb INTEGER NOT NULL,
+     complete INTEGER NOT NULL,
+     UNIQUE (run, allocation_id)
+   );
+   CREATE INDEX allocations_started ON allocations (started_at);
+   CREATE INDEX allocations_client ON allocations (realm, client_id, started_at);
+   CREATE INDEX allocations_open ON allocations (ended_at) WHERE ended_at IS NULL;`,
+];
+
+/**
+ * SQLite storage of allocation records (WAL, synchronous=NORMAL). Open allocations are stored
+ * as checkpoints (ended_at NULL) and overwritten as they change; writes are batched in one
+ * transaction per flush.
+ */
+export class UsageStore {
+  readonly db: Database.Database;
+  private readonly upsert: Database.Statement;
+  private readonly writeBatch: (records: AllocationRecord[]) => void;
+
+  constructor(file: string, opts: { readonly?: boolean } = {}) {
+    if (!opts.readonly) mkdirSync(path.dirname(file), { recursive: true });
+    this.db = new Database(file, { readonly: opts.readonly ?? false, fileMustExist: opts.readonly ?? false });
+    if (!opts.readonly) {
+      this.db.pragma('journal_mode = WAL');
+      this.db.pragma('synchronous = NORMAL');
+      this.migrate();
+    }
+    this.db.pragma('busy_timeout = 5000');
+    this.upsert = opts.readonly
+      ? (null as unknown as Database.Statement)
+      : this.db.prepare(`INSERT INTO allocations (run, allocation_id, kind, realm, username, client_id, transport, local, remote,
+          lifetime, started_at, ended_at, last_event_at, end_reason, end_detail, rcvp, rcvb, sentp, sentb,
+          peer_rcvp, peer_rcvb, peer_sentp, peer_sentb, complete)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+        ON CONFLICT (run, allocation_id) DO UPDATE SET kind = excluded.kind, realm = excluded.realm,
+          username = excluded.username, client_id = excluded.client_id, transport = excluded.transport,
+          local = excluded.local, remote = excluded.remote, lifetime = excluded.lifetime,
+          started_at = excluded.started_at, ended_at = excluded.ended_at, last_event_at = excluded.last_event_at,
+          end_reason = excluded.end_reason, end_detail = excluded.end_detail, rcvp = excluded.rcvp,
+          rcvb = excluded.rcvb, sentp = excluded.sentp, sentb = excluded.sentb, peer_rcvp = excluded.peer_rcvp,
+          peer_rcvb = excluded.peer_rcvb, peer_sentp = excluded.peer_sentp, peer_sentb = excluded.peer_sentb,
+          complete = excluded.complete`);
+    this.writeBatch = this.db.transaction((records: AllocationRecord[]) => {
+      for (const r of records) {
+        const { client, peer } = finalCounters(r);
+        this.upsert.run(r.run, r.allocationId, r.kind, r.realm, r.username, r.clientId, r.transport, r.local, r.remote,
+          r.lifetime, r.startedAt, r.endedAt, r.lastEventAt, r.endReason, r.endDetail, ...client, ...peer, r.complete ? 1 : 0);
+      }
+    });
+  }
+
+  private migrate(): void {
+    const version = this.db.pragma('user_version', { simple: true }) as number;
+    for (let v = version; v < MIGRATIONS.length; v++) {
+      this.db.transaction(() => {
+        this.db.exec(MIGRATIONS[v]);
+        this.db.pragma(`user_version = ${v + 1}`);
+      })();
+    }
+  }
+
+  write(records: AllocationRecord[]): void {
+    if (records.length > 0) this.writeBatch(records);
+  }
+
+  /**
+   * Allocations left open by a monitor that died (SIGKILL, power loss): their turnserver was
+   * replaced, so they ended; close them at their last checkpointed event.
+   */
+  closeLeftovers(reason = 'monitor-restart'): number {
+    return this.db
+      .prepare(`UPDATE allocations SET ended_at = last_event_at, end_reason = ?, complete = 0 WHERE ended_at IS NULL`)
+      .run(reason).changes;
+  }
+
+  close(): void {
+    this.db.close();
+  }
+}
