@@ -1,4 +1,4 @@
-import type { ClosedEvent, StatusEvent, TrafficEvent, UsageEvent } from './events.js';
+import type { ClosedEvent, StatusEvent, TrafficEvent, UsageEvent, UsageSource } from './events.js';
 import { clientIdOf } from './redis-events.js';
 
 /** rcvp, rcvb, sentp, sentb. */
@@ -30,7 +30,16 @@ export interface AllocationRecord {
   /** coturn's own totals from `total_traffic*`, sent once on delete. */
   totalClient: Counters | null;
   totalPeer: Counters | null;
+  /** Sums of the increments reported by the secondary source (stats.source 'both'). */
+  altClient: Counters | null;
+  altPeer: Counters | null;
   deletedAt: number | null;
+  /** Which sources reported the delete (in 'both' mode we wait for both, or the grace). */
+  deletedBy: UsageSource[];
+  /** The secondary source saw the allocation start. */
+  altSawNew: boolean;
+  /** The primary source may have missed events of this allocation. */
+  gap: boolean;
   /** False when events may be missing (source outage, child killed, monitor restarted). */
   complete: boolean;
 }
@@ -44,9 +53,23 @@ export function finalCounters(r: AllocationRecord): { client: Counters; peer: Co
 }
 
 export interface ModelHooks {
-  /** Called for each traffic increment (metrics). */
+  /** Called for each traffic increment of the primary source (metrics). */
   onIncrement?(kind: 'traffic' | 'traffic/peer', c: Counters): void;
+  /** 'both' mode: the two sources' totals of a closed allocation differ. */
+  onDisagreement?(r: AllocationRecord): void;
+  /** 'both' mode: the primary source missed the end, the secondary's totals were used. */
+  onFilled?(r: AllocationRecord): void;
 }
+
+export interface ModelOptions {
+  deleteGraceMs: number;
+  /** Whose increments and totals count: 'redis' (default) or 'log'. */
+  primary?: UsageSource;
+  /** A second source feeds the alt sums (stats.source 'both'). */
+  secondary?: UsageSource | null;
+}
+
+const RECENTLY_CLOSED = 20_000;
 
 /**
  * The allocation model: consumes UsageEvents (from any source) and keeps open allocations keyed
@@ -57,11 +80,20 @@ export interface ModelHooks {
 export class AllocationModel {
   private readonly open = new Map<string, AllocationRecord>();
   private readonly dirty = new Set<AllocationRecord>();
+  // Late events of an allocation already closed (the other source lagging) must not reopen it.
+  private readonly closed = new Set<string>();
+  private readonly deleteGraceMs: number;
+  private readonly primary: UsageSource;
+  private readonly secondary: UsageSource | null;
 
   constructor(
-    private readonly deleteGraceMs: number,
+    options: ModelOptions,
     private readonly hooks: ModelHooks = {},
-  ) {}
+  ) {
+    this.deleteGraceMs = options.deleteGraceMs;
+    this.primary = options.primary ?? 'redis';
+    this.secondary = options.secondary ?? null;
+  }
 
   get openCount(): number {
     let n = 0;
@@ -78,6 +110,7 @@ export class AllocationModel {
     const key = `${run}\u0000${e.allocationId}`;
     let r = this.open.get(key);
     if (!r) {
+      if (this.closed.has(key)) return;
       r = this.create(e, run);
       this.open.set(key, r);
     }
@@ -101,7 +134,14 @@ export class AllocationModel {
         break;
     }
     this.dirty.add(r);
-    if (r.deletedAt !== null && r.totalClient && r.totalPeer) this.close(r, r.deletedAt, 'deleted');
+    if (r.deletedAt !== null && this.endComplete(r)) this.close(r, r.deletedAt, 'deleted');
+  }
+
+  /** Everything the end of an allocation brings has arrived. */
+  private endComplete(r: AllocationRecord): boolean {
+    // The log reports its last usage lines before `delete:`, so a log delete is final.
+    const primaryDone = this.primary === 'log' ? r.deletedBy.includes('log') : r.totalClient !== null && r.totalPeer !== null;
+    return primaryDone && (this.secondary === null || r.deletedBy.includes(this.secondary));
   }
 
   private create(e: UsageEvent, run: string): AllocationRecord {
@@ -125,9 +165,14 @@ export class AllocationModel {
       peer: zero(),
       totalClient: null,
       totalPeer: null,
+      altClient: null,
+      altPeer: null,
       deletedAt: null,
+      deletedBy: [],
+      gap: false,
+      altSawNew: e.source !== this.primary && e.kind === 'status' && e.status === 'new',
       // Without a `new` we did not see the allocation start: its sums may miss early traffic.
-      complete: e.kind === 'status' && e.status === 'new',
+      complete: e.source === this.primary && e.kind === 'status' && e.status === 'new',
     };
   }
 
@@ -136,16 +181,32 @@ export class AllocationModel {
       // A status after traffic: it is a real allocation after all (we joined late).
       r.kind = 'allocation';
       r.complete = false;
+      r.gap = true;
     }
-    if (e.status === 'new' && r.transport === null) r.startedAt = Math.min(r.startedAt, e.at);
+    if (e.status === 'new') {
+      r.startedAt = Math.min(r.startedAt, e.at);
+      if (e.source === this.primary) r.complete = !r.gap;
+      else r.altSawNew = true;
+    }
     r.transport = e.transport ?? r.transport;
     r.local = e.local ?? r.local;
     r.remote = e.remote ?? r.remote;
     if (e.lifetime !== null) r.lifetime = e.lifetime;
-    if (e.status === 'deleted' && r.deletedAt === null) r.deletedAt = e.at;
+    if (e.status === 'deleted') {
+      r.deletedAt ??= e.at;
+      if (!r.deletedBy.includes(e.source)) r.deletedBy.push(e.source);
+    }
   }
 
   private onIncrement(r: AllocationRecord, e: TrafficEvent): void {
+    if (e.source !== this.primary) {
+      const alt = e.kind === 'traffic' ? (r.altClient ??= zero()) : (r.altPeer ??= zero());
+      alt[0] += e.rcvp;
+      alt[1] += e.rcvb;
+      alt[2] += e.sentp;
+      alt[3] += e.sentb;
+      return;
+    }
     const target = e.kind === 'traffic' ? r.client : r.peer;
     target[0] += e.rcvp;
     target[1] += e.rcvb;
@@ -164,8 +225,29 @@ export class AllocationModel {
     r.endedAt = at;
     r.endReason = reason;
     r.complete = complete;
+    if (this.secondary && reason === 'deleted') this.reconcile(r);
     this.dirty.add(r);
-    this.open.delete(`${r.run}\u0000${r.allocationId}`);
+    const key = `${r.run}\u0000${r.allocationId}`;
+    this.open.delete(key);
+    this.closed.add(key);
+    if (this.closed.size > RECENTLY_CLOSED) this.closed.delete(this.closed.values().next().value as string);
+  }
+
+  /** 'both' mode: compare the two sources' totals; fill from the secondary what the primary missed. */
+  private reconcile(r: AllocationRecord): void {
+    const alt = { client: r.altClient ?? zero(), peer: r.altPeer ?? zero() };
+    const primaryWhole = r.complete && r.totalClient !== null && r.totalPeer !== null;
+    if (!primaryWhole) {
+      if (r.deletedBy.includes(this.secondary!) && r.altSawNew) {
+        r.totalClient = alt.client;
+        r.totalPeer = alt.peer;
+        r.complete = true;
+        this.hooks.onFilled?.(r);
+      }
+      return;
+    }
+    const same = (a: Counters, b: Counters) => a.every((v, i) => v === b[i]);
+    if (!same(r.totalClient!, alt.client) || !same(r.totalPeer!, alt.peer)) this.hooks.onDisagreement?.(r);
   }
 
   /**
@@ -198,6 +280,7 @@ export class AllocationModel {
   markGap(): void {
     for (const r of this.open.values()) {
       r.complete = false;
+      r.gap = true;
       this.dirty.add(r);
     }
   }

@@ -6,6 +6,7 @@ import type { ManagedChild } from '../supervisor/managed-child.js';
 import type { UsageEvent, UsageSink } from './events.js';
 import { registerStatsMetrics, type StatsMetrics } from './metrics.js';
 import { AllocationModel } from './model.js';
+import { LogSource } from './log-source.js';
 import { createPrivateRedis, freeLoopbackPort } from './private-redis.js';
 import { RedisSource, redisTargetFromUrl, statsdbLine, type RedisTarget } from './redis-source.js';
 import { UsageStore } from './store.js';
@@ -22,6 +23,7 @@ export class Stats implements Subsystem, TurnConfContributor, UsageSink {
   private redisChild: ManagedChild | null = null;
   private redisTarget: RedisTarget | null = null;
   redis: RedisSource | null = null;
+  logSource: LogSource | null = null;
   private run: string | null = null;
   private flushTimer: NodeJS.Timeout | null = null;
   private stopping: Promise<void> | null = null;
@@ -31,9 +33,21 @@ export class Stats implements Subsystem, TurnConfContributor, UsageSink {
   constructor(private readonly ctx: AppContext) {
     this.log = ctx.logger.child({ component: 'stats' });
     this.metrics = registerStatsMetrics(ctx.registry, () => this.model.openCount);
-    this.model = new AllocationModel(ctx.config.stats.deleteGraceMs, {
-      onIncrement: (kind, c) => this.metrics.relayed(kind, c),
-    });
+    const source = ctx.config.stats.source;
+    this.model = new AllocationModel(
+      { deleteGraceMs: ctx.config.stats.deleteGraceMs, primary: source === 'log' ? 'log' : 'redis', secondary: source === 'both' ? 'log' : null },
+      {
+        onIncrement: (kind, c) => this.metrics.relayed(kind, c),
+        onDisagreement: (r) => {
+          this.metrics.disagreement();
+          this.log.warn({ event: 'sources-disagree', run: r.run, allocationId: r.allocationId, redis: [r.totalClient, r.totalPeer], log: [r.altClient, r.altPeer] }, 'redis and log totals differ');
+        },
+        onFilled: (r) => {
+          this.metrics.filled();
+          this.log.info({ event: 'filled-from-log', run: r.run, allocationId: r.allocationId }, 'totals taken from the log: redis missed the end of this allocation');
+        },
+      },
+    );
   }
 
   private get usesRedis(): boolean {
@@ -41,7 +55,8 @@ export class Stats implements Subsystem, TurnConfContributor, UsageSink {
   }
 
   turnConfLines(): string[] {
-    return this.usesRedis && this.redisTarget ? [statsdbLine(this.redisTarget)] : [];
+    const lines = this.usesRedis && this.redisTarget ? [statsdbLine(this.redisTarget)] : [];
+    return this.logSource ? [...lines, ...this.logSource.turnConfLines()] : lines;
   }
 
   ingest(event: UsageEvent): void {
@@ -77,6 +92,10 @@ export class Stats implements Subsystem, TurnConfContributor, UsageSink {
       this.redis.on('malformed', () => this.metrics.malformed());
       await this.redis.start();
     }
+    if (config.stats.source !== 'redis') {
+      this.logSource = new LogSource(supervisor, this, this.ctx.now);
+      this.logSource.start();
+    }
     this.ctx.usage = { openAllocationCount: () => this.model.openCount };
     const interval = Math.min(50, config.stats.checkpointMs);
     this.flushTimer = setInterval(() => this.flush(), interval);
@@ -108,6 +127,7 @@ export class Stats implements Subsystem, TurnConfContributor, UsageSink {
     this.stopping ??= (async () => {
       if (this.flushTimer) clearInterval(this.flushTimer);
       await this.redis?.stop();
+      this.logSource?.stop();
       this.flush();
       await this.redisChild?.stop();
       this.store?.close();

@@ -41,7 +41,7 @@ const ev = (kind: string, msg: string, at = 0, id = '1', user = 'u'): UsageEvent
   parseRedisEvent(`turn/realm/r/user/${user}/allocation/${id}/${kind}`, msg, at)!;
 
 test('increments are summed; totals replace the sums, never added to them', () => {
-  const m = new AllocationModel(1000);
+  const m = new AllocationModel({ deleteGraceMs: 1000 });
   m.ingest(ev('status', 'new lifetime=600, type=UDP', 1), 'run1');
   m.ingest(ev('traffic', 'rcvp=10, rcvb=100, sentp=10, sentb=100', 2), 'run1');
   m.ingest(ev('traffic', 'rcvp=1, rcvb=10, sentp=1, sentb=10', 3), 'run1');
@@ -59,7 +59,7 @@ test('increments are summed; totals replace the sums, never added to them', () =
 });
 
 test('runs keep reused ids apart; a run ending closes its open allocations as child-exit', () => {
-  const m = new AllocationModel(1000);
+  const m = new AllocationModel({ deleteGraceMs: 1000 });
   m.ingest(ev('status', 'new lifetime=600', 1), 'run1');
   m.ingest(ev('traffic', 'rcvp=1, rcvb=1, sentp=1, sentb=1', 2), 'run1');
   m.ingest(ev('status', 'new lifetime=600', 3), 'run2');
@@ -71,7 +71,7 @@ test('runs keep reused ids apart; a run ending closes its open allocations as ch
 });
 
 test('traffic with no status is unattributed; a deleted allocation without totals closes after the grace', () => {
-  const m = new AllocationModel(1000);
+  const m = new AllocationModel({ deleteGraceMs: 1000 });
   m.ingest(ev('traffic', 'rcvp=1, rcvb=104, sentp=0, sentb=0', 1, '5', ''), 'run1');
   assert.equal(m.openCount, 0, 'not a user allocation');
   m.ingest(ev('status', 'new lifetime=600', 1, '6'), 'run1');

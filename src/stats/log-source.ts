@@ -1,0 +1,40 @@
+import type { EventEmitter } from 'node:events';
+import type { UsageSink } from './events.js';
+import { parseLogLine } from './log-parser.js';
+
+/**
+ * Usage events from turnserver's own log (with `verbose` on), fed by the supervisor's 'line'
+ * events. Needs no Redis at all, so it is immune to coturn 4.6.1's redis-statsdb crash on
+ * usernames containing '%'.
+ */
+export class LogSource {
+  lines = 0;
+  events = 0;
+  private readonly onLine = (line: string) => {
+    this.lines++;
+    const event = parseLogLine(line, this.now());
+    if (event) {
+      this.events++;
+      this.sink.ingest(event);
+    }
+  };
+
+  constructor(
+    private readonly supervisor: EventEmitter,
+    private readonly sink: UsageSink,
+    private readonly now: () => number,
+  ) {}
+
+  /** turnserver logs sessions' usage only in verbose mode. */
+  turnConfLines(): string[] {
+    return ['verbose'];
+  }
+
+  start(): void {
+    this.supervisor.on('line', this.onLine);
+  }
+
+  stop(): void {
+    this.supervisor.off('line', this.onLine);
+  }
+}
