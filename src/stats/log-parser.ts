@@ -2,28 +2,12 @@ import type { UsageEvent } from './events.js';
 
 const SESSION = 'session ';
 
-/** Text between `open` and the LAST occurrence of `close` after it (usernames may contain anything). */
-function between(s: string, open: string, close: string, from = 0): [string, number] | null {
-  const a = s.indexOf(open, from);
-  if (a < 0) return null;
-  const b = s.lastIndexOf(close);
-  if (b < a + open.length) return null;
-  return [s.slice(a + open.length, b), b + close.length];
-}
-
-/** `realm=<R>, username=<U><tail>`: realm has no '>', the username ends at the last tail marker. */
-function realmAndUser(rest: string, tail: string): { realm: string; username: string; after: number } | null {
-  if (!rest.startsWith('realm=<')) return null;
-  const r = rest.indexOf('>, username=<', 7);
-  if (r < 0) return null;
-  const u = between(rest, '>, username=<', tail, r);
-  return u ? { realm: rest.slice(7, r), username: u[0], after: u[1] } : null;
-}
-
-function counters(s: string): [number, number, number, number] | null {
-  const m = /^(\d+), rb=(\d+), sp=(\d+), sb=(\d+)\s*$/.exec(s);
-  return m ? [Number(m[1]), Number(m[2]), Number(m[3]), Number(m[4])] : null;
-}
+// Greedy `(.*)` for the username backtracks from the end, so it stops at the LAST occurrence of
+// the fixed text that follows it: usernames may contain '>', ',' or spaces.
+const STATUS = /(new|refreshed), realm=<([^>]*)>, username=<(.*)>, lifetime=(\d+)\s*$/y;
+const USAGE = /(usage|peer usage): realm=<([^>]*)>, username=<(.*)>, rp=(\d+), rb=(\d+), sp=(\d+), sb=(\d+)\s*$/y;
+const DELETE = /delete: realm=<([^>]*)>, username=<(.*)>\s*$/y;
+const CLOSED = /closed \(2nd stage\), user <(.*)> realm <([^>]*)> origin <.*>, local (\S*), remote (\S*), reason: (.*)$/y;
 
 /**
  * One turnserver log line (with `verbose` on) → a UsageEvent, or null for the many lines that
@@ -37,44 +21,33 @@ function counters(s: string): [number, number, number, number] | null {
  *   session …: delete: realm=<r>, username=<u>
  */
 export function parseLogLine(line: string, at: number): UsageEvent | null {
-  const s = line.indexOf(SESSION);
-  if (s < 0) return null; // the cheap test that rejects most lines
-  let i = s + SESSION.length;
+  // Fast path: turnserver's own prefix "<uptime>: : session "; anything else falls back to a search.
+  let i = 0;
+  while (i < line.length && line.charCodeAt(i) >= 48 && line.charCodeAt(i) <= 57) i++;
+  if (line.startsWith(': : session ', i)) i += 12;
+  else {
+    const s = line.indexOf(SESSION);
+    if (s < 0) return null; // most lines end here
+    i = s + SESSION.length;
+  }
   const idStart = i;
   while (i < line.length && line.charCodeAt(i) >= 48 && line.charCodeAt(i) <= 57) i++;
-  if (i === idStart || !line.startsWith(': ', i)) return null;
+  if (i === idStart || line.charCodeAt(i) !== 58 /* : */ || line.charCodeAt(i + 1) !== 32) return null;
   const allocationId = line.slice(idStart, i);
-  const rest = line.slice(i + 2);
-  const base = { source: 'log' as const, at, allocationId };
-
-  if (rest.startsWith('new, ') || rest.startsWith('refreshed, ')) {
-    const status = rest.startsWith('new') ? 'new' : 'refreshed';
-    const body = rest.slice(status.length + 2);
-    const ru = realmAndUser(body, '>, lifetime=');
-    if (!ru) return null;
-    const lifetime = Number(body.slice(ru.after));
-    if (!Number.isInteger(lifetime)) return null;
-    return { ...base, realm: ru.realm, username: ru.username, kind: 'status', status, lifetime, transport: null, local: null, remote: null };
+  const at0 = i + 2; // the regexes are sticky: they match from here without slicing the line
+  const c0 = line.charCodeAt(at0);
+  let m: RegExpExecArray | null;
+  if ((c0 === 110 /* n */ || c0 === 114) /* r */ && ((STATUS.lastIndex = at0), (m = STATUS.exec(line)))) {
+    return { source: 'log', at, allocationId, realm: m[2], username: m[3], kind: 'status', status: m[1] as 'new' | 'refreshed', lifetime: Number(m[4]), transport: null, local: null, remote: null };
   }
-  const traffic = rest.startsWith('usage: ') ? 'traffic' : rest.startsWith('peer usage: ') ? 'traffic/peer' : null;
-  if (traffic) {
-    const body = rest.slice(traffic === 'traffic' ? 7 : 12);
-    const ru = realmAndUser(body, '>, rp=');
-    const c = ru && counters(body.slice(ru.after));
-    if (!ru || !c) return null;
-    return { ...base, realm: ru.realm, username: ru.username, kind: traffic, rcvp: c[0], rcvb: c[1], sentp: c[2], sentb: c[3] };
+  if ((c0 === 117 /* u */ || c0 === 112) /* p */ && ((USAGE.lastIndex = at0), (m = USAGE.exec(line)))) {
+    return { source: 'log', at, allocationId, realm: m[2], username: m[3], kind: m[1] === 'usage' ? 'traffic' : 'traffic/peer', rcvp: Number(m[4]), rcvb: Number(m[5]), sentp: Number(m[6]), sentb: Number(m[7]) };
   }
-  if (rest.startsWith('delete: ')) {
-    const body = rest.slice(8).trimEnd();
-    const ru = realmAndUser(body, '>');
-    if (!ru || ru.after !== body.length) return null;
-    return { ...base, realm: ru.realm, username: ru.username, kind: 'status', status: 'deleted', lifetime: null, transport: null, local: null, remote: null };
+  if (c0 === 100 /* d */ && ((DELETE.lastIndex = at0), (m = DELETE.exec(line)))) {
+    return { source: 'log', at, allocationId, realm: m[1], username: m[2], kind: 'status', status: 'deleted', lifetime: null, transport: null, local: null, remote: null };
   }
-  if (rest.startsWith('closed (2nd stage), user <')) {
-    const tail = /> realm <([^>]*)> origin <.*>, local (\S*), remote (\S*), reason: (.*)$/.exec(rest);
-    if (!tail) return null;
-    const username = rest.slice(26, tail.index);
-    return { ...base, realm: tail[1], username, kind: 'closed', reason: tail[4].trim(), local: tail[2] || null, remote: tail[3] || null };
+  if (c0 === 99 /* c */ && ((CLOSED.lastIndex = at0), (m = CLOSED.exec(line)))) {
+    return { source: 'log', at, allocationId, realm: m[2], username: m[1], kind: 'closed', reason: m[5].trim(), local: m[3] || null, remote: m[4] || null };
   }
   return null;
 }

@@ -40,6 +40,8 @@ export interface AllocationRecord {
   altSawNew: boolean;
   /** The primary source may have missed events of this allocation. */
   gap: boolean;
+  /** Written to the store at least once. */
+  persisted: boolean;
   /** False when events may be missing (source outage, child killed, monitor restarted). */
   complete: boolean;
 }
@@ -78,10 +80,13 @@ const RECENTLY_CLOSED = 20_000;
  * Changed records are collected for the store (drainDirty); closed ones then leave memory.
  */
 export class AllocationModel {
-  private readonly open = new Map<string, AllocationRecord>();
+  // run → allocation id → record: two lookups are cheaper than building a compound key per event.
+  private readonly open = new Map<string, Map<string, AllocationRecord>>();
   private readonly dirty = new Set<AllocationRecord>();
   // Late events of an allocation already closed (the other source lagging) must not reopen it.
   private readonly closed = new Set<string>();
+  private readonly closedRing: (string | undefined)[] = new Array(RECENTLY_CLOSED);
+  private closedNext = 0;
   private readonly deleteGraceMs: number;
   private readonly primary: UsageSource;
   private readonly secondary: UsageSource | null;
@@ -97,22 +102,27 @@ export class AllocationModel {
 
   get openCount(): number {
     let n = 0;
-    for (const r of this.open.values()) if (r.kind === 'allocation') n++;
+    for (const r of this.records()) if (r.kind === 'allocation') n++;
     return n;
   }
 
   openRecords(): AllocationRecord[] {
-    return [...this.open.values()].filter((r) => r.kind === 'allocation');
+    return [...this.records()].filter((r) => r.kind === 'allocation');
+  }
+
+  private *records(): Generator<AllocationRecord> {
+    for (const byId of this.open.values()) yield* byId.values();
   }
 
   /** Apply one event of the given turnserver run. */
   ingest(e: UsageEvent, run: string): void {
-    const key = `${run}\u0000${e.allocationId}`;
-    let r = this.open.get(key);
+    let byId = this.open.get(run);
+    if (!byId) this.open.set(run, (byId = new Map()));
+    let r = byId.get(e.allocationId);
     if (!r) {
-      if (this.closed.has(key)) return;
+      if (this.closed.size > 0 && this.closed.has(`${run}\u0000${e.allocationId}`)) return;
       r = this.create(e, run);
-      this.open.set(key, r);
+      byId.set(e.allocationId, r);
     }
     r.lastEventAt = e.at;
     switch (e.kind) {
@@ -170,6 +180,7 @@ export class AllocationModel {
       deletedAt: null,
       deletedBy: [],
       gap: false,
+      persisted: false,
       altSawNew: e.source !== this.primary && e.kind === 'status' && e.status === 'new',
       // Without a `new` we did not see the allocation start: its sums may miss early traffic.
       complete: e.source === this.primary && e.kind === 'status' && e.status === 'new',
@@ -227,10 +238,17 @@ export class AllocationModel {
     r.complete = complete;
     if (this.secondary && reason === 'deleted') this.reconcile(r);
     this.dirty.add(r);
-    const key = `${r.run}\u0000${r.allocationId}`;
-    this.open.delete(key);
+    this.open.get(r.run)?.delete(r.allocationId);
+    // Only two sources can deliver events after the close (the slower one lagging behind).
+    if (this.secondary) this.rememberClosed(`${r.run}\u0000${r.allocationId}`);
+  }
+
+  private rememberClosed(key: string): void {
+    const old = this.closedRing[this.closedNext];
+    if (old !== undefined) this.closed.delete(old);
+    this.closedRing[this.closedNext] = key;
+    this.closedNext = (this.closedNext + 1) % RECENTLY_CLOSED;
     this.closed.add(key);
-    if (this.closed.size > RECENTLY_CLOSED) this.closed.delete(this.closed.values().next().value as string);
   }
 
   /** 'both' mode: compare the two sources' totals; fill from the secondary what the primary missed. */
@@ -255,7 +273,7 @@ export class AllocationModel {
    * the grace; unattributed traffic idle for a while is flushed and forgotten.
    */
   tick(now: number, unattributedIdleMs = 120_000): void {
-    for (const r of this.open.values()) {
+    for (const r of this.records()) {
       if (r.deletedAt !== null && now - r.deletedAt >= this.deleteGraceMs) this.close(r, r.deletedAt, 'deleted');
       else if (r.kind === 'unattributed' && now - r.lastEventAt >= unattributedIdleMs) this.close(r, r.lastEventAt, 'idle');
     }
@@ -264,8 +282,7 @@ export class AllocationModel {
   /** The turnserver run ended (any reason): close what it left open with what we have seen. */
   closeRun(run: string, at: number, reason: string): number {
     let n = 0;
-    for (const r of this.open.values()) {
-      if (r.run !== run) continue;
+    for (const r of this.open.get(run)?.values() ?? []) {
       // A deleted allocation still waiting for its totals closes normally with its sums.
       if (r.deletedAt !== null) this.close(r, r.deletedAt, 'deleted');
       else {
@@ -273,23 +290,35 @@ export class AllocationModel {
         n++;
       }
     }
+    this.open.delete(run);
     return n;
   }
 
   /** Events may have been lost (source outage): every open record is possibly incomplete. */
   markGap(): void {
-    for (const r of this.open.values()) {
+    for (const r of this.records()) {
       r.complete = false;
       r.gap = true;
       this.dirty.add(r);
     }
   }
 
-  /** Records changed since the last call (open ones as checkpoints, closed ones final). */
-  drainDirty(): AllocationRecord[] {
+  /**
+   * Records to write now: new and closed ones always (so a record exists, and is final, within
+   * one flush), and changed open ones only when `checkpoint` is set. Rewriting every open
+   * allocation on every flush would cost one SQLite upsert per event on a busy host; once a
+   * checkpoint interval (1 s) bounds what a SIGKILL can lose.
+   */
+  drainDirty(checkpoint = true): AllocationRecord[] {
     if (this.dirty.size === 0) return [];
-    const out = [...this.dirty];
-    this.dirty.clear();
+    const out: AllocationRecord[] = [];
+    for (const r of this.dirty) {
+      if (checkpoint || r.endedAt !== null || !r.persisted) {
+        out.push(r);
+        r.persisted = true;
+        this.dirty.delete(r);
+      }
+    }
     return out;
   }
 }

@@ -36,7 +36,7 @@ export function parseRedisEvent(channel: string, message: string, at: number): U
     userPart = owner.slice(4);
   }
   if (!userPart.startsWith('/user/')) return null;
-  const base = { source: 'redis' as const, at, realm, username: userPart.slice(6), allocationId };
+  const base: Base = { source: 'redis', at, realm, username: userPart.slice(6), allocationId };
   return kind === '/status' ? parseStatus(base, message) : parseTraffic(base, kind.slice(1) as TrafficEvent['kind'], message);
 }
 
@@ -70,13 +70,35 @@ export function parseStatus(base: Base, message: string): StatusEvent | null {
 
 /** `rcvp=N, rcvb=N, sentp=N, sentb=N`; any missing or non-numeric counter makes it malformed. */
 export function parseTraffic(base: Base, kind: TrafficEvent['kind'], message: string): TrafficEvent | null {
+  const c = fastCounters(message) ?? slowCounters(message);
+  if (!c) return null;
+  // A literal (not a spread of base): this runs for most events and V8 builds it much faster.
+  return { source: base.source, at: base.at, realm: base.realm, username: base.username, allocationId: base.allocationId, kind, rcvp: c[0], rcvb: c[1], sentp: c[2], sentb: c[3] };
+}
+
+const KEYS = ['rcvp=', ', rcvb=', ', sentp=', ', sentb='];
+
+/** coturn's exact format, scanned without allocating; null on any deviation. */
+function fastCounters(m: string): [number, number, number, number] | null {
+  const out: [number, number, number, number] = [0, 0, 0, 0];
+  let i = 0;
+  for (let k = 0; k < 4; k++) {
+    if (!m.startsWith(KEYS[k], i)) return null;
+    i += KEYS[k].length;
+    const start = i;
+    let v = 0;
+    for (let c = m.charCodeAt(i); c >= 48 && c <= 57; c = m.charCodeAt(++i)) v = v * 10 + (c - 48);
+    if (i === start || i - start > 15) return null;
+    out[k] = v;
+  }
+  return i === m.length ? out : null;
+}
+
+/** Any order and spacing of the four fields. */
+function slowCounters(message: string): [number, number, number, number] | null {
   const f = parseFields(message);
-  const rcvp = toCount(f.rcvp);
-  const rcvb = toCount(f.rcvb);
-  const sentp = toCount(f.sentp);
-  const sentb = toCount(f.sentb);
-  if (rcvp < 0 || rcvb < 0 || sentp < 0 || sentb < 0) return null;
-  return { ...base, kind, rcvp, rcvb, sentp, sentb };
+  const c: [number, number, number, number] = [toCount(f.rcvp), toCount(f.rcvb), toCount(f.sentp), toCount(f.sentb)];
+  return c.some((v) => v < 0) ? null : c;
 }
 
 function toCount(v: string | undefined): number {

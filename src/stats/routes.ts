@@ -20,7 +20,7 @@ export function statsRoutes(stats: Stats): RouteInstaller {
         res.status(400).json({ type: 'error', code: 'bad_request', error: (err as Error).message });
         return;
       }
-      stats.flush(); // include what changed in the last few milliseconds
+      stats.flush(true); // include what changed in the last few milliseconds
       const rows = stats.store ? queryUsage(stats.store.db, by as UsageView, filter) : [];
       if (format === 'json') res.json(rows);
       else res.type(format === 'csv' ? 'text/csv' : 'text/plain').send(formatUsage(rows, format as 'csv' | 'table'));

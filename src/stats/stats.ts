@@ -26,6 +26,7 @@ export class Stats implements Subsystem, TurnConfContributor, UsageSink {
   logSource: LogSource | null = null;
   private run: string | null = null;
   private flushTimer: NodeJS.Timeout | null = null;
+  private lastCheckpoint = 0;
   private stopping: Promise<void> | null = null;
   private readonly metrics: StatsMetrics;
   private readonly log: Logger;
@@ -109,15 +110,18 @@ export class Stats implements Subsystem, TurnConfContributor, UsageSink {
   private onChildExit(exit: ChildExit): void {
     const closed = this.model.closeRun(exit.runId, exit.at.getTime(), 'child-exit');
     if (closed > 0) this.log.warn({ event: 'run-closed', runId: exit.runId, count: closed }, 'turnserver exited: its open allocations were closed');
-    this.flush();
+    this.flush(true);
   }
 
   /** Write every changed record in one transaction (and time-driven closes first). */
-  flush(): void {
+  flush(checkpoint = false): void {
     if (!this.store) return;
     try {
-      this.model.tick(this.ctx.now());
-      this.store.write(this.model.drainDirty());
+      const now = this.ctx.now();
+      this.model.tick(now);
+      checkpoint ||= now - this.lastCheckpoint >= this.ctx.config.stats.checkpointMs;
+      if (checkpoint) this.lastCheckpoint = now;
+      this.store.write(this.model.drainDirty(checkpoint));
     } catch (err) {
       this.log.error({ event: 'store-failed', err: (err as Error).message }, 'writing usage records failed');
     }
@@ -128,7 +132,7 @@ export class Stats implements Subsystem, TurnConfContributor, UsageSink {
       if (this.flushTimer) clearInterval(this.flushTimer);
       await this.redis?.stop();
       this.logSource?.stop();
-      this.flush();
+      this.flush(true);
       await this.redisChild?.stop();
       this.store?.close();
       this.store = null;

@@ -1,0 +1,44 @@
+import { readFileSync } from 'node:fs';
+import { Harness } from '../test/harness/harness.js';
+
+export type Figures = Record<string, number>;
+
+export interface Benchmark {
+  name: string;
+  /** Goals shown next to the figures (text), by figure name. */
+  goals: Record<string, string>;
+  /** One round: ours and its baseline, run back to back, within one harness. */
+  round(h: Harness, round: number): Promise<Figures>;
+  /** Rounds to run (≥ 3, alternating ours and baseline inside each round). */
+  rounds?: number;
+  /** Set-up shared by the rounds (processes kept across rounds). */
+  setup?(h: Harness): Promise<void>;
+}
+
+export interface Summary {
+  min: number;
+  median: number;
+  max: number;
+  runs: number[];
+}
+
+export function summarize(values: number[]): Summary {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  const median = sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+  const r = (n: number) => Math.round(n * 1000) / 1000;
+  return { min: r(sorted[0]), median: r(median), max: r(sorted[sorted.length - 1]), runs: values.map(r) };
+}
+
+export function percentile(values: number[], p: number): number {
+  if (values.length === 0) return NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
+}
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Resident memory of a process in MB, from /proc. */
+export function rssMb(pid: number): number {
+  return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024;
+}

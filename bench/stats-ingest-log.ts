@@ -1,0 +1,64 @@
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
+import type { Harness } from '../test/harness/harness.js';
+import type { Benchmark } from './lib.js';
+
+const LINES = 1_000_000;
+const worker = path.join(import.meta.dirname, 'workers', 'log-lines.ts');
+
+/**
+ * turnserver's verbose output as the supervisor sees it, with the mix of lines observed from a
+ * real turnserver relaying uclient traffic: per allocation a `new`, refreshes, control-message
+ * lines, peer lifetime updates, usage lines every 4096 packets and at close, `closed`, `delete`.
+ */
+export function writeLog(file: string): void {
+  const out: string[] = [];
+  for (let i = 0; out.length < LINES; i++) {
+    const id = String((i % 2) * 1e15 + i + 1).padStart(18, '0');
+    const user = `${1795000000 + (i % 97)}:client${i % 1000}`;
+    const s = `${i % 10000}: : session ${id}:`;
+    const usage = () => [
+      `${s} usage: realm=<bench.org>, username=<${user}>, rp=4096, rb=421888, sp=4096, sb=413696`,
+      `${s} peer usage: realm=<bench.org>, username=<${user}>, rp=4096, rb=409600, sp=4096, sb=409600`,
+    ];
+    out.push(`${s} realm <bench.org> user <${user}>: incoming packet ALLOCATE processed, success`);
+    out.push(`${s} new, realm=<bench.org>, username=<${user}>, lifetime=600`);
+    out.push(`${i % 10000}: : IPv4. Local relay addr: 127.0.0.1:${50000 + (i % 10000)}`);
+    out.push(`${s} realm <bench.org> user <${user}>: incoming packet CREATE_PERMISSION processed, success`);
+    out.push(`${s} peer 127.0.0.1 lifetime updated: 300`);
+    out.push(`${s} realm <bench.org> user <${user}>: incoming packet CHANNEL_BIND processed, success`);
+    out.push(`${s} peer 127.0.0.1:3480 lifetime updated: 600`);
+    for (let k = 0; k < 3; k++) {
+      out.push(`${s} realm <bench.org> user <${user}>: incoming packet REFRESH processed, success`);
+      out.push(`${s} refreshed, realm=<bench.org>, username=<${user}>, lifetime=600`);
+      out.push(...usage());
+    }
+    out.push(`${s} realm <bench.org> user <${user}>: incoming packet REFRESH processed, success`);
+    out.push(`${s} refreshed, realm=<bench.org>, username=<${user}>, lifetime=0`);
+    out.push(...usage());
+    out.push(`${s} closed (2nd stage), user <${user}> realm <bench.org> origin <>, local 127.0.0.1:3478, remote 127.0.0.1:${10000 + (i % 50000)}, reason: allocation timeout`);
+    out.push(`${s} delete: realm=<bench.org>, username=<${user}>`);
+    out.push(`${s} peer 127.0.0.1 deleted`);
+  }
+  writeFileSync(file, out.join('\n') + '\n');
+}
+
+async function rate(h: Harness, mode: 'ours' | 'bare', file: string): Promise<number> {
+  const r = await h.run(`log-${mode}`, 'bash', ['-c', `cat "${file}" | "${process.execPath}" --import tsx "${worker}" ${mode}`]);
+  const m = /lines=(\d+) ms=([\d.]+)/.exec(r.output);
+  if (!m) throw new Error(`log worker failed: ${r.output.slice(-300)}`);
+  return Number(m[1]) / (Number(m[2]) / 1000);
+}
+
+export const statsIngestLog: Benchmark = {
+  name: 'stats_ingest_log',
+  goals: { ratio: '≥ 0.5', ours_lines_s: '-', bare_lines_s: '-' },
+  async round(h, round) {
+    const file = path.join(h.dir, 'turnserver.log');
+    if (round === 0) writeLog(file);
+    const order: ('ours' | 'bare')[] = round % 2 ? ['bare', 'ours'] : ['ours', 'bare'];
+    const r: Record<string, number> = {};
+    for (const mode of order) r[mode] = await rate(h, mode, file);
+    return { ratio: r.ours / r.bare, ours_lines_s: r.ours, bare_lines_s: r.bare };
+  },
+};

@@ -1,0 +1,99 @@
+import path from 'node:path';
+import { Redis } from 'ioredis';
+import type { Harness, Tracked } from '../test/harness/harness.js';
+import { killPid } from '../test/harness/processes.js';
+import { startRedis, type Service } from '../test/harness/services.js';
+import { allocationEvents } from './events.js';
+import { percentile, sleep, type Benchmark } from './lib.js';
+
+const ALLOCATIONS = 10_000;
+const EVENTS = ALLOCATIONS * 100; // 1,000,000
+const worker = (name: string) => path.join(import.meta.dirname, 'workers', name);
+
+let redis: Service;
+let pub: Redis;
+
+function waitLine(t: Tracked, prefix: string, timeoutMs = 120_000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${t.name}: no "${prefix}" within ${timeoutMs} ms`)), timeoutMs);
+    const check = () => {
+      const line = t.output().split('\n').find((l) => l.startsWith(prefix));
+      if (line) {
+        clearTimeout(timer);
+        t.child.stdout?.off('data', check);
+        resolve(line);
+      }
+    };
+    t.child.stdout?.on('data', check);
+    check();
+  });
+}
+
+/** Publish the backlog while the subscriber is frozen, then time how long it takes to drain it. */
+async function drain(h: Harness, kind: 'ours' | 'bare', round: number): Promise<number> {
+  const args = kind === 'ours'
+    ? [worker('ingest-ours.ts'), String(redis.port), path.join(h.dir, `ingest-${round}.db`), String(EVENTS)]
+    : [worker('ingest-bare.ts'), String(redis.port), String(EVENTS)];
+  const t = h.spawn(`ingest-${kind}`, process.execPath, ['--import', 'tsx', ...args]);
+  await waitLine(t, 'ready');
+  process.kill(t.pid, 'SIGSTOP');
+  for (let step = 0; step < 100; step++) {
+    const p = pub.pipeline();
+    for (let i = 0; i < ALLOCATIONS; i++) {
+      const [channel, message] = allocationEvents(i)[step];
+      p.publish(channel, message);
+    }
+    await p.exec();
+  }
+  const t0 = performance.now();
+  process.kill(t.pid, 'SIGCONT');
+  await waitLine(t, 'done');
+  const seconds = (performance.now() - t0) / 1000;
+  await killPid(t.pid);
+  return EVENTS / seconds;
+}
+
+/** Paced 10k events/s; lag from each allocation's `new` PUBLISH to its first commit. */
+async function lag(h: Harness, round: number): Promise<number> {
+  const allocations = 500;
+  const t = h.spawn('ingest-lag', process.execPath, ['--import', 'tsx', worker('ingest-ours.ts'), String(redis.port), path.join(h.dir, `lag-${round}.db`), String(allocations * 100), '--commits']);
+  await waitLine(t, 'ready');
+  const published = new Map<string, number>();
+  const start = performance.now();
+  for (let i = 0; i < allocations; i++) {
+    const events = allocationEvents(100_000 + i);
+    published.set(/allocation\/(\d+)\//.exec(events[0][0])![1], Date.now());
+    const p = pub.pipeline();
+    for (const [c, m] of events) p.publish(c, m);
+    await p.exec();
+    const due = start + ((i + 1) * 100 * 1000) / 10_000; // 100 events per 10 ms
+    const wait = due - performance.now();
+    if (wait > 0) await sleep(wait);
+  }
+  await waitLine(t, 'done');
+  const lags: number[] = [];
+  for (const line of t.output().split('\n')) {
+    const m = /^c (\d+) (\d+)$/.exec(line);
+    const sent = m && published.get(m[1]);
+    if (m && sent) lags.push(Number(m[2]) - sent);
+  }
+  await killPid(t.pid);
+  return percentile(lags, 99);
+}
+
+export const statsIngest: Benchmark = {
+  name: 'stats_ingest',
+  goals: { ratio: '≥ 0.6', lag_p99_ms: '≤ 100', ours_ev_s: '-', bare_ev_s: '-' },
+  async setup(h) {
+    redis = await startRedis(h);
+    pub = new Redis({ port: redis.port, host: '127.0.0.1' });
+    h.onCleanup(async () => void pub.disconnect());
+  },
+  async round(h, round) {
+    // Alternate which one goes first, so neither always gets the warmer machine.
+    const order: ('ours' | 'bare')[] = round % 2 ? ['bare', 'ours'] : ['ours', 'bare'];
+    const rate: Record<string, number> = {};
+    for (const kind of order) rate[kind] = await drain(h, kind, round);
+    return { ratio: rate.ours / rate.bare, ours_ev_s: rate.ours, bare_ev_s: rate.bare, lag_p99_ms: await lag(h, round) };
+  },
+};

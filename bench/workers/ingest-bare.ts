@@ -1,0 +1,14 @@
+// Benchmark baseline: a bare ioredis psubscribe that only counts messages.
+import { Redis } from 'ioredis';
+
+const [port, expected] = [Number(process.argv[2]), Number(process.argv[3])];
+const sub = new Redis({ port, host: '127.0.0.1' });
+let count = 0;
+sub.on('pmessage', () => {
+  if (++count === expected) {
+    process.stdout.write(`done ${count}\n`);
+    process.exit(0);
+  }
+});
+await sub.psubscribe('turn/*');
+process.stdout.write('ready\n');

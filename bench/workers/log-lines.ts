@@ -1,0 +1,22 @@
+// Benchmark worker: lines on stdin through the log parser and the model ("ours"), or only
+// counted ("bare"), reading the same way the supervisor reads turnserver's stdout (readline).
+import { createInterface } from 'node:readline';
+import { parseLogLine } from '../../src/stats/log-parser.js';
+import { AllocationModel } from '../../src/stats/model.js';
+
+const ours = process.argv[2] === 'ours';
+const model = new AllocationModel({ deleteGraceMs: 2000, primary: 'log' });
+let lines = 0;
+let start = 0;
+const rl = createInterface({ input: process.stdin, crlfDelay: Infinity });
+rl.on('line', (line) => {
+  if (lines++ === 0) start = performance.now();
+  if (ours) {
+    const e = parseLogLine(line, 0);
+    if (e) model.ingest(e, 'bench');
+  }
+});
+rl.on('close', () => {
+  if (ours) model.drainDirty();
+  process.stdout.write(`lines=${lines} ms=${(performance.now() - start).toFixed(1)}\n`);
+});
