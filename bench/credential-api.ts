@@ -20,7 +20,7 @@ export const credentialApi: Benchmark = {
   goals: { ratio: '≥ 0.7', p99_ms: '≤ 5', bare_p99_ms: '-' },
   async setup(h: Harness) {
     // The rate limit is per client IP; the benchmark is one client, so lift it.
-    monitor = await startMonitor(h, { logLevel: 'warn', http: { apiKeys: [KEY], rateLimitPerMinute: 100_000_000 } });
+    monitor = await startMonitor(h, { logLevel: 'info', http: { apiKeys: [KEY], rateLimitPerMinute: 100_000_000 } });
     const size = (await monitor.get('/turncredential', { headers: { authorization: `Bearer ${KEY}` } })).text.length;
     const port = await freePort();
     const t = h.spawn('bare-http', process.execPath, ['--import', 'tsx', path.join(import.meta.dirname, 'workers', 'bare-http.ts'), String(port), String(size)]);

@@ -1,4 +1,5 @@
 import { startMonitor, type MonitorProcess } from '../test/harness/monitor.js';
+import { alive } from '../test/harness/processes.js';
 import { sleep, type Benchmark } from './lib.js';
 
 let monitor: MonitorProcess;
@@ -15,8 +16,9 @@ export const recovery: Benchmark = {
     const pid = (await monitor.health()).body.turnserver.pid as number;
     const t0 = performance.now();
     process.kill(pid, 'SIGKILL');
-    while ((await monitor.health()).body.turnserver.pid === pid) await sleep(20);
+    while (alive(pid)) await sleep(5);
     while (!(await monitor.stunAnswers(100))) await sleep(10);
+    await sleep(500); // let the new child settle before the next kill
     return { seconds: (performance.now() - t0) / 1000 };
   },
 };

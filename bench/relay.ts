@@ -35,7 +35,9 @@ async function load(h: Harness, turnPort: number) {
   const t0 = performance.now();
   const r = await runUclient(h, { turnPort, peerPort: peer.port, ...USER, clients: 10, messages: 800, length: 1000, extraArgs: ['-z', '2'] });
   if (r.code !== 0 || r.sentBytes === null) throw new Error(`uclient failed: ${r.output.slice(-300)}`);
-  return { bps: r.sentBytes / ((performance.now() - t0) / 1000), loss: r.lossPercent ?? 100 };
+  const bps = r.sentBytes / ((performance.now() - t0) / 1000);
+  if (process.env.BENCH_DEBUG) console.log('relay load', r.sentBytes, bps, r.lossPercent);
+  return { bps, loss: r.lossPercent ?? 100 };
 }
 
 /** The same uclient load through our monitor's turnserver and through a bare one, for both sources. */

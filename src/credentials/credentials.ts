@@ -45,6 +45,7 @@ export class Credentials implements Subsystem, TurnConfContributor {
   private lastError: string | null = null;
   private lastRotationAt: number | null = null;
   private readonly rotations: Counter;
+  private readonly uris: string[];
   private readonly failures: Counter;
 
   constructor(private readonly ctx: AppContext) {
@@ -53,6 +54,7 @@ export class Credentials implements Subsystem, TurnConfContributor {
     this.stateFile = path.join(config.dataDir, 'credential.json');
     this.turnadmin = new Turnadmin(config.credentials.turnadmin, path.join(config.dataDir, 'turndb'), config.turnserver.realm);
     this.state = this.emptyState();
+    this.uris = turnUrisFor(config, hostname());
     this.rotations = new Counter({ name: 'turn_monitor_credential_rotations_total', help: 'credential rotations', registers: [ctx.registry] });
     this.failures = new Counter({ name: 'turn_monitor_turnadmin_failures_total', help: 'failed turnadmin calls', registers: [ctx.registry] });
   }
@@ -182,7 +184,7 @@ export class Credentials implements Subsystem, TurnConfContributor {
     const now = this.ctx.now();
     const current = this.current(now);
     if (!current) return null;
-    const uris = turnUrisFor(this.ctx.config, hostname());
+    const uris = this.uris;
     let username: string;
     let password: string;
     let expiresAt: number;

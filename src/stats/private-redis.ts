@@ -61,7 +61,7 @@ export function createPrivateRedis(config: Config, logger: Logger, port: number)
       ],
       cwd: config.dataDir,
     }),
-    probe: () => redisPing(port, t.probeTimeoutMs),
+    probe: (timeoutMs = t.probeTimeoutMs) => redisPing(port, timeoutMs),
     findOrphans: () => {
       try {
         const pid = Number(readFileSync(pidfile, 'utf8').trim());

@@ -6,6 +6,8 @@ import { StartupError } from '../lifecycle.js';
 import { Backoff } from '../util/backoff.js';
 import { killPidWithEscalation } from '../util/process.js';
 
+const READY_PROBE_MS = 100;
+
 export type ChildState = 'idle' | 'starting' | 'ready' | 'restarting' | 'stopping' | 'stopped' | 'failed';
 
 export interface SpawnSpec {
@@ -21,7 +23,7 @@ export interface ManagedChildOptions {
   /** Called before every spawn: the command may change between runs (re-rendered config). */
   spawnSpec(): Promise<SpawnSpec>;
   /** One readiness/liveness check; true when the child is serving. */
-  probe(): Promise<boolean>;
+  probe(timeoutMs?: number): Promise<boolean>;
   /** Pids of copies left running by an earlier monitor; stopped before the first spawn. */
   findOrphans(): number[];
   /** Each line the child writes on stdout or stderr. */
@@ -183,7 +185,8 @@ export class ManagedChild extends EventEmitter {
 
   private async probeUntilReady(run: ChildRun): Promise<void> {
     while (this.run === run && !this.ready && !this.stopping && this.child) {
-      if (await this.opts.probe()) {
+      // Short probes while starting: a child that just bound its port answers the next one.
+      if (await this.opts.probe(READY_PROBE_MS)) {
         if (this.run !== run || this.stopping || !this.child) return;
         this.onReady(run);
         return;

@@ -42,7 +42,7 @@ export class TurnserverSupervisor extends EventEmitter implements Subsystem {
           cwd: config.dataDir,
         };
       },
-      probe: () => stunProbe(host, t.listeningPort, t.probeTimeoutMs),
+      probe: (timeoutMs = t.probeTimeoutMs) => stunProbe(host, t.listeningPort, timeoutMs),
       findOrphans: () => findTurnOrphans(paths.conf, paths.pidfile),
       onLine: (line) => {
         this.emit('line', line);

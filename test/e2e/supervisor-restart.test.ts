@@ -84,7 +84,8 @@ harnessTest('a turnserver orphaned by a killed monitor is replaced, not doubled'
   await m1.exited;
   assert.ok(alive(orphan), 'turnserver outlives a SIGKILLed monitor');
   const m2 = await startMonitor(h, {}, { rawConfig: m1.config });
-  const orphanLog = await m2.waitForLog((e) => e.event === 'orphan');
+  const orphanLog = await m2.waitForLog((e) => e.event === 'orphan' && e.component === 'supervisor');
+  assert.ok(m2.logs.some((e) => e.event === 'orphan' && e.component === 'redis-supervisor'), 'the orphaned private Redis is replaced too');
   assert.equal(orphanLog.orphanPid, orphan);
   const ready = await m2.waitForEvent('ready');
   assert.notEqual(ready.childPid, orphan);

@@ -123,7 +123,8 @@ export async function runUclient(h: Harness, o: UclientOptions) {
   args.push(...(o.extraArgs ?? []), '127.0.0.1');
   const result = await h.run('uclient', 'turnutils_uclient', args, { timeoutMs: o.timeoutMs ?? 60_000 });
   const lost = /Total lost packets (\d+) \(([\d.]+)%\)/.exec(result.output);
-  const sent = /tot_send_bytes ~ (\d+)/.exec(result.output);
+  // Progress lines repeat the counters; the last one is the total.
+  const sent = [...result.output.matchAll(/tot_send_bytes ~ (\d+)/g)].pop();
   return {
     ...result,
     ok: result.code === 0,
