@@ -76,9 +76,10 @@ async function runDemo(): Promise<void> {
     procs.start('peer', 'turnutils_peer', ['-p', String(peerPort), '-L', '127.0.0.1'], { quiet: true });
     await sleep(300);
     const client = procs.start('uclient', 'turnutils_uclient', ['-u', cred.username, '-w', cred.password, '-e', '127.0.0.1', '-r', String(peerPort),
-      '-p', String(turnPort), '-m', '3', '-n', '400', '-l', '800', '-z', '20', '-c', '127.0.0.1'], { quiet: true });
+      '-p', String(turnPort), '-m', '3', '-n', '10000', '-l', '200', '-z', '1', '-c', '127.0.0.1'], { quiet: true });
     const done = new Promise<number | null>((resolve) => client.once('exit', resolve));
-    say('✓ relaying: 3 clients × 400 messages of 800 bytes through turnserver to turnutils_peer');
+    say('✓ relaying: 3 clients × 10,000 messages of 200 bytes through turnserver to turnutils_peer');
+    say('  (coturn reports an allocation\'s traffic every 4096 packets and at its end, so counts grow in steps)');
 
     if (zkConnect) {
       zkClient = zookeeper.createClient(zkConnect);
