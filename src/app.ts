@@ -67,6 +67,11 @@ export class App {
     return this.stopping;
   }
 
+  /** Forced exit: leave no child behind, without waiting for anything. */
+  forceKill(): void {
+    for (const subsystem of this.subsystems) subsystem.forceKill?.();
+  }
+
   health(): HealthReport {
     const parts = Object.fromEntries(this.subsystems.map((s) => [s.name, s.health()]));
     const turn = parts.turnserver;

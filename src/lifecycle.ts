@@ -7,6 +7,8 @@ export interface Subsystem {
   stop(): Promise<void>;
   /** A JSON-able view for GET /health. */
   health(): SubsystemHealth;
+  /** Forced exit (second signal): SIGKILL any child process at once, synchronously. */
+  forceKill?(): void;
 }
 
 export interface SubsystemHealth {

@@ -24,7 +24,7 @@ export async function runStart(configFile: string | undefined): Promise<number> 
   const shutdown = (signal: string) => {
     if (++signals > 1) {
       log.warn({ event: 'forced-exit', signal }, 'second signal: killing turnserver and exiting without waiting');
-      app.ctx.supervisor.crash('SIGKILL'); // never leave an orphan behind, even in a hurry
+      app.forceKill(); // never leave an orphan behind, even in a hurry
       process.exit(1);
     }
     log.info({ event: 'shutdown', signal }, 'shutting down');

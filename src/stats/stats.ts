@@ -102,6 +102,10 @@ export class Stats implements Subsystem, TurnConfContributor, UsageSink {
     this.flushTimer = setInterval(() => this.flush(), interval);
   }
 
+  forceKill(): void {
+    this.redisChild?.crash('SIGKILL');
+  }
+
   /** Count a message a source could not parse. */
   malformed(): void {
     this.metrics.malformed();

@@ -81,6 +81,10 @@ export class TurnserverSupervisor extends EventEmitter implements Subsystem {
   get restarts(): number {
     return this.child.restarts;
   }
+  forceKill(): void {
+    this.child.crash('SIGKILL');
+  }
+
   /** Kill the child as a crash would (tests, admin). */
   crash(signal: NodeJS.Signals = 'SIGKILL'): void {
     this.child.crash(signal);

@@ -21,7 +21,7 @@ async function setup(h: Harness, rx: number, tx: number, intervalSec = 1, overri
   h.onCleanup(() => zkClose(client));
   const config = await testConfig(h, {
     zookeeper: { connect: zk.connect, sessionTimeoutMs: 3000 },
-    discovery: { interface: 'tm0', sysClassNet: nic.sysClassNet, capacityMbps: 1000, intervalSec, drainMs: 300 },
+    discovery: { interface: 'tm0', sysClassNet: nic.sysClassNet, capacityMbps: 1000, intervalSec, drainMs: 1000 },
     turnserver: { restartDelayMs: 300 },
     ...overrides,
   });
@@ -36,7 +36,7 @@ async function setup(h: Harness, rx: number, tx: number, intervalSec = 1, overri
 
 harnessTest('the node appears with the documented payload; 250/100 Mbit/s against 1000 reads 750.0; resets and a missing interface', async (h, t) => {
   // 2 s intervals: the fake counters are up to ~1 ms stale, which must stay well inside ±0.5 Mbit/s.
-  const { client, m, nodePath, watch, config, nic } = await setup(h, 250, 100, 2);
+  const { client, m, nodePath, watch, config, nic } = await setup(h, 250, 100, 3); // long intervals: the fake NIC's write jitter under load stays within ±0.5
   const ready = await m.waitForEvent('ready');
   const createdAt = await watch.waitFor('created');
   const delay = createdAt - Date.parse(ready.time as string);

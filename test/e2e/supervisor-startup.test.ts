@@ -30,7 +30,7 @@ harnessTest('listening port taken: a clear start-up error well under 60 s, nothi
   assert.equal(exit.code, 1);
   assert.match(m.output(), /cannot bind its listening address 127\.0\.0\.1:\d+/);
   assert.ok(took < 15_000, `failed after ${took} ms`);
-  assert.equal(m.logs.filter((e) => e.event === 'spawn').length, 1, 'start-up failure is not restart-looped');
+  assert.equal(m.logs.filter((e) => e.event === 'spawn' && e.component === 'supervisor').length, 1, 'start-up failure is not restart-looped');
   assert.deepEqual(processesMentioning(path.join(m.dataDir, 'turnserver.conf')), []);
 });
 

@@ -1,11 +1,12 @@
 import { EventEmitter } from 'node:events';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ConfigInput } from '../../src/config/schema.js';
 import { stunProbe } from '../../src/supervisor/stun-probe.js';
 import { type Exit, type Harness, type Tracked, waitExit } from './harness.js';
 import { freePort, freePortRange } from './ports.js';
+import { alive, killPid } from './processes.js';
 
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const monitorBin = path.join(repoRoot, 'bin', 'turn-monitor');
@@ -192,4 +193,12 @@ export async function startMonitor(h: Harness, overrides: ConfigOverrides = {}, 
     await monitor.waitForLog((e) => e.event === 'started', { timeoutMs: 20_000 });
   }
   return monitor;
+}
+
+/** After a SIGKILLed monitor: stop the children it left (turnserver, private Redis) by their pidfiles. */
+export async function killOrphans(m: MonitorProcess): Promise<void> {
+  for (const name of readdirSync(m.dataDir).filter((n) => n.endsWith('.pid'))) {
+    const pid = Number(readFileSync(path.join(m.dataDir, name), 'utf8').trim());
+    if (pid > 0 && alive(pid)) await killPid(pid);
+  }
 }
