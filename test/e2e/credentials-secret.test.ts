@@ -4,6 +4,7 @@ import path from 'node:path';
 import { harnessTest } from '../harness/harness.js';
 import { userdbContents } from '../harness/credentials.js';
 import { startMonitor } from '../harness/monitor.js';
+import { waitUntil } from '../harness/processes.js';
 import { runUclient, startPeer } from '../harness/services.js';
 
 harnessTest(
@@ -24,6 +25,10 @@ harnessTest(
     assert.ok(Math.abs(Number(expiry) - (Date.now() / 1000 + 4)) < 2);
     assert.equal(alice.expired_time, Number(expiry) * 1000);
     assert.ok(await works(alice), 'a REST credential allocates and relays');
+    // coturn's statsdb events of that allocation carry the REST username; usage is accounted under the client id.
+    await waitUntil('alice accounted', async () => (await m.get('/usage?user=alice')).body.length > 0, 10_000);
+    const rows = (await m.get('/usage?user=alice')).body;
+    assert.ok(rows.every((r: { username: string; clientId: string }) => r.username === alice.username && r.clientId === 'alice'));
     assert.equal(await works({ username: alice.username, password: 'bm90LXRoZS1yaWdodC1vbmU=' }), false);
 
     for (const bad of ['a%25sb', 'a%2Fb', 'a:b', 'x'.repeat(65), '', 'a%20b']) {
