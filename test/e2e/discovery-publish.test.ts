@@ -64,8 +64,21 @@ harnessTest('the node appears with the documented payload; 250/100 Mbit/s agains
     assert.ok(n);
     return n.json;
   };
+  // The fake NIC's writer thread can be starved for tens of ms on a loaded machine (the suite
+  // runs files in parallel), which skews one interval's rate by a few Mbit/s: take the first of up
+  // to three readings within ±0.5, and fail at once on anything absurd.
+  const settled = async (first: any, what: string) => {
+    let d = first;
+    for (let i = 0; i < 3; i++) {
+      near(d.freeTraffic, 750, 10, `${what} (never absurd)`);
+      if (Math.abs(d.freeTraffic - 750) <= 0.5 && Math.abs(d.rxMbps - 250) <= 0.5 && Math.abs(d.txMbps - 100) <= 0.5) return d;
+      d = await rated(m.logs.length);
+    }
+    return d;
+  };
   let data = await rated(0);
   if (data.rxMbps === null) data = await rated(m.logs.length);
+  data = await settled(data, 'freeTraffic');
   t.diagnostic(`node appeared ${delay} ms after ready; after two intervals: ${JSON.stringify(data)}`);
   near(data.freeTraffic, 750, 0.5, 'freeTraffic');
   near(data.rxMbps, 250, 0.5, 'rxMbps');
@@ -83,7 +96,7 @@ harnessTest('the node appears with the documented payload; 250/100 Mbit/s agains
   assert.equal(skipped.reason, 'counter-reset');
   const afterSkip = await getNode(client, nodePath);
   assert.equal(afterSkip?.version, before?.version, 'the skipped interval wrote nothing');
-  data = await rated(m.logs.length);
+  data = await settled(await rated(m.logs.length), 'freeTraffic after the reset');
   near(data.freeTraffic, 750, 0.5, 'freeTraffic after the reset');
   assert.ok(data.rxMbps >= 0 && data.txMbps >= 0);
 
@@ -106,7 +119,7 @@ harnessTest('the node appears with the documented payload; 250/100 Mbit/s agains
   from = m.logs.length;
   nic.unhide();
   await m.waitForLog((e) => e.event === 'counters-recovered', { from });
-  data = await rated(m.logs.length);
+  data = await settled(await rated(m.logs.length), 'freeTraffic once the interface is back');
   near(data.freeTraffic, 750, 0.5, 'freeTraffic once the interface is back');
   assert.equal((await m.health()).body.discovery.status, 'ok');
   assert.equal((await m.stop()).code, 0);
