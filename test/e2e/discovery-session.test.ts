@@ -8,6 +8,8 @@ import { startZookeeper } from '../harness/services.js';
 import { FakeNic, getNode, NodeWatch, zkClose, zkConnect, type ZkClient } from './discovery-helpers.js';
 
 const SESSION_MS = 2000;
+// The test's own observer session outlives ZooKeeper restarts and freezes, however slow the machine.
+const OBSERVER_SESSION_MS = 30_000;
 
 async function monitorConfig(h: Parameters<typeof testConfig>[0], connect: string) {
   const nic = new FakeNic(h.dir, 'tm0', 10, 10);
@@ -28,8 +30,8 @@ async function ownedByCurrentSession(client: ZkClient, nodePath: string, m: { he
 }
 
 harnessTest(
-  'ZooKeeper down at start: everything else runs, the node appears once it is up; back after a ZooKeeper restart and after a freeze',
-  async (h, t) => {
+  'ZooKeeper down at start: everything else runs, the node appears once it is up; back after a ZooKeeper restart',
+  async (h) => {
     const port = await freePort();
     const { config, nodePath } = await monitorConfig(h, `127.0.0.1:${port}`);
     const m = await startMonitor(h, {}, { rawConfig: config });
@@ -42,22 +44,38 @@ harnessTest(
     await m.waitForLog((e) => e.event === 'zk-connect-failed', { timeoutMs: 10_000 });
 
     let zk = await startZookeeper(h, port);
-    const client = await zkConnect(zk.connect);
+    const client = await zkConnect(zk.connect, OBSERVER_SESSION_MS);
     h.onCleanup(() => zkClose(client));
     await m.waitForLog((e) => e.event === 'node-created', { timeoutMs: 15_000 });
     await waitUntil('node published', () => ownedByCurrentSession(client, nodePath, m), 5000);
     assert.equal((await m.health()).body.discovery.status, 'ok');
 
     // Restart ZooKeeper on the same port (same data dir): the node comes back.
-    let from = m.logs.length;
+    const from = m.logs.length;
     await zk.stop();
     await m.waitForLog((e) => e.event === 'zk-disconnected', { from });
     zk = await startZookeeper(h, port);
     await m.waitForLog((e) => e.event === 'zk-connected', { from, timeoutMs: 15_000 });
     await waitUntil('node back after the restart', () => ownedByCurrentSession(client, nodePath, m), 10_000);
+    assert.equal((await m.stop()).code, 0);
+    assert.equal(await getNode(client, nodePath), null, 'withdrawn at stop');
+  },
+  { timeout: 75_000 },
+);
+
+harnessTest(
+  'ZooKeeper frozen: the watchdog notices and the node comes back; frozen past the session timeout: a new session publishes it',
+  async (h, t) => {
+    const zk = await startZookeeper(h);
+    const { config, nodePath } = await monitorConfig(h, zk.connect);
+    const client = await zkConnect(zk.connect, OBSERVER_SESSION_MS);
+    h.onCleanup(() => zkClose(client));
+    const m = await startMonitor(h, {}, { rawConfig: config });
+    await m.waitForLog((e) => e.event === 'node-created', { timeoutMs: 15_000 });
+    await waitUntil('node published', () => ownedByCurrentSession(client, nodePath, m), 5000);
 
     // Freeze ZooKeeper: no 'disconnected' would ever come; the watchdog notices.
-    from = m.logs.length;
+    let from = m.logs.length;
     process.kill(zk.pid, 'SIGSTOP');
     try {
       await m.waitForLog((e) => e.event === 'zk-unresponsive', { from, timeoutMs: 10_000 });
@@ -89,7 +107,7 @@ harnessTest(
     assert.equal((await m.stop()).code, 0);
     assert.equal(await getNode(client, nodePath), null, 'withdrawn at stop');
   },
-  { timeout: 90_000 },
+  { timeout: 75_000 },
 );
 
 harnessTest(
@@ -97,7 +115,7 @@ harnessTest(
   async (h, t) => {
     const zk = await startZookeeper(h);
     const { config, nodePath } = await monitorConfig(h, zk.connect);
-    const client = await zkConnect(zk.connect);
+    const client = await zkConnect(zk.connect, OBSERVER_SESSION_MS);
     h.onCleanup(() => zkClose(client));
     const watch = new NodeWatch(client, nodePath);
     await watch.start();

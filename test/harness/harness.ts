@@ -30,6 +30,7 @@ export interface Tracked {
 export class Harness {
   private readonly tracked: Tracked[] = [];
   private readonly cleanups: (() => Promise<void>)[] = [];
+  private closed = false;
 
   private constructor(readonly dir: string) {}
 
@@ -39,6 +40,8 @@ export class Harness {
 
   /** Spawn a tracked process; its output is kept in memory and in <dir>/<name>.out. */
   spawn(name: string, file: string, args: string[], opts: SpawnOptions = {}): Tracked {
+    // A body abandoned on timeout may still be running: it must not start anything after clean-up.
+    if (this.closed) throw new Error(`harness closed: not spawning ${name}`);
     const child = spawn(file, args, { stdio: ['ignore', 'pipe', 'pipe'], ...opts });
     if (child.pid === undefined) throw new Error(`cannot spawn ${file}`);
     const chunks: string[] = [];
@@ -99,7 +102,14 @@ export class Harness {
   }
 
   async cleanup(keepDir = false): Promise<void> {
-    for (const fn of this.cleanups.reverse()) await fn().catch(() => undefined);
+    this.closed = true;
+    // Each step is bounded: a client stuck on a dead server must not stop the processes' clean-up.
+    for (const fn of this.cleanups.reverse()) {
+      let timer: NodeJS.Timeout | undefined;
+      const bound = new Promise<void>((resolve) => (timer = setTimeout(resolve, 5000)));
+      await Promise.race([fn().catch(() => undefined), bound]);
+      clearTimeout(timer);
+    }
     await Promise.all(this.tracked.filter((t) => alive(t.pid)).map((t) => killPid(t.pid)));
     const leaked = [...new Set([...processesMentioning(this.dir), ...this.pidfilePids()])];
     const described = leaked.map((pid) => `${pid} ${cmdline(pid)}`);
@@ -118,18 +128,31 @@ export function harnessTest(
   fn: (h: Harness, t: TestContext) => Promise<void>,
   options: { timeout?: number; skip?: boolean | string } = {},
 ): void {
-  test(name, { timeout: options.timeout ?? 60_000, skip: options.skip }, async (t) => {
+  const bodyMs = options.timeout ?? 60_000;
+  // Our own deadline on the body, so clean-up still runs when it hangs: node:test's timeout only
+  // abandons the function, and the processes it started would keep the test file alive forever.
+  test(name, { timeout: bodyMs + CLEANUP_MS, skip: options.skip }, async (t) => {
     const h = await Harness.create();
     let failed = true;
+    let timer: NodeJS.Timeout | undefined;
     try {
-      await fn(h, t);
+      const body = fn(h, t);
+      body.catch(() => undefined);
+      const deadline = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`test body did not finish within ${bodyMs} ms`)), bodyMs);
+      });
+      await Promise.race([body, deadline]);
       failed = false;
     } finally {
+      clearTimeout(timer);
       if (failed) t.diagnostic(`kept temp dir ${h.dir}`);
       await h.cleanup(failed);
     }
   });
 }
+
+/** Time left to clean-up after a body's deadline (SIGTERM, SIGKILL after a grace, leak check). */
+const CLEANUP_MS = 30_000;
 
 export async function waitExit(t: Tracked, timeoutMs = 10_000): Promise<Exit> {
   let timer: NodeJS.Timeout | undefined;

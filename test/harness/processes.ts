@@ -69,11 +69,30 @@ export async function killPid(pid: number, timeoutMs = 3000): Promise<void> {
   }
 }
 
-/** Poll until the predicate holds (for state outside our process: /proc, files). */
+/**
+ * Poll until the predicate holds (for state outside our process: /proc, files, a ZooKeeper read).
+ * Each call is bounded by the time left: a predicate stuck on a dead server must still time out.
+ */
 export async function waitUntil(what: string, predicate: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
-  while (!(await predicate())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+  let lastError: unknown;
+  for (;;) {
+    const left = deadline - Date.now();
+    if (left <= 0) {
+      const why = lastError instanceof Error ? ` (last attempt: ${lastError.message})` : '';
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${why}`);
+    }
+    let timer: NodeJS.Timeout | undefined;
+    const expired = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), left)));
+    const attempt = Promise.resolve()
+      .then(predicate)
+      .catch((err: unknown) => {
+        lastError = err;
+        return false;
+      });
+    const ok = await Promise.race([attempt, expired]);
+    clearTimeout(timer);
+    if (ok) return;
     await sleep(25);
   }
 }

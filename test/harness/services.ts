@@ -1,4 +1,4 @@
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import type { Harness, Tracked } from './harness.js';
@@ -70,20 +70,20 @@ export async function startZookeeper(h: Harness, port?: number): Promise<Service
 export async function startPeer(h: Harness): Promise<Service> {
   const p = await freePort();
   const tracked = h.spawn('peer', 'turnutils_peer', ['-p', String(p), '-L', '127.0.0.1']);
-  // The peer has no ready signal; it binds at once. Give the socket a moment by checking the bind.
+  // The peer has no ready signal; it binds at once. Wait until the kernel shows the socket.
   await waitUntil(`turnutils_peer on ${p}`, () => udpBound(p), 5000);
   return { port: p, tracked, pid: tracked.pid, stop: () => killPid(tracked.pid) };
 }
 
-function udpBound(port: number): Promise<boolean> {
-  return import('node:dgram').then(
-    (dgram) =>
-      new Promise<boolean>((resolve) => {
-        const s = dgram.createSocket('udp4');
-        s.once('error', () => resolve(true));
-        s.bind(port, '127.0.0.1', () => s.close(() => resolve(false)));
-      }),
-  );
+/**
+ * Whether a UDP socket is bound to the loopback port, read from /proc/net/udp. Probing by binding
+ * it ourselves would race the peer's own bind and make it fail with EADDRINUSE.
+ */
+function udpBound(port: number): boolean {
+  const local = `0100007F:${port.toString(16).toUpperCase().padStart(4, '0')}`;
+  return readFileSync('/proc/net/udp', 'utf8')
+    .split('\n')
+    .some((line) => line.trim().split(/\s+/)[1] === local);
 }
 
 export interface UclientOptions {
