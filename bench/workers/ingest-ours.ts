@@ -1,41 +1,39 @@
-// Benchmark worker: turn-monitor's ingest path (RedisSource → AllocationModel → UsageStore) on
-// its own, reporting `ready`, then `done N` once N events are ingested AND committed to SQLite.
+// Benchmark worker: turn-monitor's ingest path (RedisSource → UsagePipeline: model, metrics,
+// SQLite store with the monitor's flush policy) on its own, reporting `ready`, then `done N`
+// once N events are ingested AND committed to SQLite.
 // With --commits it also prints `c <allocationId> <ms>` the first time an allocation is committed.
 import { pino } from 'pino';
+import { Registry } from 'prom-client';
 import type { UsageEvent } from '../../src/stats/events.js';
-import { AllocationModel } from '../../src/stats/model.js';
+import { UsagePipeline } from '../../src/stats/pipeline.js';
 import { RedisSource } from '../../src/stats/redis-source.js';
-import { UsageStore } from '../../src/stats/store.js';
 
 const [port, dbFile, expected, commits] = [Number(process.argv[2]), process.argv[3], Number(process.argv[4]), process.argv[5] === '--commits'];
-const model = new AllocationModel({ deleteGraceMs: 2000 });
-const store = new UsageStore(dbFile);
+const log = pino({ level: 'silent' });
+const pipeline = new UsagePipeline({ dbFile, source: 'redis', checkpointMs: 1000, deleteGraceMs: 2000, registry: new Registry(), log, now: Date.now });
+pipeline.open();
+pipeline.setRun('bench');
 let count = 0;
 const seen = new Set<string>();
 const source = new RedisSource(
   { host: '127.0.0.1', port, db: 0, password: null, tls: false },
-  { ingest: (e: UsageEvent) => { model.ingest(e, 'bench'); count++; } },
-  pino({ level: 'silent' }),
+  { ingest: (e: UsageEvent) => { pipeline.ingest(e); count++; } },
+  log,
   Date.now,
 );
 await source.start();
 process.stdout.write('ready\n');
-// The same flush policy as the monitor: new and closed records every 50 ms, checkpoints every 1 s.
-let lastCheckpoint = 0;
+// The monitor's flush timer: every 50 ms (open records checkpointed every checkpointMs).
 setInterval(() => {
-  const now = Date.now();
-  const checkpoint = now - lastCheckpoint >= 1000 || count >= expected;
-  if (checkpoint) lastCheckpoint = now;
-  model.tick(now);
-  const dirty = model.drainDirty(checkpoint);
-  store.write(dirty);
+  const done = count >= expected;
+  const written = pipeline.flush(done);
   if (commits) {
     const now = Date.now();
     let out = '';
-    for (const r of dirty) if (!seen.has(r.allocationId)) { seen.add(r.allocationId); out += `c ${r.allocationId} ${now}\n`; }
+    for (const r of written) if (!seen.has(r.allocationId)) { seen.add(r.allocationId); out += `c ${r.allocationId} ${now}\n`; }
     if (out) process.stdout.write(out);
   }
-  if (count >= expected) {
+  if (done) {
     process.stdout.write(`done ${count}\n`);
     process.exit(0);
   }

@@ -56,7 +56,7 @@ export function finalCounters(r: AllocationRecord): { client: Counters; peer: Co
 
 export interface ModelHooks {
   /** Called for each traffic increment of the primary source (metrics). */
-  onIncrement?(kind: 'traffic' | 'traffic/peer', c: Counters): void;
+  onIncrement?(kind: 'traffic' | 'traffic/peer', e: TrafficEvent): void;
   /** 'both' mode: the two sources' totals of a closed allocation differ. */
   onDisagreement?(r: AllocationRecord): void;
   /** 'both' mode: the primary source missed the end, the secondary's totals were used. */
@@ -223,7 +223,7 @@ export class AllocationModel {
     target[1] += e.rcvb;
     target[2] += e.sentp;
     target[3] += e.sentb;
-    this.hooks.onIncrement?.(e.kind as 'traffic' | 'traffic/peer', countersOf(e));
+    this.hooks.onIncrement?.(e.kind as 'traffic' | 'traffic/peer', e);
   }
 
   private onClosed(r: AllocationRecord, e: ClosedEvent): void {

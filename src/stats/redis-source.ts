@@ -2,7 +2,9 @@ import { EventEmitter } from 'node:events';
 import { Redis } from 'ioredis';
 import type { Logger } from '../log/logger.js';
 import type { UsageSink } from './events.js';
-import { parseRedisEvent } from './redis-events.js';
+import { RedisEventParser } from './redis-events.js';
+
+const UNDERSCORE = 0x5f;
 
 export type SubscriberState = 'connecting' | 'subscribed' | 'disconnected' | 'stopped';
 
@@ -43,6 +45,7 @@ export class RedisSource extends EventEmitter {
   reconnects = 0;
   received = 0;
   private everSubscribed = false;
+  private readonly parser = new RedisEventParser();
 
   constructor(
     private readonly target: RedisTarget,
@@ -66,11 +69,12 @@ export class RedisSource extends EventEmitter {
       retryStrategy: (times) => Math.min(100 * 2 ** Math.min(times, 6), 3000),
     });
     this.client = client;
-    client.on('pmessage', (_pattern: string, channel: string, message: string) => {
+    // The Buffer variant: ioredis then skips decoding topic and payload into strings we don't need.
+    client.on('pmessageBuffer', (_pattern: string, channel: Buffer, message: Buffer) => {
       this.received++;
-      const event = parseRedisEvent(channel, message, this.now());
+      const event = this.parser.parse(channel, message, this.now());
       if (event) this.sink.ingest(event);
-      else if (!channel.startsWith('__')) this.emit('malformed', channel);
+      else if (!(channel[0] === UNDERSCORE && channel[1] === UNDERSCORE)) this.emit('malformed', channel.toString());
     });
     client.on('ready', () => this.onReady());
     client.on('close', () => this.onLost());

@@ -4,12 +4,12 @@ import type { Logger } from '../log/logger.js';
 import type { ChildExit, ChildRun } from '../supervisor/managed-child.js';
 import type { ManagedChild } from '../supervisor/managed-child.js';
 import type { UsageEvent, UsageSink } from './events.js';
-import { registerStatsMetrics, type StatsMetrics } from './metrics.js';
-import { AllocationModel } from './model.js';
+import type { AllocationModel } from './model.js';
 import { LogSource } from './log-source.js';
 import { createPrivateRedis, freeLoopbackPort } from './private-redis.js';
 import { RedisSource, redisTargetFromUrl, statsdbLine, type RedisTarget } from './redis-source.js';
-import { UsageStore } from './store.js';
+import { UsagePipeline } from './pipeline.js';
+import type { UsageStore } from './store.js';
 
 /**
  * Usage accounting: events from coturn (redis-statsdb; the log source plugs in beside it) go
@@ -18,37 +18,27 @@ import { UsageStore } from './store.js';
  */
 export class Stats implements Subsystem, TurnConfContributor, UsageSink {
   readonly name = 'stats';
-  readonly model: AllocationModel;
-  store: UsageStore | null = null;
+  readonly pipeline: UsagePipeline;
   private redisChild: ManagedChild | null = null;
   private redisTarget: RedisTarget | null = null;
   redis: RedisSource | null = null;
   logSource: LogSource | null = null;
-  private run: string | null = null;
   private flushTimer: NodeJS.Timeout | null = null;
-  private lastCheckpoint = 0;
   private stopping: Promise<void> | null = null;
-  private readonly metrics: StatsMetrics;
   private readonly log: Logger;
 
   constructor(private readonly ctx: AppContext) {
     this.log = ctx.logger.child({ component: 'stats' });
-    this.metrics = registerStatsMetrics(ctx.registry, () => this.model.openCount);
-    const source = ctx.config.stats.source;
-    this.model = new AllocationModel(
-      { deleteGraceMs: ctx.config.stats.deleteGraceMs, primary: source === 'log' ? 'log' : 'redis', secondary: source === 'both' ? 'log' : null },
-      {
-        onIncrement: (kind, c) => this.metrics.relayed(kind, c),
-        onDisagreement: (r) => {
-          this.metrics.disagreement();
-          this.log.warn({ event: 'sources-disagree', run: r.run, allocationId: r.allocationId, redis: [r.totalClient, r.totalPeer], log: [r.altClient, r.altPeer] }, 'redis and log totals differ');
-        },
-        onFilled: (r) => {
-          this.metrics.filled();
-          this.log.info({ event: 'filled-from-log', run: r.run, allocationId: r.allocationId }, 'totals taken from the log: redis missed the end of this allocation');
-        },
-      },
-    );
+    const { stats } = ctx.config;
+    this.pipeline = new UsagePipeline({ ...stats, registry: ctx.registry, log: this.log, now: ctx.now });
+  }
+
+  get model(): AllocationModel {
+    return this.pipeline.model;
+  }
+
+  get store(): UsageStore | null {
+    return this.pipeline.store;
   }
 
   private get usesRedis(): boolean {
@@ -61,18 +51,15 @@ export class Stats implements Subsystem, TurnConfContributor, UsageSink {
   }
 
   ingest(event: UsageEvent): void {
-    this.metrics.event(event.kind);
-    // Events before the first spawn cannot exist; keep them under a placeholder run all the same.
-    this.model.ingest(event, this.run ?? 'before-first-run');
+    this.pipeline.ingest(event);
   }
 
   async start(): Promise<void> {
     const { config, supervisor } = this.ctx;
-    this.store = new UsageStore(config.stats.dbFile);
-    const leftovers = this.store.closeLeftovers('monitor-restart');
+    const leftovers = this.pipeline.open();
     if (leftovers > 0) this.log.warn({ event: 'leftovers-closed', count: leftovers }, 'closed allocations left open by an earlier monitor');
     supervisor.on('spawn', (run: ChildRun) => {
-      this.run = run.runId;
+      this.pipeline.setRun(run.runId);
     });
     supervisor.on('exit', (exit: ChildExit) => this.onChildExit(exit));
 
@@ -86,11 +73,8 @@ export class Stats implements Subsystem, TurnConfContributor, UsageSink {
         await this.redisChild.start();
       }
       this.redis = new RedisSource(this.redisTarget, this, this.log, this.ctx.now);
-      this.redis.on('gap', () => {
-        this.metrics.reconnect();
-        this.model.markGap();
-      });
-      this.redis.on('malformed', () => this.metrics.malformed());
+      this.redis.on('gap', () => this.pipeline.gap());
+      this.redis.on('malformed', () => this.pipeline.malformed());
       await this.redis.start();
     }
     if (config.stats.source !== 'redis') {
@@ -108,27 +92,17 @@ export class Stats implements Subsystem, TurnConfContributor, UsageSink {
 
   /** Count a message a source could not parse. */
   malformed(): void {
-    this.metrics.malformed();
+    this.pipeline.malformed();
   }
 
   private onChildExit(exit: ChildExit): void {
-    const closed = this.model.closeRun(exit.runId, exit.at.getTime(), 'child-exit');
+    const closed = this.pipeline.closeRun(exit.runId, exit.at.getTime(), 'child-exit');
     if (closed > 0) this.log.warn({ event: 'run-closed', runId: exit.runId, count: closed }, 'turnserver exited: its open allocations were closed');
-    this.flush(true);
   }
 
-  /** Write every changed record in one transaction (and time-driven closes first). */
+  /** Write every changed record now (checkpoint: open ones too). */
   flush(checkpoint = false): void {
-    if (!this.store) return;
-    try {
-      const now = this.ctx.now();
-      this.model.tick(now);
-      checkpoint ||= now - this.lastCheckpoint >= this.ctx.config.stats.checkpointMs;
-      if (checkpoint) this.lastCheckpoint = now;
-      this.store.write(this.model.drainDirty(checkpoint));
-    } catch (err) {
-      this.log.error({ event: 'store-failed', err: (err as Error).message }, 'writing usage records failed');
-    }
+    this.pipeline.flush(checkpoint);
   }
 
   stop(): Promise<void> {
@@ -136,10 +110,8 @@ export class Stats implements Subsystem, TurnConfContributor, UsageSink {
       if (this.flushTimer) clearInterval(this.flushTimer);
       await this.redis?.stop();
       this.logSource?.stop();
-      this.flush(true);
+      this.pipeline.close();
       await this.redisChild?.stop();
-      this.store?.close();
-      this.store = null;
     })();
     return this.stopping;
   }
