@@ -54,3 +54,19 @@ test("source 'log': a log delete closes the allocation with the summed usage lin
   assert.deepEqual(finalCounters(r), { client: [3, 260, 3, 300], peer: [1, 100, 1, 100] });
   assert.deepEqual([r.endReason, r.endDetail, r.complete, r.local], ['deleted', 'TCP connection closed by client (callback)', true, '127.0.0.1:34821']);
 });
+
+test('near misses of the scanned line kinds are not events', () => {
+  for (const l of [
+    'session 1: pxxx usage: realm=<r>, username=<u>, rp=1, rb=2, sp=3, sb=4',
+    'session 1: usage: realm=<r>, username=<u>, rp=1, rb=2, sp=3',
+    'session 1: usage: realm=<r>, username=<u>, rp=1, rb=2, sp=3, sb=4 trailing',
+    'session 1: new, realm=<r>, username=<u>, lifetime=',
+    'session 1: refreshed, realm=<r>, username=<u>',
+    'session 1: delete: realm=<r>, username=<u> x',
+    'session 1: delete: realm=<r>',
+    'session 1: realm <r> user <u>: incoming packet REFRESH processed, success',
+    'session 1: peer 127.0.0.1 lifetime updated: 300',
+  ]) assert.equal(parseLogLine(l, 0), null, l);
+  assert.equal(parseLogLine('session 1: delete: realm=<r>, username=<u>  ', 0)?.kind, 'status');
+  assert.equal(parseLogLine('session 1: new, realm=<r>, username=<a>, lifetime=5>, lifetime=600', 0)?.username, 'a>, lifetime=5');
+});
