@@ -47,6 +47,7 @@ export class Credentials implements Subsystem, TurnConfContributor {
   private readonly rotations: Counter;
   private readonly uris: string[];
   private readonly failures: Counter;
+  private lastJson: { username: string; password: string; expiresAt: number; ttl: number; json: string } | null = null;
 
   constructor(private readonly ctx: AppContext) {
     const { config } = ctx;
@@ -209,6 +210,21 @@ export class Credentials implements Subsystem, TurnConfContributor {
       uris,
       iceServers: [{ urls: uris, username, credential: password }],
     };
+  }
+
+  /**
+   * issue() as the JSON text GET /turncredential sends. The answer is a function of username,
+   * password, expiry and ttl (uris are fixed), so the text is reused while those stay the same:
+   * in userdb mode that is every request of the same second.
+   */
+  issueJson(clientId: string | null): string | null {
+    const c = this.issue(clientId);
+    if (!c) return null;
+    const m = this.lastJson;
+    if (m && m.username === c.username && m.password === c.password && m.expiresAt === c.expired_time && m.ttl === c.ttl) return m.json;
+    const json = JSON.stringify(c);
+    this.lastJson = { username: c.username, password: c.password, expiresAt: c.expired_time, ttl: c.ttl, json };
+    return json;
   }
 
   async stop(): Promise<void> {

@@ -1,5 +1,9 @@
-import { rateLimit } from 'express-rate-limit';
-import type { RouteInstaller } from '../http/http-server.js';
+import { parse as parseQuery, type ParsedUrlQuery } from 'node:querystring';
+import { ipKeyGenerator } from 'express-rate-limit';
+import { apiKeyCheck, sendUnauthorized } from '../http/auth.js';
+import type { FastHandler, RouteInstaller } from '../http/http-server.js';
+import { FixedWindowLimiter, rateLimitHeaders } from '../http/rate-limit.js';
+import { sendJson, sendJsonText } from '../http/respond.js';
 import type { Logger } from '../log/logger.js';
 import type { Credentials } from './credentials.js';
 
@@ -9,29 +13,55 @@ const CLIENT_ID = /^[A-Za-z0-9._-]{1,64}$/;
 
 const error = (code: string, message: string) => ({ type: 'error', code, error: message });
 
-/** GET /turncredential and POST /turncredential/rotate. */
-export function credentialRoutes(credentials: Credentials, limitPerMinute: number, log: Logger): RouteInstaller {
-  const limiter = rateLimit({
-    windowMs: 60_000,
-    limit: limitPerMinute,
-    standardHeaders: 'draft-7',
-    legacyHeaders: false,
-    handler: (_req, res) => void res.status(429).json(error('rate_limited', 'too many credential requests')),
-  });
+const NO_QUERY: ParsedUrlQuery = Object.freeze(parseQuery(''));
+
+/** The query string of a request URL, parsed as express 5's default ('simple') query parser does. */
+function queryOf(url: string | undefined): ParsedUrlQuery {
+  const start = url ? url.indexOf('?') : -1;
+  if (start < 0) return NO_QUERY;
+  const end = url!.indexOf('#', start);
+  return parseQuery(url!.slice(start + 1, end < 0 ? undefined : end));
+}
+
+/** The rate limit key of a client address, as express-rate-limit's: IPv4-mapped as IPv4, IPv6 by /56. */
+export const clientKey = (address = '') => (address.includes(':') ? ipKeyGenerator(address) : address);
+
+export interface CredentialHandlerOptions {
+  apiKeys: readonly string[];
+  limitPerMinute: number;
+  /** Clock of the rate limiter (tests). */
+  now?: () => number;
+}
+
+/**
+ * GET /turncredential on bare node:http: it is what signalling servers call on every client
+ * connect, so it skips express. In order: API key (401), per-client-IP limit of limitPerMinute
+ * per 60 s window with draft-7 RateLimit headers (429), `?user=` check (400), credential (503
+ * when none is valid), `Cache-Control: no-store`.
+ */
+export function credentialHandler(credentials: Pick<Credentials, 'issueJson'>, options: CredentialHandlerOptions): FastHandler {
+  const authorized = apiKeyCheck(options.apiKeys);
+  const limiter = new FixedWindowLimiter(options.limitPerMinute, 60_000, options.now);
+  return (req, res) => {
+    const query = queryOf(req.url);
+    if (!authorized(req.headers.authorization, query.key, req.socket)) return sendUnauthorized(res);
+    const limit = limiter.hit(clientKey(req.socket.remoteAddress));
+    const rate = rateLimitHeaders(limit);
+    if (limit.limited) return sendJson(res, 429, error('rate_limited', 'too many credential requests'), rate);
+    const user = query.user;
+    if (user !== undefined && (typeof user !== 'string' || !CLIENT_ID.test(user))) {
+      return sendJson(res, 400, error('bad_user', 'user must be 1-64 characters of A-Z a-z 0-9 . _ -'), rate);
+    }
+    const credential = credentials.issueJson(user ?? null);
+    if (credential === null) return sendJson(res, 503, error('unavailable', 'no valid credential: see /health'), rate);
+    rate['Cache-Control'] = 'no-store';
+    sendJsonText(res, 200, credential, rate);
+  };
+}
+
+/** POST /turncredential/rotate (express: rare, not worth a fast path). */
+export function rotateRoute(credentials: Credentials, log: Logger): RouteInstaller {
   return (router, { requireApiKey }) => {
-    router.get('/turncredential', requireApiKey, limiter, (req, res) => {
-      const user = req.query.user;
-      if (user !== undefined && (typeof user !== 'string' || !CLIENT_ID.test(user))) {
-        res.status(400).json(error('bad_user', 'user must be 1-64 characters of A-Z a-z 0-9 . _ -'));
-        return;
-      }
-      const credential = credentials.issue((user as string | undefined) ?? null);
-      if (!credential) {
-        res.status(503).json(error('unavailable', 'no valid credential: see /health'));
-        return;
-      }
-      res.set('Cache-Control', 'no-store').json(credential);
-    });
     router.post('/turncredential/rotate', requireApiKey, async (_req, res) => {
       try {
         await credentials.rotateNow();
