@@ -6,7 +6,13 @@ import { StartupError } from '../lifecycle.js';
 import { Backoff } from '../util/backoff.js';
 import { killPidWithEscalation } from '../util/process.js';
 
-const READY_PROBE_MS = 100;
+// Readiness: turnserver answers STUN ~30-150 ms after spawn. One readiness probe lasts
+// READY_PROBE_MS and resends every 20 ms (stunProbe), with READY_PROBE_GAP_MS between probes, so
+// an answering child is noticed within ~20-30 ms. Liveness probes keep probeIntervalMs.
+const READY_PROBE_MS = 80;
+const READY_PROBE_GAP_MS = 10;
+/** A restart's spawn spec (the rendered conf) is prepared this long before the restart is due, so the child itself starts on time. */
+const PREPARE_LEAD_MS = 50;
 
 export type ChildState = 'idle' | 'starting' | 'ready' | 'restarting' | 'stopping' | 'stopped' | 'failed';
 
@@ -121,7 +127,8 @@ export class ManagedChild extends EventEmitter {
     this.emit('state', state);
   }
 
-  private async spawn(): Promise<void> {
+  /** Prepare the spawn spec, then start the child at dueAt (epoch ms; now when not given). */
+  private async spawn(dueAt = 0): Promise<void> {
     this.restartTimer = null;
     if (this.stopping) return;
     let spec: SpawnSpec;
@@ -132,6 +139,18 @@ export class ManagedChild extends EventEmitter {
       return;
     }
     if (this.stopping) return;
+    const wait = dueAt - Date.now();
+    if (wait > 0) {
+      this.restartTimer = setTimeout(() => {
+        this.restartTimer = null;
+        if (!this.stopping) void this.launch(spec);
+      }, wait);
+      return;
+    }
+    await this.launch(spec);
+  }
+
+  private async launch(spec: SpawnSpec): Promise<void> {
     this.setState('starting');
     this.ready = false;
     this.probeMisses = 0;
@@ -191,7 +210,7 @@ export class ManagedChild extends EventEmitter {
         this.onReady(run);
         return;
       }
-      await new Promise((r) => setTimeout(r, 50));
+      await new Promise((r) => setTimeout(r, READY_PROBE_GAP_MS));
     }
   }
 
@@ -279,15 +298,17 @@ export class ManagedChild extends EventEmitter {
       return;
     }
     // A child that served gets the fixed delay every time; one that never served backs off.
-    this.scheduleRestart(exit.wasReady ? this.opts.restartDelayMs : this.backoff.next());
+    this.scheduleRestart(exit.wasReady ? this.opts.restartDelayMs : this.backoff.next(), exit.at.getTime());
   }
 
-  private scheduleRestart(delayMs: number): void {
+  /** Start a new child delayMs after `from` (the exit): its conf is rendered just before. */
+  private scheduleRestart(delayMs: number, from = Date.now()): void {
     if (this.stopping) return;
     this.setState('restarting');
     this.log.info({ event: 'restart-scheduled', delayMs }, `restarting ${this.opts.name} in ${delayMs} ms`);
     this.emit('restart-scheduled', { delayMs });
-    this.restartTimer = setTimeout(() => void this.spawn(), delayMs);
+    const dueAt = from + delayMs;
+    this.restartTimer = setTimeout(() => void this.spawn(dueAt), Math.max(0, dueAt - PREPARE_LEAD_MS - Date.now()));
   }
 
   private killChild(signal: NodeJS.Signals): void {

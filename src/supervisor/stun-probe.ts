@@ -53,8 +53,9 @@ export function stunProbe(host: string, port: number, timeoutMs: number): Promis
     };
     const timer = setTimeout(() => finish(false), timeoutMs);
     const send = () => socket.send(packet, port, host, (err) => err && finish(false));
-    // UDP may drop the first datagram while the server is still coming up: resend a few times.
-    const resend = setInterval(send, Math.max(50, Math.floor(timeoutMs / 4)));
+    // Until the server has bound its port the datagrams are dropped (no error on an unconnected
+    // socket): resend a few times, at least every 20 ms, so a server coming up is seen at once.
+    const resend = setInterval(send, Math.max(20, Math.floor(timeoutMs / 4)));
     socket.on('message', (msg) => {
       if (isBindingResponse(msg, transactionId)) finish(true);
     });
