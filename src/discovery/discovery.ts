@@ -149,11 +149,14 @@ export class Discovery implements Subsystem {
       this.ctx.supervisor.off('ready', this.onReady);
       this.ctx.supervisor.off('exit', this.onExit);
       if (!this.started) return;
-      const wasPublished = this.publisher.isPublished;
+      const removalsBefore = this.publisher.removals;
       // Bounded: a ZooKeeper that is down or frozen must not hold up the shutdown for long.
       const bound = Math.min(this.session.callTimeoutMs * 2, 3000);
       await Promise.race([this.publisher.setWanted(false, 'shutdown'), new Promise((r) => setTimeout(r, bound).unref())]);
-      const withdrawn = wasPublished && !this.publisher.hasNode;
+      // A create still in flight when stop began may have published the node since; either our
+      // delete went through, or a node we still hold goes with the session closing below.
+      const stillHeld = this.publisher.hasNode && this.session.state === 'connected';
+      const withdrawn = this.publisher.removals > removalsBefore || stillHeld;
       await this.session.close();
       // Drain only after a confirmed delete: that is what watching signalling servers react to.
       const drainMs = this.ctx.config.discovery.drainMs;

@@ -25,6 +25,7 @@ export class NodePublisher {
   private dirty = true;
   /** Session and version of the node we wrote last; null when we believe it absent. */
   private published: { sessionId: string; version: number } | null = null;
+  private removed = 0;
   private chain: Promise<void> = Promise.resolve();
   private queued = false;
   lastPublishAt: Date | null = null;
@@ -38,6 +39,10 @@ export class NodePublisher {
   /** Whether we believe a node of ours is in ZooKeeper (false once a removal succeeded). */
   get hasNode(): boolean {
     return this.published !== null;
+  }
+  /** How many times a node of ours was removed (a shutdown compares it before and after). */
+  get removals(): number {
+    return this.removed;
   }
 
   /** Wanted or not (turnserver serving and not shutting down). */
@@ -160,6 +165,7 @@ export class NodePublisher {
       } catch (err) {
         if (zkErrorCode(err) !== ZkCode.NO_NODE) throw err;
       }
+      this.removed++;
       this.opts.logger.info({ event: 'node-removed', path: this.opts.nodePath, reason }, 'withdrew this host from ZooKeeper');
     }
     this.published = null;

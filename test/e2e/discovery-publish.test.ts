@@ -141,7 +141,9 @@ harnessTest('turnserver killed: node gone until it serves again; graceful stop: 
   // Graceful stop: a watcher sees the delete while turnserver still answers STUN.
   const stopping = m.stop('SIGTERM');
   const goneAt = await watch.waitFor('deleted', { after: recreatedAt });
-  assert.equal(await m.stunAnswers(1000), true, `STUN still answers after the delete (seen at ${goneAt})`);
+  const answers = await m.stunAnswers(1000);
+  const trail = () => m.logs.filter((e) => Date.parse(e.time as string) >= goneAt - 5000).map((e) => `${e.time} ${e.component ?? ''} ${e.event ?? ''} ${e.msg ?? ''}`).join('\n');
+  assert.equal(answers, true, `STUN still answers after the delete (seen at ${new Date(goneAt).toISOString()}, probed until ${new Date().toISOString()}):\n${trail()}`);
   assert.equal((await stopping).code, 0);
   assert.equal(await m.stunAnswers(250), false, 'and stops answering after the monitor stopped');
 });
