@@ -49,3 +49,15 @@ export interface ClosedEvent extends EventBase {
 export interface UsageSink {
   ingest(event: UsageEvent): void;
 }
+
+/**
+ * The Redis hot path (most events are `traffic` increments of an allocation already seen): the
+ * sink hands out a handle to an allocation's record, and later increments go straight onto it
+ * without an event object.
+ */
+export interface IncrementSink extends UsageSink {
+  /** Like ingest; returns a handle for increment(), or null when this allocation's increments must come as events. */
+  track(event: UsageEvent): object | null;
+  /** A `traffic` (peer: `traffic/peer`) increment onto a handle; false when the handle went stale: send the event instead. */
+  increment(handle: object, peer: boolean, rcvp: number, rcvb: number, sentp: number, sentb: number, at: number): boolean;
+}

@@ -42,6 +42,8 @@ export interface AllocationRecord {
   gap: boolean;
   /** Written to the store at least once. */
   persisted: boolean;
+  /** In the model's set of records to write (a flag is cheaper than a Set lookup per event). */
+  pendingWrite: boolean;
   /** False when events may be missing (source outage, child killed, monitor restarted). */
   complete: boolean;
 }
@@ -55,8 +57,8 @@ export function finalCounters(r: AllocationRecord): { client: Counters; peer: Co
 }
 
 export interface ModelHooks {
-  /** Called for each traffic increment of the primary source (metrics). */
-  onIncrement?(kind: 'traffic' | 'traffic/peer', e: TrafficEvent): void;
+  /** Called for each traffic increment of the primary source (metrics): its byte counts. */
+  onIncrement?(peer: boolean, rcvb: number, sentb: number): void;
   /** 'both' mode: the two sources' totals of a closed allocation differ. */
   onDisagreement?(r: AllocationRecord): void;
   /** 'both' mode: the primary source missed the end, the secondary's totals were used. */
@@ -114,13 +116,13 @@ export class AllocationModel {
     for (const byId of this.open.values()) yield* byId.values();
   }
 
-  /** Apply one event of the given turnserver run. */
-  ingest(e: UsageEvent, run: string): void {
+  /** Apply one event of the given turnserver run; returns the record it went to (null: ignored). */
+  ingest(e: UsageEvent, run: string): AllocationRecord | null {
     let byId = this.open.get(run);
     if (!byId) this.open.set(run, (byId = new Map()));
     let r = byId.get(e.allocationId);
     if (!r) {
-      if (this.closed.size > 0 && this.closed.has(`${run}\u0000${e.allocationId}`)) return;
+      if (this.closed.size > 0 && this.closed.has(`${run}\u0000${e.allocationId}`)) return null;
       r = this.create(e, run);
       byId.set(e.allocationId, r);
     }
@@ -131,7 +133,8 @@ export class AllocationModel {
         break;
       case 'traffic':
       case 'traffic/peer':
-        this.onIncrement(r, e);
+        if (e.source === this.primary) this.addIncrement(r, e.kind === 'traffic/peer', e.rcvp, e.rcvb, e.sentp, e.sentb, e.at);
+        else this.onAltIncrement(r, e);
         break;
       case 'total_traffic':
         r.totalClient = countersOf(e);
@@ -143,8 +146,30 @@ export class AllocationModel {
         this.onClosed(r, e);
         break;
     }
-    this.dirty.add(r);
+    this.markDirty(r);
     if (r.deletedAt !== null && this.endComplete(r)) this.close(r, r.deletedAt, 'deleted');
+    return r;
+  }
+
+  /**
+   * A `traffic` (or `traffic/peer`) increment of the primary source onto an open record: the hot
+   * path, which the Redis source calls directly for allocations it has seen before.
+   */
+  addIncrement(r: AllocationRecord, peer: boolean, rcvp: number, rcvb: number, sentp: number, sentb: number, at: number): void {
+    const target = peer ? r.peer : r.client;
+    target[0] += rcvp;
+    target[1] += rcvb;
+    target[2] += sentp;
+    target[3] += sentb;
+    r.lastEventAt = at;
+    this.markDirty(r);
+    this.hooks.onIncrement?.(peer, rcvb, sentb);
+  }
+
+  private markDirty(r: AllocationRecord): void {
+    if (r.pendingWrite) return;
+    r.pendingWrite = true;
+    this.dirty.add(r);
   }
 
   /** Everything the end of an allocation brings has arrived. */
@@ -181,6 +206,7 @@ export class AllocationModel {
       deletedBy: [],
       gap: false,
       persisted: false,
+      pendingWrite: false,
       altSawNew: e.source !== this.primary && e.kind === 'status' && e.status === 'new',
       // Without a `new` we did not see the allocation start: its sums may miss early traffic.
       complete: e.source === this.primary && e.kind === 'status' && e.status === 'new',
@@ -209,21 +235,12 @@ export class AllocationModel {
     }
   }
 
-  private onIncrement(r: AllocationRecord, e: TrafficEvent): void {
-    if (e.source !== this.primary) {
-      const alt = e.kind === 'traffic' ? (r.altClient ??= zero()) : (r.altPeer ??= zero());
-      alt[0] += e.rcvp;
-      alt[1] += e.rcvb;
-      alt[2] += e.sentp;
-      alt[3] += e.sentb;
-      return;
-    }
-    const target = e.kind === 'traffic' ? r.client : r.peer;
-    target[0] += e.rcvp;
-    target[1] += e.rcvb;
-    target[2] += e.sentp;
-    target[3] += e.sentb;
-    this.hooks.onIncrement?.(e.kind as 'traffic' | 'traffic/peer', e);
+  private onAltIncrement(r: AllocationRecord, e: TrafficEvent): void {
+    const alt = e.kind === 'traffic' ? (r.altClient ??= zero()) : (r.altPeer ??= zero());
+    alt[0] += e.rcvp;
+    alt[1] += e.rcvb;
+    alt[2] += e.sentp;
+    alt[3] += e.sentb;
   }
 
   private onClosed(r: AllocationRecord, e: ClosedEvent): void {
@@ -237,7 +254,7 @@ export class AllocationModel {
     r.endReason = reason;
     r.complete = complete;
     if (this.secondary && reason === 'deleted') this.reconcile(r);
-    this.dirty.add(r);
+    this.markDirty(r);
     this.open.get(r.run)?.delete(r.allocationId);
     // Only two sources can deliver events after the close (the slower one lagging behind).
     if (this.secondary) this.rememberClosed(`${r.run}\u0000${r.allocationId}`);
@@ -299,7 +316,7 @@ export class AllocationModel {
     for (const r of this.records()) {
       r.complete = false;
       r.gap = true;
-      this.dirty.add(r);
+      this.markDirty(r);
     }
   }
 
@@ -316,6 +333,7 @@ export class AllocationModel {
       if (checkpoint || r.endedAt !== null || !r.persisted) {
         out.push(r);
         r.persisted = true;
+        r.pendingWrite = false;
         this.dirty.delete(r);
       }
     }

@@ -1,6 +1,6 @@
 import type { Registry } from 'prom-client';
 import type { Logger } from '../log/logger.js';
-import type { UsageEvent, UsageSink } from './events.js';
+import type { IncrementSink, UsageEvent, UsageSource } from './events.js';
 import { registerStatsMetrics, type StatsMetrics } from './metrics.js';
 import { AllocationModel, type AllocationRecord } from './model.js';
 import { UsageStore } from './store.js';
@@ -20,20 +20,23 @@ export interface PipelineOptions {
  * the flush policy (new and closed records at once, open ones every checkpointMs). The Stats
  * subsystem feeds it from its sources; the ingest benchmark drives exactly this class.
  */
-export class UsagePipeline implements UsageSink {
+export class UsagePipeline implements IncrementSink {
   readonly model: AllocationModel;
   store: UsageStore | null = null;
   private readonly metrics: StatsMetrics;
-  private run: string | null = null;
+  // Events before the first spawn cannot exist; they would be kept under this placeholder run.
+  private run = 'before-first-run';
   private lastCheckpoint = 0;
+  private readonly primary: UsageSource;
 
   constructor(private readonly opts: PipelineOptions) {
     const { log } = opts;
+    this.primary = opts.source === 'log' ? 'log' : 'redis';
     this.metrics = registerStatsMetrics(opts.registry, () => this.model.openCount);
     this.model = new AllocationModel(
-      { deleteGraceMs: opts.deleteGraceMs, primary: opts.source === 'log' ? 'log' : 'redis', secondary: opts.source === 'both' ? 'log' : null },
+      { deleteGraceMs: opts.deleteGraceMs, primary: this.primary, secondary: opts.source === 'both' ? 'log' : null },
       {
-        onIncrement: (kind, e) => this.metrics.relayed(kind, e),
+        onIncrement: (peer, rcvb, sentb) => this.metrics.relayed(peer, rcvb, sentb),
         onDisagreement: (r) => {
           this.metrics.disagreement();
           log.warn({ event: 'sources-disagree', run: r.run, allocationId: r.allocationId, redis: [r.totalClient, r.totalPeer], log: [r.altClient, r.altPeer] }, 'redis and log totals differ');
@@ -58,9 +61,22 @@ export class UsagePipeline implements UsageSink {
   }
 
   ingest(event: UsageEvent): void {
+    this.track(event);
+  }
+
+  track(event: UsageEvent): object | null {
     this.metrics.event(event.kind);
-    // Events before the first spawn cannot exist; keep them under a placeholder run all the same.
-    this.model.ingest(event, this.run ?? 'before-first-run');
+    const r = this.model.ingest(event, this.run);
+    return r !== null && r.endedAt === null && event.source === this.primary ? r : null;
+  }
+
+  increment(handle: object, peer: boolean, rcvp: number, rcvb: number, sentp: number, sentb: number, at: number): boolean {
+    const r = handle as AllocationRecord;
+    // Closed, deleted (its totals pending) or of an earlier turnserver run: the full path decides.
+    if (r.endedAt !== null || r.deletedAt !== null || r.run !== this.run) return false;
+    this.metrics.event(peer ? 'traffic/peer' : 'traffic');
+    this.model.addIncrement(r, peer, rcvp, rcvb, sentp, sentb, at);
+    return true;
   }
 
   /** Count a message a source could not parse. */

@@ -1,10 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Registry } from 'prom-client';
-import type { TrafficEvent } from '../../src/stats/events.js';
 import { registerStatsMetrics } from '../../src/stats/metrics.js';
-
-const traffic = (rcvb: number, sentb: number) => ({ rcvp: 1, rcvb, sentp: 1, sentb }) as TrafficEvent;
 
 test('per-event metrics are plain sums folded into the counters at each scrape, never lost or counted twice', async () => {
   const registry = new Registry();
@@ -14,8 +11,8 @@ test('per-event metrics are plain sums folded into the counters at each scrape, 
   m.event('traffic');
   m.event('traffic');
   m.event('status');
-  m.relayed('traffic', traffic(100, 200));
-  m.relayed('traffic/peer', traffic(10, 20));
+  m.relayed(false, 100, 200);
+  m.relayed(true, 10, 20);
   let text = await registry.metrics();
   assert.match(text, /^turn_monitor_stats_events_total\{kind="traffic"\} 2$/m);
   assert.match(text, /^turn_monitor_stats_events_total\{kind="status"\} 1$/m);
@@ -23,7 +20,7 @@ test('per-event metrics are plain sums folded into the counters at each scrape, 
   assert.match(text, /^turn_monitor_relayed_bytes_total\{side="peer",direction="rcv"\} 10$/m);
   assert.match(text, /^turn_monitor_open_allocations 3$/m);
   m.event('traffic');
-  m.relayed('traffic', traffic(1, 2));
+  m.relayed(false, 1, 2);
   text = await registry.metrics();
   assert.match(text, /^turn_monitor_stats_events_total\{kind="traffic"\} 3$/m);
   assert.match(text, /^turn_monitor_relayed_bytes_total\{side="client",direction="rcv"\} 101$/m);
