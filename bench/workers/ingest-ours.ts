@@ -17,7 +17,15 @@ let count = 0;
 const seen = new Set<string>();
 const source = new RedisSource(
   { host: '127.0.0.1', port, db: 0, password: null, tls: false },
-  { ingest: (e: UsageEvent) => { pipeline.ingest(e); count++; } },
+  {
+    ingest: (e: UsageEvent) => void pipeline.ingest(e),
+    track: (e: UsageEvent) => (count++, pipeline.track(e)),
+    increment(handle: object, peer: boolean, rcvp: number, rcvb: number, sentp: number, sentb: number, at: number) {
+      const taken = pipeline.increment(handle, peer, rcvp, rcvb, sentp, sentb, at);
+      if (taken) count++;
+      return taken;
+    },
+  },
   log,
   Date.now,
 );

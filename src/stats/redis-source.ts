@@ -1,8 +1,18 @@
 import { EventEmitter } from 'node:events';
-import { Redis } from 'ioredis';
+import { Worker } from 'node:worker_threads';
 import type { Logger } from '../log/logger.js';
-import type { UsageSink } from './events.js';
+import type { IncrementSink } from './events.js';
 import { RedisEventParser } from './redis-events.js';
+import { forEachEntry, type ReaderInit, type ReaderMessage, type SourceCommand } from './redis-reader-protocol.js';
+
+// Built: redis-reader.js beside this file. Under tsx (tests, bench) the .ts source, loaded through
+// tsx's API: Node 20 does not apply the parent's --import hooks to a worker's entry file.
+const READER_YOUNG_GEN_MB = 6;
+const fromSource = import.meta.url.endsWith('.ts');
+const readerUrl = new URL(fromSource ? './redis-reader.ts' : './redis-reader.js', import.meta.url);
+const readerEntry = fromSource
+  ? { code: `import('tsx/esm/api').then((tsx) => { tsx.register(); return import(${JSON.stringify(readerUrl.href)}); });`, eval: true }
+  : { code: readerUrl, eval: false };
 
 const UNDERSCORE = 0x5f;
 
@@ -36,59 +46,98 @@ export function statsdbLine(t: RedisTarget): string {
 
 /**
  * Subscribes to coturn's redis-statsdb events (psubscribe 'turn/*') and hands each parsed event to
- * the sink. ioredis reconnects and resubscribes by itself; every loss is reported ('gap') because
- * events published meanwhile are gone. Events: 'state', 'gap', 'malformed'.
+ * the sink. The ioredis client runs in a worker thread (redis-reader.ts) that passes the raw
+ * messages over in batches; parsing and the sink stay on this thread, in arrival order. ioredis
+ * reconnects and resubscribes by itself; every loss is reported ('gap') because events published
+ * meanwhile are gone. A worker that dies is a loss too, and is started again after a pause.
+ * Events: 'state', 'gap', 'malformed'.
  */
 export class RedisSource extends EventEmitter {
-  private client: Redis | null = null;
   state: SubscriberState = 'connecting';
   reconnects = 0;
   received = 0;
+  private worker: Worker | null = null;
   private everSubscribed = false;
+  private restartTimer: NodeJS.Timeout | null = null;
+  private readerRestarts = 0;
   private readonly parser = new RedisEventParser();
 
   constructor(
     private readonly target: RedisTarget,
-    private readonly sink: UsageSink,
+    private readonly sink: IncrementSink,
     private readonly log: Logger,
     private readonly now: () => number,
   ) {
     super();
   }
 
-  /** Resolves once subscribed (or right away if Redis is not up yet: it keeps retrying). */
-  async start(): Promise<void> {
-    const client = new Redis({
-      host: this.target.host,
-      port: this.target.port,
-      password: this.target.password ?? undefined,
-      tls: this.target.tls ? {} : undefined,
-      lazyConnect: true,
-      maxRetriesPerRequest: null,
-      enableOfflineQueue: true,
-      retryStrategy: (times) => Math.min(100 * 2 ** Math.min(times, 6), 3000),
+  /** Resolves once subscribed (or once the first attempt failed: the worker keeps retrying). */
+  start(): Promise<void> {
+    const { host, port, password, tls } = this.target;
+    const worker = new Worker(readerEntry.code, {
+      eval: readerEntry.eval,
+      workerData: { host, port, password, tls } satisfies ReaderInit,
+      // Its garbage is short-lived protocol buffers: a small young generation keeps RSS flat.
+      resourceLimits: { maxYoungGenerationSizeMb: READER_YOUNG_GEN_MB },
     });
-    this.client = client;
-    // The Buffer variant: ioredis then skips decoding topic and payload into strings we don't need.
-    client.on('pmessageBuffer', (_pattern: string, channel: Buffer, message: Buffer) => {
-      this.received++;
-      const event = this.parser.parse(channel, message, this.now());
-      if (event) this.sink.ingest(event);
-      else if (!(channel[0] === UNDERSCORE && channel[1] === UNDERSCORE)) this.emit('malformed', channel.toString());
+    this.worker = worker;
+    return new Promise((resolve) => {
+      worker.on('message', (m: ReaderMessage) => {
+        this.onMessage(worker, m);
+        if (m.type === 'subscribed' || m.type === 'unavailable') resolve();
+      });
+      worker.on('error', (err) => this.log.error({ event: 'redis-reader-failed', err: err.message }, 'the redis reader thread failed'));
+      worker.on('exit', () => {
+        resolve();
+        if (this.worker !== worker) return;
+        this.worker = null;
+        if (this.state === 'stopped') return;
+        this.onLost();
+        // Capped backoff: a reader that cannot even start must not spin.
+        const delay = Math.min(1000 * 2 ** this.readerRestarts++, 30_000);
+        this.log.warn({ event: 'redis-reader-restart', delayMs: delay }, `restarting the redis reader thread in ${delay} ms`);
+        this.restartTimer = setTimeout(() => void this.start(), delay);
+      });
     });
-    client.on('ready', () => this.onReady());
-    client.on('close', () => this.onLost());
-    client.on('error', (err: Error) => this.log.debug({ event: 'redis-error', err: err.message }, 'redis subscriber error'));
-    try {
-      await client.connect();
-      await client.psubscribe('turn/*');
-      this.setState('subscribed');
-    } catch (err) {
-      this.log.warn({ event: 'redis-unavailable', err: (err as Error).message }, 'redis not reachable yet: retrying');
+  }
+
+  private onMessage(worker: Worker, m: ReaderMessage): void {
+    switch (m.type) {
+      case 'batch':
+        this.consume(Buffer.from(m.buffer, 0, m.length));
+        this.received += m.count;
+        worker.postMessage({ type: 'ack' } satisfies SourceCommand);
+        break;
+      case 'subscribed':
+        this.everSubscribed = true;
+        this.setState('subscribed');
+        break;
+      case 'ready':
+        this.onReady();
+        break;
+      case 'close':
+        this.onLost();
+        break;
+      case 'error':
+        this.log.debug({ event: 'redis-error', err: m.message }, 'redis subscriber error');
+        break;
+      case 'unavailable':
+        this.log.warn({ event: 'redis-unavailable', err: m.message }, 'redis not reachable yet: retrying');
+        break;
     }
   }
 
+  private consume(buf: Buffer): void {
+    const at = this.now();
+    forEachEntry(buf, buf.length, (b, cs, ce, me) => {
+      if (!this.parser.feed(b, cs, ce, me, at, this.sink) && !(b[cs] === UNDERSCORE && b[cs + 1] === UNDERSCORE)) {
+        this.emit('malformed', b.toString('utf8', cs, ce));
+      }
+    });
+  }
+
   private onReady(): void {
+    this.readerRestarts = 0;
     if (this.everSubscribed) {
       this.reconnects++;
       this.log.warn({ event: 'redis-resubscribed', reconnects: this.reconnects }, 'redis subscriber reconnected and resubscribed');
@@ -112,9 +161,15 @@ export class RedisSource extends EventEmitter {
 
   async stop(): Promise<void> {
     this.state = 'stopped';
-    const client = this.client;
-    this.client = null;
-    if (!client) return;
-    client.disconnect();
+    if (this.restartTimer) clearTimeout(this.restartTimer);
+    const worker = this.worker;
+    this.worker = null;
+    if (!worker) return;
+    const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
+    worker.postMessage({ type: 'stop' } satisfies SourceCommand);
+    // Bounded: a reader stuck in a native call must not hold up the shutdown.
+    const timer = setTimeout(() => void worker.terminate(), 2000);
+    await exited;
+    clearTimeout(timer);
   }
 }

@@ -72,7 +72,7 @@ export class Stats implements Subsystem, TurnConfContributor, UsageSink {
         this.redisChild = createPrivateRedis(config, this.ctx.logger, port);
         await this.redisChild.start();
       }
-      this.redis = new RedisSource(this.redisTarget, this, this.log, this.ctx.now);
+      this.redis = new RedisSource(this.redisTarget, this.pipeline, this.log, this.ctx.now);
       this.redis.on('gap', () => this.pipeline.gap());
       this.redis.on('malformed', () => this.pipeline.malformed());
       await this.redis.start();

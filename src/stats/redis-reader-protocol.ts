@@ -1,0 +1,41 @@
+/** Messages between RedisSource (main thread) and its reader worker (redis-reader.ts). */
+
+/** Where the worker connects; the password stays in memory, never in a message or a log line. */
+export interface ReaderInit {
+  host: string;
+  port: number;
+  password: string | null;
+  tls: boolean;
+}
+
+/** Worker → main: a batch of raw messages, or what the ioredis client just did. */
+export type ReaderMessage =
+  | { type: 'batch'; buffer: ArrayBuffer; length: number; count: number }
+  | { type: 'subscribed' | 'ready' | 'close' }
+  | { type: 'error' | 'unavailable'; message: string };
+
+/** Main → worker: a batch was consumed; or disconnect and end. */
+export type SourceCommand = { type: 'ack' } | { type: 'stop' };
+
+/** Size of one batch; a message larger than this travels alone. */
+export const BATCH_BYTES = 256 * 1024;
+/** Batches handed over but not yet consumed before the worker stops reading the socket. */
+export const MAX_BATCHES_IN_FLIGHT = 4;
+
+/** Calls fn(buffer, channelStart, channelEnd, messageEnd) for each entry of a batch. */
+export function forEachEntry(buf: Buffer, length: number, fn: (buf: Buffer, channelStart: number, channelEnd: number, messageEnd: number) => void): void {
+  let at = 0;
+  while (at < length) {
+    const channelLength = readLength(buf, at);
+    const messageLength = readLength(buf, at + 4);
+    const channelStart = at + 8;
+    const channelEnd = channelStart + channelLength;
+    at = channelEnd + messageLength;
+    fn(buf, channelStart, channelEnd, at);
+  }
+}
+
+/** u32 little endian (the reader's writeLength). */
+function readLength(buf: Buffer, at: number): number {
+  return (buf[at] | (buf[at + 1] << 8) | (buf[at + 2] << 16)) + buf[at + 3] * 0x1000000;
+}

@@ -1,0 +1,100 @@
+// Worker thread of RedisSource: runs the ioredis subscriber and hands the messages to the main
+// thread as raw bytes in batches. Decoding coturn's messages takes about as long as parsing the
+// Redis protocol, so a busy host's event stream gets a core for each; the main thread's HTTP and
+// timers also stay responsive during an event burst.
+import { parentPort, workerData } from 'node:worker_threads';
+import { Redis } from 'ioredis';
+import { BATCH_BYTES, MAX_BATCHES_IN_FLIGHT, type ReaderInit, type ReaderMessage, type SourceCommand } from './redis-reader-protocol.js';
+
+const port = parentPort!;
+const init = workerData as ReaderInit;
+const post = (m: ReaderMessage, transfer?: ArrayBuffer[]) => port.postMessage(m, transfer);
+
+const client = new Redis({
+  host: init.host,
+  port: init.port,
+  password: init.password ?? undefined,
+  tls: init.tls ? {} : undefined,
+  lazyConnect: true,
+  maxRetriesPerRequest: null,
+  enableOfflineQueue: true,
+  retryStrategy: (times) => Math.min(100 * 2 ** Math.min(times, 6), 3000),
+});
+
+// Entries: u32 channel length, u32 message length, channel bytes, message bytes (little endian).
+let batch = Buffer.allocUnsafeSlow(BATCH_BYTES);
+let used = 0;
+let count = 0;
+let flushQueued = false;
+let inFlight = 0;
+let paused = false;
+
+function flush(): void {
+  flushQueued = false;
+  if (count === 0) return;
+  const buffer = batch.buffer as ArrayBuffer;
+  post({ type: 'batch', buffer, length: used, count }, [buffer]);
+  batch = Buffer.allocUnsafeSlow(BATCH_BYTES);
+  used = 0;
+  count = 0;
+  // Backpressure: stop reading the socket while the main thread is behind; Redis keeps the backlog.
+  if (++inFlight >= MAX_BATCHES_IN_FLIGHT && !paused) {
+    paused = true;
+    client.stream?.pause();
+  }
+}
+
+client.on('pmessageBuffer', (_pattern: string, channel: Buffer, message: Buffer) => {
+  const need = 8 + channel.length + message.length;
+  if (used + need > batch.length) {
+    flush();
+    if (need > batch.length) batch = Buffer.allocUnsafeSlow(need);
+  }
+  writeLength(batch, used, channel.length);
+  writeLength(batch, used + 4, message.length);
+  batch.set(channel, used + 8);
+  batch.set(message, used + 8 + channel.length);
+  used += need;
+  count++;
+  // Hand over what this socket read brought as soon as it is parsed.
+  if (!flushQueued) {
+    flushQueued = true;
+    setImmediate(flush);
+  }
+});
+/** u32 little endian, without writeUInt32LE's argument checks (this runs twice per event). */
+function writeLength(buf: Buffer, at: number, n: number): void {
+  buf[at] = n;
+  buf[at + 1] = n >>> 8;
+  buf[at + 2] = n >>> 16;
+  buf[at + 3] = n >>> 24;
+}
+
+client.on('ready', () => post({ type: 'ready' }));
+client.on('close', () => {
+  flush();
+  paused = false; // the next connection's socket starts flowing
+  post({ type: 'close' });
+});
+client.on('error', (err: Error) => post({ type: 'error', message: err.message }));
+
+port.on('message', (cmd: SourceCommand) => {
+  if (cmd.type === 'ack') {
+    inFlight--;
+    if (paused && inFlight < MAX_BATCHES_IN_FLIGHT) {
+      paused = false;
+      client.stream?.resume();
+    }
+  } else if (cmd.type === 'stop') {
+    client.disconnect();
+    port.close();
+  }
+});
+
+try {
+  await client.connect();
+  await client.psubscribe('turn/*');
+  post({ type: 'subscribed' });
+} catch (err) {
+  post({ type: 'unavailable', message: (err as Error).message });
+}

@@ -1,0 +1,74 @@
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { Redis } from 'ioredis';
+import { pino } from 'pino';
+import { Registry } from 'prom-client';
+import type { Worker } from 'node:worker_threads';
+import { harnessTest } from '../harness/harness.js';
+import { waitUntil } from '../harness/processes.js';
+import { startRedis } from '../harness/services.js';
+import { UsagePipeline } from '../../src/stats/pipeline.js';
+import { RedisSource } from '../../src/stats/redis-source.js';
+import { BATCH_BYTES } from '../../src/stats/redis-reader-protocol.js';
+
+const log = pino({ level: 'silent' });
+
+/** A real redis-server, a RedisSource (reader thread) feeding a real pipeline, and a publisher. */
+async function setup(h: Parameters<Parameters<typeof harnessTest>[1]>[0]) {
+  const redis = await startRedis(h);
+  const pipeline = new UsagePipeline({ dbFile: `${h.dir}/usage.db`, source: 'redis', checkpointMs: 1000, deleteGraceMs: 2000, registry: new Registry(), log, now: Date.now });
+  pipeline.open();
+  pipeline.setRun('run1');
+  const source = new RedisSource({ host: '127.0.0.1', port: redis.port, db: 0, password: null, tls: false }, pipeline, log, Date.now);
+  let malformed = 0;
+  source.on('malformed', () => malformed++);
+  h.onCleanup(async () => {
+    await source.stop();
+    pipeline.close();
+  });
+  await source.start();
+  assert.equal(source.state, 'subscribed');
+  const pub = new Redis({ port: redis.port, host: '127.0.0.1' });
+  h.onCleanup(async () => void pub.disconnect());
+  return { source, pipeline, pub, malformed: () => malformed };
+}
+
+const topic = (id: number, kind: string) => `turn/realm/r.org/user/1795000000:dev${id}/allocation/${String(id).padStart(18, '0')}/${kind}`;
+
+harnessTest('reader thread: events across many batches arrive in order and exact; oversized and malformed messages are counted, not fatal', async (h) => {
+  const { source, pipeline, pub, malformed } = await setup(h);
+  // 50 allocations × 1,000 increments, interleaved: far more than one batch of bytes.
+  const p = pub.pipeline();
+  for (let id = 1; id <= 50; id++) p.publish(topic(id, 'status'), 'new lifetime=600, type=UDP');
+  for (let k = 0; k < 1000; k++) for (let id = 1; id <= 50; id++) p.publish(topic(id, k % 2 ? 'traffic' : 'traffic/peer'), `rcvp=1, rcvb=${id}, sentp=2, sentb=${k}`);
+  p.publish(topic(1, 'traffic'), 'x'.repeat(BATCH_BYTES * 2)); // one message larger than a batch
+  await p.exec();
+  await waitUntil('all received', () => source.received === 50 + 50_000 + 1, 30_000).catch((e) => { throw new Error(`${e.message}: ${source.received}`); });
+  assert.equal(malformed(), 1, 'the oversized message is malformed: not a counter payload');
+  const open = pipeline.model.openRecords();
+  assert.equal(open.length, 50);
+  const sumK = (odd: boolean) => Array.from({ length: 500 }, (_, i) => 2 * i + (odd ? 1 : 0)).reduce((a, b) => a + b, 0);
+  for (const r of open) {
+    const id = Number(r.allocationId);
+    assert.deepEqual(r.client, [500, 500 * id, 1000, sumK(true)], `client counters of ${id}`);
+    assert.deepEqual(r.peer, [500, 500 * id, 1000, sumK(false)], `peer counters of ${id}`);
+  }
+});
+
+harnessTest('reader thread dies: the loss is reported as a gap, a new reader subscribes again, later events count', async (h) => {
+  const { source, pipeline, pub } = await setup(h);
+  await pub.publish(topic(7, 'status'), 'new lifetime=600');
+  await waitUntil('first event', () => source.received === 1);
+  const gap = once(source, 'gap');
+  await (source as unknown as { worker: Worker }).worker.terminate();
+  await gap;
+  assert.equal(source.state, 'disconnected');
+  while ((source.state as string) !== 'subscribed') await once(source, 'state');
+  assert.equal(source.reconnects, 1);
+  await pub.publish(topic(7, 'traffic'), 'rcvp=1, rcvb=2, sentp=3, sentb=4');
+  await waitUntil('event after the restart', () => source.received === 2);
+  assert.deepEqual(pipeline.model.openRecords()[0].client, [1, 2, 3, 4]);
+  await source.stop();
+  assert.equal(source.state, 'stopped');
+  await source.stop(); // idempotent
+});
