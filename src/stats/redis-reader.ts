@@ -15,7 +15,6 @@ const client = new Redis({
   port: init.port,
   password: init.password ?? undefined,
   tls: init.tls ? {} : undefined,
-  lazyConnect: true,
   maxRetriesPerRequest: null,
   enableOfflineQueue: true,
   retryStrategy: (times) => Math.min(100 * 2 ** Math.min(times, 6), 3000),
@@ -28,6 +27,7 @@ let count = 0;
 let flushQueued = false;
 let inFlight = 0;
 let paused = false;
+let stopping = false;
 
 function flush(): void {
   flushQueued = false;
@@ -70,13 +70,26 @@ function writeLength(buf: Buffer, at: number, n: number): void {
   buf[at + 3] = n >>> 24;
 }
 
-client.on('ready', () => post({ type: 'ready' }));
+// Until the first subscription holds, connection trouble is 'unavailable' (said once); after it,
+// every 'ready' is a reconnection, and ioredis has resubscribed by itself.
+let subscribed = false;
+let saidUnavailable = false;
+client.on('ready', () => {
+  if (subscribed) post({ type: 'ready' });
+});
 client.on('close', () => {
   flush();
   paused = false; // the next connection's socket starts flowing
   post({ type: 'close' });
 });
-client.on('error', (err: Error) => post({ type: 'error', message: err.message }));
+client.on('error', (err: Error) => {
+  if (!subscribed && !saidUnavailable) {
+    saidUnavailable = true;
+    post({ type: 'unavailable', message: err.message });
+  } else {
+    post({ type: 'error', message: err.message });
+  }
+});
 
 port.on('message', (cmd: SourceCommand) => {
   if (cmd.type === 'ack') {
@@ -86,15 +99,18 @@ port.on('message', (cmd: SourceCommand) => {
       client.stream?.resume();
     }
   } else if (cmd.type === 'stop') {
+    stopping = true;
     client.disconnect();
     port.close();
   }
 });
 
+// Queued until a connection is up, however many attempts that takes. A refusal (an ACL, say)
+// ends this thread; RedisSource counts that as a loss and starts a new reader after a pause.
 try {
-  await client.connect();
   await client.psubscribe('turn/*');
+  subscribed = true;
   post({ type: 'subscribed' });
 } catch (err) {
-  post({ type: 'unavailable', message: (err as Error).message });
+  if (!stopping) throw err;
 }

@@ -71,7 +71,7 @@ export class RedisSource extends EventEmitter {
     super();
   }
 
-  /** Resolves once subscribed (or once the first attempt failed: the worker keeps retrying). */
+  /** Resolves once subscribed, or once the first attempt failed (the reader keeps retrying). */
   start(): Promise<void> {
     const { host, port, password, tls } = this.target;
     const worker = new Worker(readerEntry.code, {
@@ -108,11 +108,8 @@ export class RedisSource extends EventEmitter {
         this.received += m.count;
         worker.postMessage({ type: 'ack' } satisfies SourceCommand);
         break;
-      case 'subscribed':
-        this.everSubscribed = true;
-        this.setState('subscribed');
-        break;
-      case 'ready':
+      case 'subscribed': // a reader's first subscription (a restarted reader's counts as a reconnection)
+      case 'ready': // ioredis reconnected and resubscribed
         this.onReady();
         break;
       case 'close':

@@ -6,6 +6,7 @@ import { Registry } from 'prom-client';
 import type { Worker } from 'node:worker_threads';
 import { harnessTest } from '../harness/harness.js';
 import { waitUntil } from '../harness/processes.js';
+import { freePort } from '../harness/ports.js';
 import { startRedis } from '../harness/services.js';
 import { UsagePipeline } from '../../src/stats/pipeline.js';
 import { RedisSource } from '../../src/stats/redis-source.js';
@@ -71,4 +72,26 @@ harnessTest('reader thread dies: the loss is reported as a gap, a new reader sub
   await source.stop();
   assert.equal(source.state, 'stopped');
   await source.stop(); // idempotent
+});
+
+harnessTest('Redis down when the source starts: it says so, keeps trying, and subscribes once Redis is up', async (h) => {
+  const port = await freePort();
+  const pipeline = new UsagePipeline({ dbFile: `${h.dir}/usage.db`, source: 'redis', checkpointMs: 1000, deleteGraceMs: 2000, registry: new Registry(), log, now: Date.now });
+  pipeline.open();
+  pipeline.setRun('run1');
+  const source = new RedisSource({ host: '127.0.0.1', port, db: 0, password: null, tls: false }, pipeline, log, Date.now);
+  h.onCleanup(async () => {
+    await source.stop();
+    pipeline.close();
+  });
+  await source.start();
+  assert.notEqual(source.state, 'subscribed');
+  await startRedis(h, port);
+  while ((source.state as string) !== 'subscribed') await once(source, 'state');
+  assert.equal(source.reconnects, 0, 'the first subscription is not a reconnection');
+  const pub = new Redis({ port, host: '127.0.0.1' });
+  h.onCleanup(async () => void pub.disconnect());
+  await pub.publish(topic(3, 'status'), 'new lifetime=600');
+  await waitUntil('event once Redis is up', () => source.received === 1);
+  assert.equal(pipeline.model.openRecords()[0].allocationId, String(3).padStart(18, '0'));
 });
