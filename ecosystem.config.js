@@ -1,12 +1,19 @@
 // pm2 process file: `pm2 start ecosystem.config.js`. The package is ESM, so this file exports
 // `apps` as an ES module binding (pm2 requires it; Node 20.19+ loads ESM through require).
 // turn-monitor sends 'ready' to pm2 once turnserver answers STUN and every subsystem is up.
+import { readFileSync } from 'node:fs';
+
+// pm2 runs the launcher through `node`, which ignores its shebang: pass the flags that line gives.
+const shebang = readFileSync(new URL('./bin/turn-monitor', import.meta.url), 'utf8').split('\n')[0];
+const nodeArgs = shebang.replace(/^#!\S*env -S node\s*/, '').split(/\s+/).filter((a) => a.startsWith('--'));
+
 export const apps = [
   {
     name: 'turn-monitor',
     script: 'bin/turn-monitor',
     args: ['start', '--config', process.env.TURN_MONITOR_CONFIG || 'config/local.json'],
     interpreter: 'node',
+    node_args: nodeArgs,
     exec_mode: 'fork',
     instances: 1,
     // Start-up waits for turnserver's first STUN answer (up to readyTimeoutMs, 10 s by default).

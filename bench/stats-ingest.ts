@@ -1,6 +1,7 @@
 import path from 'node:path';
 import { Redis } from 'ioredis';
 import type { Harness, Tracked } from '../test/harness/harness.js';
+import { monitorNodeArgs } from '../test/harness/monitor.js';
 import { killPid } from '../test/harness/processes.js';
 import { startRedis, type Service } from '../test/harness/services.js';
 import { allocationEvents } from './events.js';
@@ -34,7 +35,9 @@ async function drain(h: Harness, kind: 'ours' | 'bare', round: number): Promise<
   const args = kind === 'ours'
     ? [worker('ingest-ours.ts'), String(redis.port), path.join(h.dir, `ingest-${round}.db`), String(EVENTS)]
     : [worker('ingest-bare.ts'), String(redis.port), String(EVENTS)];
-  const t = h.spawn(`ingest-${kind}`, process.execPath, ['--import', 'tsx', ...args]);
+  // Ours runs with the monitor's own node flags (its launcher's shebang); the baseline with none.
+  const flags = kind === 'ours' ? monitorNodeArgs : [];
+  const t = h.spawn(`ingest-${kind}`, process.execPath, [...flags, '--import', 'tsx', ...args]);
   await waitLine(t, 'ready');
   process.kill(t.pid, 'SIGSTOP');
   for (let step = 0; step < 100; step++) {
@@ -56,7 +59,7 @@ async function drain(h: Harness, kind: 'ours' | 'bare', round: number): Promise<
 /** Paced 10k events/s; lag from each allocation's `new` PUBLISH to its first commit. */
 async function lag(h: Harness, round: number): Promise<number> {
   const allocations = 500;
-  const t = h.spawn('ingest-lag', process.execPath, ['--import', 'tsx', worker('ingest-ours.ts'), String(redis.port), path.join(h.dir, `lag-${round}.db`), String(allocations * 100), '--commits']);
+  const t = h.spawn('ingest-lag', process.execPath, [...monitorNodeArgs, '--import', 'tsx', worker('ingest-ours.ts'), String(redis.port), path.join(h.dir, `lag-${round}.db`), String(allocations * 100), '--commits']);
   await waitLine(t, 'ready');
   const published = new Map<string, number>();
   const start = performance.now();

@@ -10,6 +10,8 @@ import { alive, killPid } from './processes.js';
 
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const monitorBin = path.join(repoRoot, 'bin', 'turn-monitor');
+/** The node flags of the launcher's shebang: spawned through process.execPath, the monitor runs with them as ops run it. */
+export const monitorNodeArgs = readFileSync(monitorBin, 'utf8').split('\n')[0].replace(/^#!\S*env -S node\s*/, '').split(/\s+/).filter((a) => a.startsWith('--'));
 
 /** One JSON log line of the monitor. */
 export type LogEntry = Record<string, unknown> & { level: string; msg: string; component?: string; event?: string };
@@ -184,7 +186,7 @@ export async function startMonitor(h: Harness, overrides: ConfigOverrides = {}, 
   const configFile = opts.configFile ?? path.join(h.dir, 'config.json');
   mkdirSync(path.dirname(configFile), { recursive: true });
   writeFileSync(configFile, JSON.stringify(config, null, 2));
-  const tracked = h.spawn('monitor', process.execPath, [monitorBin, 'start', '--config', configFile, ...(opts.args ?? [])], {
+  const tracked = h.spawn('monitor', process.execPath, [...monitorNodeArgs, monitorBin, 'start', '--config', configFile, ...(opts.args ?? [])], {
     env: { ...process.env, ...opts.env },
   });
   tracked.child.stdout?.setEncoding('utf8');
