@@ -1,6 +1,7 @@
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Harness } from '../test/harness/harness.js';
+import { monitorNodeArgs } from '../test/harness/monitor.js';
 import type { Benchmark } from './lib.js';
 
 const LINES = 1_000_000;
@@ -44,7 +45,9 @@ export function writeLog(file: string): void {
 }
 
 async function rate(h: Harness, mode: 'ours' | 'bare', file: string): Promise<number> {
-  const r = await h.run(`log-${mode}`, 'bash', ['-c', `cat "${file}" | "${process.execPath}" --import tsx "${worker}" ${mode}`]);
+  // Ours runs with the monitor's own node flags (its launcher's shebang); the baseline with none.
+  const flags = mode === 'ours' ? monitorNodeArgs.join(' ') : '';
+  const r = await h.run(`log-${mode}`, 'bash', ['-c', `cat "${file}" | "${process.execPath}" ${flags} --import tsx "${worker}" ${mode}`]);
   const m = /lines=(\d+) ms=([\d.]+)/.exec(r.output);
   if (!m) throw new Error(`log worker failed: ${r.output.slice(-300)}`);
   return Number(m[1]) / (Number(m[2]) / 1000);
