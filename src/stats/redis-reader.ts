@@ -32,9 +32,12 @@ let stopping = false;
 function flush(): void {
   flushQueued = false;
   if (count === 0) return;
-  const buffer = batch.buffer as ArrayBuffer;
-  post({ type: 'batch', buffer, length: used, count }, [buffer]);
-  batch = Buffer.allocUnsafeSlow(BATCH_BYTES);
+  // Hand over a copy of exactly what was written and keep the batch: a trickle of events (one per
+  // flush) must not allocate a whole batch each time, which the main thread frees only at its next GC.
+  const out = new Uint8Array(used);
+  out.set(batch.subarray(0, used));
+  post({ type: 'batch', buffer: out.buffer, length: used, count }, [out.buffer]);
+  if (batch.length > BATCH_BYTES) batch = Buffer.allocUnsafeSlow(BATCH_BYTES); // after an oversized message
   used = 0;
   count = 0;
   // Backpressure: stop reading the socket while the main thread is behind; Redis keeps the backlog.
