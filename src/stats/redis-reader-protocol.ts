@@ -10,7 +10,7 @@ export interface ReaderInit {
 
 /** Worker → main: a batch of raw messages, or what the ioredis client just did. */
 export type ReaderMessage =
-  | { type: 'batch'; buffer: ArrayBuffer; length: number; count: number }
+  | { type: 'batch'; buffer: ArrayBuffer; count: number }
   | { type: 'subscribed' | 'ready' | 'close' }
   | { type: 'error' | 'unavailable'; message: string };
 
@@ -23,9 +23,9 @@ export const BATCH_BYTES = 256 * 1024;
 export const MAX_BATCHES_IN_FLIGHT = 4;
 
 /** Calls fn(buffer, channelStart, channelEnd, messageEnd) for each entry of a batch. */
-export function forEachEntry(buf: Buffer, length: number, fn: (buf: Buffer, channelStart: number, channelEnd: number, messageEnd: number) => void): void {
+export function forEachEntry(buf: Buffer, fn: (buf: Buffer, channelStart: number, channelEnd: number, messageEnd: number) => void): void {
   let at = 0;
-  while (at < length) {
+  while (at < buf.length) {
     const channelLength = readLength(buf, at);
     const messageLength = readLength(buf, at + 4);
     const channelStart = at + 8;

@@ -36,7 +36,7 @@ function flush(): void {
   // flush) must not allocate a whole batch each time, which the main thread frees only at its next GC.
   const out = new Uint8Array(used);
   out.set(batch.subarray(0, used));
-  post({ type: 'batch', buffer: out.buffer, length: used, count }, [out.buffer]);
+  post({ type: 'batch', buffer: out.buffer, count }, [out.buffer]);
   if (batch.length > BATCH_BYTES) batch = Buffer.allocUnsafeSlow(BATCH_BYTES); // after an oversized message
   used = 0;
   count = 0;

@@ -5,9 +5,10 @@ import type { IncrementSink } from './events.js';
 import { RedisEventParser } from './redis-events.js';
 import { forEachEntry, type ReaderInit, type ReaderMessage, type SourceCommand } from './redis-reader-protocol.js';
 
+// Its garbage is short-lived protocol buffers: a small young generation keeps RSS flat.
+const READER_YOUNG_GEN_MB = 6;
 // Built: redis-reader.js beside this file. Under tsx (tests, bench) the .ts source, loaded through
 // tsx's API: Node 20 does not apply the parent's --import hooks to a worker's entry file.
-const READER_YOUNG_GEN_MB = 6;
 const fromSource = import.meta.url.endsWith('.ts');
 const readerUrl = new URL(fromSource ? './redis-reader.ts' : './redis-reader.js', import.meta.url);
 const readerEntry = fromSource
@@ -77,7 +78,6 @@ export class RedisSource extends EventEmitter {
     const worker = new Worker(readerEntry.code, {
       eval: readerEntry.eval,
       workerData: { host, port, password, tls } satisfies ReaderInit,
-      // Its garbage is short-lived protocol buffers: a small young generation keeps RSS flat.
       resourceLimits: { maxYoungGenerationSizeMb: READER_YOUNG_GEN_MB },
     });
     this.worker = worker;
@@ -104,7 +104,7 @@ export class RedisSource extends EventEmitter {
   private onMessage(worker: Worker, m: ReaderMessage): void {
     switch (m.type) {
       case 'batch':
-        this.consume(Buffer.from(m.buffer, 0, m.length));
+        this.consume(Buffer.from(m.buffer));
         this.received += m.count;
         worker.postMessage({ type: 'ack' } satisfies SourceCommand);
         break;
@@ -126,7 +126,7 @@ export class RedisSource extends EventEmitter {
 
   private consume(buf: Buffer): void {
     const at = this.now();
-    forEachEntry(buf, buf.length, (b, cs, ce, me) => {
+    forEachEntry(buf, (b, cs, ce, me) => {
       if (!this.parser.feed(b, cs, ce, me, at, this.sink) && !(b[cs] === UNDERSCORE && b[cs + 1] === UNDERSCORE)) {
         this.emit('malformed', b.toString('utf8', cs, ce));
       }

@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { ConfigInput } from '../../src/config/schema.js';
 import { stunProbe } from '../../src/supervisor/stun-probe.js';
 import { type Exit, type Harness, type Tracked, waitExit } from './harness.js';
@@ -10,8 +10,8 @@ import { alive, killPid } from './processes.js';
 
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const monitorBin = path.join(repoRoot, 'bin', 'turn-monitor');
-/** The node flags of the launcher's shebang: spawned through process.execPath, the monitor runs with them as ops run it. */
-export const monitorNodeArgs = readFileSync(monitorBin, 'utf8').split('\n')[0].replace(/^#!\S*env -S node\s*/, '').split(/\s+/).filter((a) => a.startsWith('--'));
+/** The node flags ops run the monitor with (pm2's node_args, read from the launcher's shebang there). */
+export const monitorNodeArgs = ((await import(pathToFileURL(path.join(repoRoot, 'ecosystem.config.js')).href)) as { apps: { node_args: string[] }[] }).apps[0].node_args;
 
 /** One JSON log line of the monitor. */
 export type LogEntry = Record<string, unknown> & { level: string; msg: string; component?: string; event?: string };
