@@ -44,7 +44,7 @@ harnessTest(
     await m.waitForLog((e) => e.event === 'zk-connect-failed', { timeoutMs: 10_000 });
 
     let zk = await startZookeeper(h, port);
-    const client = await zkConnect(zk.connect, OBSERVER_SESSION_MS);
+    let client = await zkConnect(zk.connect, OBSERVER_SESSION_MS);
     h.onCleanup(() => zkClose(client));
     await m.waitForLog((e) => e.event === 'node-created', { timeoutMs: 15_000 });
     await waitUntil('node published', () => ownedByCurrentSession(client, nodePath, m), 5000);
@@ -55,6 +55,12 @@ harnessTest(
     await zk.stop();
     await m.waitForLog((e) => e.event === 'zk-disconnected', { from });
     zk = await startZookeeper(h, port);
+    // A fresh observer: the old one's reconnects raced ZooKeeper's start-up, and a connection the
+    // server accepted while not yet running can hang unanswered for ~10 s (the library has no read
+    // timeout; the monitor's own session has a watchdog for exactly this).
+    const stale = client;
+    client = await zkConnect(zk.connect, OBSERVER_SESSION_MS); // closed by the cleanup above
+    await zkClose(stale);
     await m.waitForLog((e) => e.event === 'zk-connected', { from, timeoutMs: 15_000 });
     await waitUntil('node back after the restart', () => ownedByCurrentSession(client, nodePath, m), 10_000);
     assert.equal((await m.stop()).code, 0);
