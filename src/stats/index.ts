@@ -7,6 +7,6 @@ import { Stats } from './stats.js';
 export function createStats(ctx: AppContext): Subsystem {
   const stats = new Stats(ctx);
   ctx.supervisor.addContributor(stats);
-  ctx.http.addRoutes(statsRoutes(stats));
+  ctx.http.addRoutes(statsRoutes(stats.pipeline));
   return stats;
 }

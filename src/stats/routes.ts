@@ -1,12 +1,12 @@
 import type { RouteInstaller } from '../http/http-server.js';
 import { formatUsage, liveRow, parseFilter, queryUsage, type UsageView } from './query.js';
-import type { Stats } from './stats.js';
+import type { UsagePipeline } from './pipeline.js';
 
 const VIEWS = new Set(['allocation', 'session', 'user', 'unattributed']);
 const FORMATS = new Set(['json', 'csv', 'table']);
 
 /** GET /usage (stored records) and GET /allocations (open ones, live), both behind the API key. */
-export function statsRoutes(stats: Stats): RouteInstaller {
+export function statsRoutes(pipeline: UsagePipeline): RouteInstaller {
   return (router, { requireApiKey }) => {
     router.get('/usage', requireApiKey, (req, res) => {
       const by = (req.query.by as string | undefined) ?? 'allocation';
@@ -20,13 +20,13 @@ export function statsRoutes(stats: Stats): RouteInstaller {
         res.status(400).json({ type: 'error', code: 'bad_request', error: (err as Error).message });
         return;
       }
-      stats.flush(true); // include what changed in the last few milliseconds
-      const rows = stats.store ? queryUsage(stats.store.db, by as UsageView, filter) : [];
+      pipeline.flush(true); // include what changed in the last few milliseconds
+      const rows = pipeline.store ? queryUsage(pipeline.store.db, by as UsageView, filter) : [];
       if (format === 'json') res.json(rows);
       else res.type(format === 'csv' ? 'text/csv' : 'text/plain').send(formatUsage(rows, format as 'csv' | 'table'));
     });
     router.get('/allocations', requireApiKey, (_req, res) => {
-      res.json(stats.model.openRecords().map(liveRow));
+      res.json(pipeline.model.openRecords().map(liveRow));
     });
   };
 }

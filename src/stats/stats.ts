@@ -3,20 +3,17 @@ import type { Subsystem, SubsystemHealth, TurnConfContributor } from '../lifecyc
 import type { Logger } from '../log/logger.js';
 import type { ChildExit, ChildRun } from '../supervisor/managed-child.js';
 import type { ManagedChild } from '../supervisor/managed-child.js';
-import type { UsageEvent, UsageSink } from './events.js';
-import type { AllocationModel } from './model.js';
 import { LogSource } from './log-source.js';
 import { createPrivateRedis, freeLoopbackPort } from './private-redis.js';
 import { RedisSource, redisTargetFromUrl, statsdbLine, type RedisTarget } from './redis-source.js';
 import { UsagePipeline } from './pipeline.js';
-import type { UsageStore } from './store.js';
 
 /**
  * Usage accounting: events from coturn (redis-statsdb; the log source plugs in beside it) go
  * through the allocation model into SQLite. Each turnserver spawn is a new run, and the child's
  * exit closes that run's open allocations, since a killed turnserver publishes nothing more.
  */
-export class Stats implements Subsystem, TurnConfContributor, UsageSink {
+export class Stats implements Subsystem, TurnConfContributor {
   readonly name = 'stats';
   readonly pipeline: UsagePipeline;
   private redisChild: ManagedChild | null = null;
@@ -33,14 +30,6 @@ export class Stats implements Subsystem, TurnConfContributor, UsageSink {
     this.pipeline = new UsagePipeline({ ...stats, registry: ctx.registry, log: this.log, now: ctx.now });
   }
 
-  get model(): AllocationModel {
-    return this.pipeline.model;
-  }
-
-  get store(): UsageStore | null {
-    return this.pipeline.store;
-  }
-
   private get usesRedis(): boolean {
     return this.ctx.config.stats.source !== 'log';
   }
@@ -48,10 +37,6 @@ export class Stats implements Subsystem, TurnConfContributor, UsageSink {
   turnConfLines(): string[] {
     const lines = this.usesRedis && this.redisTarget ? [statsdbLine(this.redisTarget)] : [];
     return this.logSource ? [...lines, ...this.logSource.turnConfLines()] : lines;
-  }
-
-  ingest(event: UsageEvent): void {
-    this.pipeline.ingest(event);
   }
 
   async start(): Promise<void> {
@@ -78,31 +63,21 @@ export class Stats implements Subsystem, TurnConfContributor, UsageSink {
       await this.redis.start();
     }
     if (config.stats.source !== 'redis') {
-      this.logSource = new LogSource(supervisor, this, this.ctx.now);
+      this.logSource = new LogSource(supervisor, this.pipeline, this.ctx.now);
       this.logSource.start();
     }
-    this.ctx.usage = { openAllocationCount: () => this.model.openCount };
+    this.ctx.usage = { openAllocationCount: () => this.pipeline.model.openCount };
     const interval = Math.min(50, config.stats.checkpointMs);
-    this.flushTimer = setInterval(() => this.flush(), interval);
+    this.flushTimer = setInterval(() => this.pipeline.flush(), interval);
   }
 
   forceKill(): void {
     this.redisChild?.crash('SIGKILL');
   }
 
-  /** Count a message a source could not parse. */
-  malformed(): void {
-    this.pipeline.malformed();
-  }
-
   private onChildExit(exit: ChildExit): void {
     const closed = this.pipeline.closeRun(exit.runId, exit.at.getTime(), 'child-exit');
     if (closed > 0) this.log.warn({ event: 'run-closed', runId: exit.runId, count: closed }, 'turnserver exited: its open allocations were closed');
-  }
-
-  /** Write every changed record now (checkpoint: open ones too). */
-  flush(checkpoint = false): void {
-    this.pipeline.flush(checkpoint);
   }
 
   stop(): Promise<void> {
@@ -124,7 +99,7 @@ export class Stats implements Subsystem, TurnConfContributor, UsageSink {
       redis: this.usesRedis
         ? { subscriber, private: this.redisChild !== null, childState: this.redisChild?.state ?? null, reconnects: this.redis?.reconnects ?? 0, port: this.redisTarget?.port ?? null }
         : null,
-      openAllocations: this.model.openCount,
+      openAllocations: this.pipeline.model.openCount,
     };
   }
 }
