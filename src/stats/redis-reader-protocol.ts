@@ -22,6 +22,24 @@ export const BATCH_BYTES = 256 * 1024;
 /** Batches handed over but not yet consumed before the worker stops reading the socket. */
 export const MAX_BATCHES_IN_FLIGHT = 4;
 
+// A batch is a run of entries: u32 channel length, u32 message length, channel bytes, message
+// bytes (lengths little endian). The reader writes them with writeEntry, RedisSource reads them
+// with forEachEntry.
+
+/** Bytes one message takes in a batch. */
+export function entryBytes(channel: Buffer, message: Buffer): number {
+  return 8 + channel.length + message.length;
+}
+
+/** Writes one entry at buf[at] (room checked by the caller with entryBytes); returns where it ends. */
+export function writeEntry(buf: Buffer, at: number, channel: Buffer, message: Buffer): number {
+  writeLength(buf, at, channel.length);
+  writeLength(buf, at + 4, message.length);
+  buf.set(channel, at + 8);
+  buf.set(message, at + 8 + channel.length);
+  return at + 8 + channel.length + message.length;
+}
+
 /** Calls fn(buffer, channelStart, channelEnd, messageEnd) for each entry of a batch. */
 export function forEachEntry(buf: Buffer, fn: (buf: Buffer, channelStart: number, channelEnd: number, messageEnd: number) => void): void {
   let at = 0;
@@ -35,7 +53,15 @@ export function forEachEntry(buf: Buffer, fn: (buf: Buffer, channelStart: number
   }
 }
 
-/** u32 little endian (the reader's writeLength). */
+/** u32 little endian, without writeUInt32LE's argument checks (this runs twice per event). */
+function writeLength(buf: Buffer, at: number, n: number): void {
+  buf[at] = n;
+  buf[at + 1] = n >>> 8;
+  buf[at + 2] = n >>> 16;
+  buf[at + 3] = n >>> 24;
+}
+
+/** u32 little endian, as writeLength put it. */
 function readLength(buf: Buffer, at: number): number {
   return (buf[at] | (buf[at + 1] << 8) | (buf[at + 2] << 16)) + buf[at + 3] * 0x1000000;
 }

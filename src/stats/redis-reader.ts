@@ -4,7 +4,7 @@
 // timers also stay responsive during an event burst.
 import { parentPort, workerData } from 'node:worker_threads';
 import { Redis } from 'ioredis';
-import { BATCH_BYTES, MAX_BATCHES_IN_FLIGHT, type ReaderInit, type ReaderMessage, type SourceCommand } from './redis-reader-protocol.js';
+import { BATCH_BYTES, entryBytes, MAX_BATCHES_IN_FLIGHT, writeEntry, type ReaderInit, type ReaderMessage, type SourceCommand } from './redis-reader-protocol.js';
 
 const port = parentPort!;
 const init = workerData as ReaderInit;
@@ -20,7 +20,7 @@ const client = new Redis({
   retryStrategy: (times) => Math.min(100 * 2 ** Math.min(times, 6), 3000),
 });
 
-// Entries: u32 channel length, u32 message length, channel bytes, message bytes (little endian).
+// The batch being filled (entries as redis-reader-protocol.ts lays them out).
 let batch = Buffer.allocUnsafeSlow(BATCH_BYTES);
 let used = 0;
 let count = 0;
@@ -48,16 +48,12 @@ function flush(): void {
 }
 
 client.on('pmessageBuffer', (_pattern: string, channel: Buffer, message: Buffer) => {
-  const need = 8 + channel.length + message.length;
+  const need = entryBytes(channel, message);
   if (used + need > batch.length) {
     flush();
     if (need > batch.length) batch = Buffer.allocUnsafeSlow(need);
   }
-  writeLength(batch, used, channel.length);
-  writeLength(batch, used + 4, message.length);
-  batch.set(channel, used + 8);
-  batch.set(message, used + 8 + channel.length);
-  used += need;
+  used = writeEntry(batch, used, channel, message);
   count++;
   // Hand over what this socket read brought as soon as it is parsed.
   if (!flushQueued) {
@@ -65,13 +61,6 @@ client.on('pmessageBuffer', (_pattern: string, channel: Buffer, message: Buffer)
     setImmediate(flush);
   }
 });
-/** u32 little endian, without writeUInt32LE's argument checks (this runs twice per event). */
-function writeLength(buf: Buffer, at: number, n: number): void {
-  buf[at] = n;
-  buf[at + 1] = n >>> 8;
-  buf[at + 2] = n >>> 16;
-  buf[at + 3] = n >>> 24;
-}
 
 // Until the first subscription holds, connection trouble is 'unavailable' (said once); after it,
 // every 'ready' is a reconnection, and ioredis has resubscribed by itself.
