@@ -14,19 +14,27 @@ import { BATCH_BYTES } from '../../src/stats/redis-reader-protocol.js';
 
 const log = pino({ level: 'silent' });
 
-/** A real redis-server, a RedisSource (reader thread) feeding a real pipeline, and a publisher. */
-async function setup(h: Parameters<Parameters<typeof harnessTest>[1]>[0]) {
-  const redis = await startRedis(h);
+type H = Parameters<Parameters<typeof harnessTest>[1]>[0];
+
+/** A real pipeline (SQLite in the test dir) and a RedisSource (reader thread) on `port` feeding it; not started. */
+function sourceAndPipeline(h: H, port: number) {
   const pipeline = new UsagePipeline({ dbFile: `${h.dir}/usage.db`, source: 'redis', checkpointMs: 1000, deleteGraceMs: 2000, registry: new Registry(), log, now: Date.now });
   pipeline.open();
   pipeline.setRun('run1');
-  const source = new RedisSource({ host: '127.0.0.1', port: redis.port, db: 0, password: null, tls: false }, pipeline, log, Date.now);
-  let malformed = 0;
-  source.on('malformed', () => malformed++);
+  const source = new RedisSource({ host: '127.0.0.1', port, db: 0, password: null, tls: false }, pipeline, log, Date.now);
   h.onCleanup(async () => {
     await source.stop();
     pipeline.close();
   });
+  return { source, pipeline };
+}
+
+/** A real redis-server, a started source feeding a pipeline, and a publisher. */
+async function setup(h: H) {
+  const redis = await startRedis(h);
+  const { source, pipeline } = sourceAndPipeline(h, redis.port);
+  let malformed = 0;
+  source.on('malformed', () => malformed++);
   await source.start();
   assert.equal(source.state, 'subscribed');
   const pub = new Redis({ port: redis.port, host: '127.0.0.1' });
@@ -76,14 +84,7 @@ harnessTest('reader thread dies: the loss is reported as a gap, a new reader sub
 
 harnessTest('Redis down when the source starts: it says so, keeps trying, and subscribes once Redis is up', async (h) => {
   const port = await freePort();
-  const pipeline = new UsagePipeline({ dbFile: `${h.dir}/usage.db`, source: 'redis', checkpointMs: 1000, deleteGraceMs: 2000, registry: new Registry(), log, now: Date.now });
-  pipeline.open();
-  pipeline.setRun('run1');
-  const source = new RedisSource({ host: '127.0.0.1', port, db: 0, password: null, tls: false }, pipeline, log, Date.now);
-  h.onCleanup(async () => {
-    await source.stop();
-    pipeline.close();
-  });
+  const { source, pipeline } = sourceAndPipeline(h, port);
   await source.start();
   assert.notEqual(source.state, 'subscribed');
   await startRedis(h, port);
