@@ -2,9 +2,9 @@ import path from 'node:path';
 import autocannon from 'autocannon';
 import type { Harness } from '../test/harness/harness.js';
 import { startMonitor, type MonitorProcess } from '../test/harness/monitor.js';
-import { freePort } from '../test/harness/ports.js';
-import { waitUntil } from '../test/harness/processes.js';
 import type { Benchmark } from './lib.js';
+import { freePort } from '../src/process/ports.js';
+import { waitUntil } from '../src/process/wait.js';
 
 const KEY = 'bench-api-key-0123456789';
 let monitor: MonitorProcess;

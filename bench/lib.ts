@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { Harness } from '../test/harness/harness.js';
+import { type Harness } from '../test/harness/harness.js';
 
 export type Figures = Record<string, number>;
 

@@ -1,8 +1,8 @@
 import { Redis } from 'ioredis';
 import { startMonitor, type MonitorProcess } from '../test/harness/monitor.js';
-import { waitUntil } from '../test/harness/processes.js';
 import { allocationEvents } from './events.js';
 import { rssMb, sleep, type Benchmark } from './lib.js';
+import { waitUntil } from '../src/process/wait.js';
 
 const OPEN = 10_000;
 let monitor: MonitorProcess;

@@ -1,6 +1,6 @@
 import { startMonitor, type MonitorProcess } from '../test/harness/monitor.js';
-import { alive } from '../test/harness/processes.js';
 import { sleep, type Benchmark } from './lib.js';
+import { isAlive } from '../src/process/pids.js';
 
 let monitor: MonitorProcess;
 
@@ -16,7 +16,7 @@ export const recovery: Benchmark = {
     const pid = (await monitor.health()).body.turnserver.pid as number;
     const t0 = performance.now();
     process.kill(pid, 'SIGKILL');
-    while (alive(pid)) await sleep(5);
+    while (isAlive(pid)) await sleep(5);
     // A 60 ms probe resends every 20 ms: the answer is seen within ~20 ms of the first one given.
     while (!(await monitor.stunAnswers(60))) await sleep(2);
     const seconds = (performance.now() - t0) / 1000;

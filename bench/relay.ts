@@ -2,11 +2,11 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Harness } from '../test/harness/harness.js';
 import { startMonitor, type MonitorProcess } from '../test/harness/monitor.js';
-import { freePort, freePortRange } from '../test/harness/ports.js';
-import { waitUntil } from '../test/harness/processes.js';
 import { runUclient, startPeer, startRedis, type Service } from '../test/harness/services.js';
 import { stunProbe } from '../src/supervisor/stun-probe.js';
 import type { Benchmark } from './lib.js';
+import { freePort, freePortRange } from '../src/process/ports.js';
+import { waitUntil } from '../src/process/wait.js';
 
 const USER = { user: 'bench', password: 'bench-password' };
 type Setup = { monitor: MonitorProcess; barePort: number };

@@ -2,10 +2,10 @@ import path from 'node:path';
 import { Redis } from 'ioredis';
 import type { Harness, Tracked } from '../test/harness/harness.js';
 import { monitorNodeArgs } from '../test/harness/monitor.js';
-import { killPid } from '../test/harness/processes.js';
 import { startRedis, type Service } from '../test/harness/services.js';
 import { allocationEvents } from './events.js';
 import { percentile, sleep, type Benchmark } from './lib.js';
+import { killPid } from '../src/process/pids.js';
 
 const ALLOCATIONS = 10_000;
 const EVENTS = ALLOCATIONS * 100; // 1,000,000

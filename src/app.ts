@@ -3,6 +3,8 @@ import type { AppContext } from './context.js';
 import { createCredentials } from './credentials/index.js';
 import { createDiscovery } from './discovery/index.js';
 import { HttpServer, type HealthReport } from './http/http-server.js';
+import { credentialHandler, rotateRoute } from './http/routes/credentials.js';
+import { usageRoutes } from './http/routes/usage.js';
 import type { Subsystem } from './lifecycle.js';
 import type { Logger } from './log/logger.js';
 import { createRegistry } from './metrics.js';
@@ -18,6 +20,7 @@ import { TurnserverSupervisor } from './supervisor/turnserver-supervisor.js';
  */
 export class App {
   readonly ctx: AppContext;
+  readonly http: HttpServer;
   private readonly subsystems: Subsystem[];
   private readonly started: Subsystem[] = [];
   private stopping: Promise<void> | null = null;
@@ -28,13 +31,18 @@ export class App {
     const registry = createRegistry();
     const supervisor = new TurnserverSupervisor(config, logger);
     registerSupervisorMetrics(registry, supervisor);
-    const http = new HttpServer(config, logger, { health: () => this.health(), registry });
-    this.ctx = { config, logger, registry, supervisor, http, now: options.now ?? Date.now, usage: null };
+    this.http = new HttpServer(config, logger, { health: () => this.health(), registry });
+    this.ctx = { config, logger, registry, supervisor, now: options.now ?? Date.now };
 
     const credentials = createCredentials(this.ctx);
     const stats = createStats(this.ctx);
-    const discovery = createDiscovery(this.ctx);
-    this.subsystems = [credentials, stats, supervisor, http, discovery].filter((s): s is Subsystem => s !== null);
+    const http = this.http;
+    const { rateLimitPerMinute } = config.http;
+    http.addFastRoute('GET', '/turncredential', credentialHandler(credentials, { authorized: http.tools.authorized, limitPerMinute: rateLimitPerMinute }));
+    http.addRoutes(rotateRoute(credentials, logger.child({ component: 'credentials' })));
+    http.addRoutes(usageRoutes(stats.pipeline));
+    const discovery = createDiscovery(this.ctx, { httpAddress: () => http.address, usage: stats.usage });
+    this.subsystems = [credentials, stats, supervisor, http, discovery];
   }
 
   /** Start everything; on a start-up failure stop what did start and rethrow. */

@@ -1,6 +1,5 @@
 import type { Registry } from 'prom-client';
 import type { Config } from './config/schema.js';
-import type { HttpServer } from './http/http-server.js';
 import type { Logger } from './log/logger.js';
 import type { TurnserverSupervisor } from './supervisor/turnserver-supervisor.js';
 
@@ -9,15 +8,12 @@ export interface UsageView {
   openAllocationCount(): number;
 }
 
-/** What the composition root hands every subsystem factory. */
+/** What the composition root hands every subsystem factory; anything else is wired explicitly. */
 export interface AppContext {
   readonly config: Config;
   readonly logger: Logger;
   readonly registry: Registry;
   readonly supervisor: TurnserverSupervisor;
-  readonly http: HttpServer;
   /** Injectable clock (ms since epoch) for rotation and expiry decisions. */
   readonly now: () => number;
-  /** Set once the stats subsystem exists; null when it is off. */
-  usage: UsageView | null;
 }

@@ -5,7 +5,7 @@
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { UsagePipeline } from '../../src/stats/pipeline.js';
-import { RedisSource } from '../../src/stats/redis-source.js';
+import { RedisSource } from '../../src/stats/sources/redis/redis-source.js';
 
 const [port, dbFile, expected, commits] = [Number(process.argv[2]), process.argv[3], Number(process.argv[4]), process.argv[5] === '--commits'];
 const log = pino({ level: 'silent' });

@@ -1,7 +1,7 @@
 // Benchmark worker: lines on stdin through the log parser and the model ("ours"), or only
 // counted ("bare"), reading the same way the supervisor reads turnserver's stdout (readline).
 import { createInterface } from 'node:readline';
-import { parseLogLine } from '../../src/stats/log-parser.js';
+import { parseLogLine } from '../../src/stats/sources/log/log-parser.js';
 import { AllocationModel } from '../../src/stats/model.js';
 
 const ours = process.argv[2] === 'ours';

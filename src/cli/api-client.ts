@@ -2,6 +2,10 @@ import { ConfigError, loadConfig } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 import { isWildcard } from '../util/addresses.js';
 
+
+/** A JSON answer of the monitor's API: error answers carry `error`. */
+export type ApiBody = { error?: string } & Record<string, unknown>;
+
 /** Talks to a running monitor's HTTP API, as configured in its config file. */
 export class ApiClient {
   constructor(
@@ -19,7 +23,7 @@ export class ApiClient {
     return `http://${h}:${port}`;
   }
 
-  async request(method: string, pathname: string): Promise<{ status: number; body: any }> {
+  async request(method: string, pathname: string): Promise<{ status: number; body: ApiBody }> {
     const headers: Record<string, string> = {};
     if (this.apiKey) headers.authorization = `Bearer ${this.apiKey}`;
     let res: Response;
@@ -29,9 +33,9 @@ export class ApiClient {
       throw new Error(`cannot reach the monitor at ${this.baseUrl}: ${(err as Error & { cause?: { code?: string } }).cause?.code ?? (err as Error).message}`);
     }
     const text = await res.text();
-    let body: unknown = text;
+    let body: ApiBody = {};
     try {
-      body = JSON.parse(text);
+      body = JSON.parse(text) as ApiBody;
     } catch {
       /* not JSON */
     }

@@ -1,22 +1,20 @@
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Command } from 'commander';
 import zookeeper from 'node-zookeeper-client';
-import { packageRoot } from '../config/load.js';
-import { DemoProcesses, freePort, tcpSay, until } from '../demo/processes.js';
-
-const ZK_JAR = '/usr/share/java/zookeeper.jar';
+import { packageRoot } from '../config/package.js';
+import { DemoProcesses } from '../demo/processes.js';
+import { zookeeperCommand, zookeeperServing } from '../demo/services.js';
+import { freePort } from '../process/ports.js';
+import { waitUntil } from '../process/wait.js';
 
 async function startZookeeper(procs: DemoProcesses, dir: string): Promise<string> {
   const port = await freePort();
-  mkdirSync(path.join(dir, 'zk-data'), { recursive: true });
-  const cfg = path.join(dir, 'zoo.cfg');
-  writeFileSync(cfg, `tickTime=500\ndataDir=${dir}/zk-data\nclientPort=${port}\nclientPortAddress=127.0.0.1\nadmin.enableServer=false\n4lw.commands.whitelist=srvr\n`);
-  procs.start('zookeeper', 'java', ['-Xms32m', '-Xmx128m', '-XX:+UseSerialGC', '-XX:TieredStopAtLevel=1', '-Dorg.slf4j.simpleLogger.defaultLogLevel=warn',
-    '-Dzookeeper.forceSync=no', '-cp', `${ZK_JAR}:/usr/share/java/slf4j-simple.jar`, 'org.apache.zookeeper.server.ZooKeeperServerMain', cfg], { quiet: true });
-  await until('ZooKeeper', async () => (await tcpSay(port, 'srvr')).includes('Mode: standalone'), 30_000);
+  const { file, args } = zookeeperCommand(path.join(dir, 'zk'), port);
+  procs.start('zookeeper', file, args, { quiet: true });
+  await waitUntil('ZooKeeper', () => zookeeperServing(port), 30_000, 100);
   return `127.0.0.1:${port}`;
 }
 
@@ -49,7 +47,7 @@ async function runDemo(): Promise<void> {
   try {
     say(`turn-monitor demo in ${dir} (Ctrl-C stops everything)`);
     let zkConnect: string | null = null;
-    if (existsSync(ZK_JAR)) {
+    if (existsSync('/usr/share/java/zookeeper.jar')) {
       zkConnect = await startZookeeper(procs, dir);
       say(`✓ ZooKeeper on ${zkConnect}`);
     } else say('- the zookeeper package is not installed: discovery is skipped');
@@ -67,8 +65,9 @@ async function runDemo(): Promise<void> {
     writeFileSync(configFile, JSON.stringify(config, null, 2));
     procs.start('monitor', process.execPath, [path.join(packageRoot, 'bin', 'turn-monitor'), 'start', '--config', configFile], { quiet: true });
     const api = `http://127.0.0.1:${httpPort}`;
+    // eslint-disable-next-line @typescript-eslint/no-explicit-any -- the demo prints what the API answers
     const get = async (p: string) => (await fetch(api + p)).json() as Promise<any>;
-    await until('the monitor', async () => (await fetch(`${api}/health`).catch(() => null))?.status === 200, 30_000);
+    await waitUntil('the monitor', async () => (await fetch(`${api}/health`).catch(() => null))?.status === 200, 30_000);
     say(`✓ monitor up: turnserver on 127.0.0.1:${turnPort}, private Redis, HTTP API on ${api}`);
 
     const cred = await get('/turncredential');

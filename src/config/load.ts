@@ -1,12 +1,11 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { z } from 'zod';
+import { packageRoot } from './package.js';
 import { configSchema, type Config, type ParsedConfig } from './schema.js';
 
-/** The package root (where the default turnserver.conf.template lives). */
-export const packageRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+export { packageRoot } from './package.js';
 
 /** A configuration problem: the monitor exits with status 2 before starting anything. */
 export class ConfigError extends Error {

@@ -1,6 +1,6 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
-import { connectStringProblem } from '../discovery/connect-string.js';
+import { connectStringProblem } from './connect-string.js';
 
 // One schema for the whole monitor. Every key has a default; unknown keys are errors
 // (strict objects) so a typo never silently falls back to a default.

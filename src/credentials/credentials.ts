@@ -7,7 +7,7 @@ import type { AppContext } from '../context.js';
 import type { Subsystem, SubsystemHealth, TurnConfContributor } from '../lifecycle.js';
 import type { Logger } from '../log/logger.js';
 import { turnUrisFor } from '../util/addresses.js';
-import { Backoff } from '../util/backoff.js';
+import { Backoff } from '../process/backoff.js';
 import { loadState, saveState, type CredentialEntry, type CredentialState } from './state-store.js';
 import { Turnadmin } from './turnadmin.js';
 

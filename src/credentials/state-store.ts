@@ -1,5 +1,6 @@
-import { readFile, rename, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
+import { writeFileAtomic } from '../util/atomic-write.js';
 
 /** One rotated credential: a userdb user (with password) or a REST-API shared secret. */
 const entrySchema = z.object({
@@ -44,7 +45,5 @@ export async function loadState(file: string): Promise<LoadResult> {
 
 /** Atomic write (temp file + rename), mode 0600: it holds live passwords. */
 export async function saveState(file: string, state: CredentialState): Promise<void> {
-  const tmp = `${file}.${process.pid}.tmp`;
-  await writeFile(tmp, JSON.stringify(state, null, 2), { mode: 0o600 });
-  await rename(tmp, file);
+  await writeFileAtomic(file, JSON.stringify(state, null, 2), 0o600);
 }

@@ -1,19 +1,25 @@
-import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Counter, Gauge } from 'prom-client';
-import { packageRoot } from '../config/load.js';
-import type { AppContext } from '../context.js';
+import { packageVersion as version } from '../config/package.js';
+import type { AppContext, UsageView } from '../context.js';
 import type { Subsystem, SubsystemHealth } from '../lifecycle.js';
 import type { Logger } from '../log/logger.js';
 import { BandwidthMeter } from './bandwidth.js';
-import { nodeNameFor, restAddrFor, turnUrisFor } from './identity.js';
+import { turnUrisFor } from '../util/addresses.js';
+import { nodeNameFor, restAddrFor } from './identity.js';
 import { CounterError, defaultRouteInterface, readInterfaceCounters } from './nic-counters.js';
 import type { HostPayload } from './payload.js';
 import { NodePublisher } from './publisher.js';
 import { ZkSession } from './zk-session.js';
 
-const version = (JSON.parse(readFileSync(path.join(packageRoot, 'package.json'), 'utf8')) as { version: string }).version;
+/** What discovery reads from other parts (wired by the composition root). */
+export interface DiscoveryDeps {
+  /** The HTTP API's bound address (known once it listens). */
+  httpAddress(): { host: string; port: number };
+  /** Open allocations, published with the node; null when stats is off. */
+  usage: UsageView | null;
+}
 
 /**
  * Publishes this host's free bandwidth in an ephemeral ZooKeeper node while turnserver serves.
@@ -37,7 +43,10 @@ export class Discovery implements Subsystem {
   private readonly onReady = () => void this.publisher.setWanted(!this.stopping, 'turnserver-ready');
   private readonly onExit = () => void this.publisher.setWanted(false, 'turnserver-exit');
 
-  constructor(private readonly ctx: AppContext) {
+  constructor(
+    private readonly ctx: AppContext,
+    private readonly deps: DiscoveryDeps,
+  ) {
     const { config } = ctx;
     this.log = ctx.logger.child({ component: 'discovery' });
     this.nodePath = path.posix.join(config.zookeeper.path, nodeNameFor(config, os.hostname()));
@@ -56,7 +65,7 @@ export class Discovery implements Subsystem {
     const figures = this.meter.figures;
     return {
       freeTraffic: figures.freeTraffic,
-      restAddr: restAddrFor(this.ctx.http.address, config, os.hostname()),
+      restAddr: restAddrFor(this.deps.httpAddress(), config, os.hostname()),
       turnUris: turnUrisFor(config, os.hostname()),
       rxMbps: figures.rxMbps,
       txMbps: figures.txMbps,
@@ -71,7 +80,7 @@ export class Discovery implements Subsystem {
   /** Open allocations from the stats subsystem; null when it is off or cannot say. */
   private allocations(): number | null {
     try {
-      return this.ctx.usage?.openAllocationCount() ?? null;
+      return this.deps.usage?.openAllocationCount() ?? null;
     } catch {
       return null;
     }
@@ -190,13 +199,13 @@ export class Discovery implements Subsystem {
 
   private registerMetrics(): void {
     const registers = [this.ctx.registry];
-    const self = this;
+    const { publisher, session, meter } = this;
     new Gauge({
       name: 'turn_monitor_discovery_published',
       help: '1 while our node is in ZooKeeper',
       registers,
       collect() {
-        this.set(self.publisher.isPublished ? 1 : 0);
+        this.set(publisher.isPublished ? 1 : 0);
       },
     });
     new Gauge({
@@ -204,7 +213,7 @@ export class Discovery implements Subsystem {
       help: '1 while the ZooKeeper session is connected',
       registers,
       collect() {
-        this.set(self.session.state === 'connected' ? 1 : 0);
+        this.set(session.state === 'connected' ? 1 : 0);
       },
     });
     new Gauge({
@@ -212,7 +221,7 @@ export class Discovery implements Subsystem {
       help: 'free bandwidth as last published (freeTraffic)',
       registers,
       collect() {
-        this.set(self.meter.figures.freeTraffic);
+        this.set(meter.figures.freeTraffic);
       },
     });
     const expiries = new Counter({ name: 'turn_monitor_zookeeper_session_expiries_total', help: 'ZooKeeper sessions that expired', registers });

@@ -1,8 +1,6 @@
 import type { Config } from '../config/schema.js';
 import { hostPort, isWildcard } from '../util/addresses.js';
 
-export { hostPort, isWildcard, turnUrisFor } from '../util/addresses.js';
-
 /** The address others reach this host by: the external IP when set, else the hostname. */
 function publicHost(config: Config, hostname: string): string {
   return config.turnserver.externalIp ?? hostname;

@@ -1,12 +1,12 @@
 import type { AppContext } from '../context.js';
 import type { Subsystem } from '../lifecycle.js';
-import { Discovery } from './discovery.js';
+import { Discovery, type DiscoveryDeps } from './discovery.js';
 
 /**
  * Load discovery in ZooKeeper. With `zookeeper.connect: null` it is off: a stub that says so in
  * /health (logged once at start).
  */
-export function createDiscovery(ctx: AppContext): Subsystem | null {
+export function createDiscovery(ctx: AppContext, deps: DiscoveryDeps): Subsystem {
   if (ctx.config.zookeeper.connect === null) {
     const log = ctx.logger.child({ component: 'discovery' });
     return {
@@ -16,5 +16,5 @@ export function createDiscovery(ctx: AppContext): Subsystem | null {
       health: () => ({ status: 'disabled' }),
     };
   }
-  return new Discovery(ctx);
+  return new Discovery(ctx, deps);
 }

@@ -19,14 +19,21 @@ export interface SelectorOptions {
   logger?: MiniLogger;
 }
 
+export interface TurnSelectorEvents {
+  /** Every host, sorted by freeTraffic (most free first). */
+  change: [TurnHost[]];
+  connected: [];
+  disconnected: [];
+  /** The first complete listing. */
+  loaded: [];
+}
+
 /**
  * Watches `<path>`'s children and their data and keeps an up-to-date list of TURN hosts. A host
  * whose node is deleted drops out as soon as the watch fires. While ZooKeeper is unreachable the
  * last known list is kept (and `connected` is false).
- *
- * Events: 'change' (TurnHost[] sorted by freeTraffic), 'connected', 'disconnected'.
  */
-export class TurnSelector extends EventEmitter {
+export class TurnSelector extends EventEmitter<TurnSelectorEvents> {
   private readonly session: ZkSession;
   private readonly root: string;
   private readonly hosts = new Map<string, TurnHost>();

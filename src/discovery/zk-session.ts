@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import zookeeper from 'node-zookeeper-client';
-import { Backoff } from '../util/backoff.js';
-import { connectStringProblem } from './connect-string.js';
+import { Backoff } from '../process/backoff.js';
+import { connectStringProblem } from '../config/connect-string.js';
 
 type Client = zookeeper.Client;
 type LogFn = (obj: object, msg?: string) => void;
@@ -16,6 +16,15 @@ export interface MiniLogger {
 export const silentLogger: MiniLogger = { debug() {}, info() {}, warn() {}, error() {} };
 
 export type ZkState = 'idle' | 'connecting' | 'connected' | 'disconnected' | 'closed';
+
+export interface ZkSessionEvents {
+  connected: [{ sessionId: string; sameSession: boolean }];
+  disconnected: [];
+  expired: [];
+  /** A call missed its deadline: the connection is dropped and resumed. */
+  unresponsive: [];
+  state: [ZkState];
+}
 
 export interface ZkSessionOptions {
   connect: string;
@@ -61,10 +70,8 @@ function socketOf(c: Client): { destroy(): void } | null {
  * session timeout. A missed deadline drops the socket so the library reconnects with the same
  * session; an attempt that does not connect within the session timeout is abandoned for a new
  * client.
- *
- * Events: 'connected' ({sessionId, sameSession}), 'disconnected', 'expired', 'unresponsive', 'state'.
  */
-export class ZkSession extends EventEmitter {
+export class ZkSession extends EventEmitter<ZkSessionEvents> {
   private client: Client | null = null;
   private current: ZkState = 'idle';
   private sessionHex: string | null = null;
@@ -78,8 +85,6 @@ export class ZkSession extends EventEmitter {
   private negotiatedMs: number;
   lastError: string | null = null;
   expiries = 0;
-  watchdogTrips = 0;
-  connectedAt: Date | null = null;
 
   constructor(private readonly opts: ZkSessionOptions) {
     super();
@@ -176,7 +181,6 @@ export class ZkSession extends EventEmitter {
     const sameSession = id === this.sessionHex;
     this.sessionHex = id;
     this.ownSessions.add(id);
-    this.connectedAt = new Date();
     this.setState('connected');
     this.opts.logger.info(
       { event: 'zk-connected', connect: this.opts.connect, sessionId: id, sameSession, sessionTimeoutMs: this.negotiatedMs },
@@ -227,7 +231,6 @@ export class ZkSession extends EventEmitter {
   /** The watchdog fired: drop the socket; the library reconnects and the window guards that. */
   private onUnresponsive(c: Client, what: string): void {
     if (this.client !== c || this.current !== 'connected') return;
-    this.watchdogTrips++;
     this.lastError = `ZooKeeper stopped answering (${what} got no answer within ${this.callTimeoutMs} ms)`;
     this.opts.logger.error({ event: 'zk-unresponsive', op: what, timeoutMs: this.callTimeoutMs, sessionId: this.sessionHex }, this.lastError);
     this.emit('unresponsive');

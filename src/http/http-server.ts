@@ -6,7 +6,7 @@ import type { Registry } from 'prom-client';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../log/logger.js';
 import { StartupError, type Subsystem, type SubsystemHealth } from '../lifecycle.js';
-import { requireApiKey } from './auth.js';
+import { apiKeyCheck, apiKeyMiddleware, type ApiKeyCheck } from './auth.js';
 import { sendJson } from './respond.js';
 
 export interface HealthReport {
@@ -14,8 +14,14 @@ export interface HealthReport {
   [subsystem: string]: unknown;
 }
 
-/** A subsystem's HTTP routes, mounted before the server listens. */
-export type RouteInstaller = (router: Router, tools: { requireApiKey: RequestHandler }) => void;
+/** What route installers get: the one API-key check, as express middleware and as a plain function. */
+export interface RouteTools {
+  requireApiKey: RequestHandler;
+  authorized: ApiKeyCheck;
+}
+
+/** A set of HTTP routes, mounted before the server listens. */
+export type RouteInstaller = (router: Router, tools: RouteTools) => void;
 
 /** A route answered on bare node:http, before express (hot paths only). It must answer. */
 export type FastHandler = (req: IncomingMessage, res: ServerResponse) => void;
@@ -29,6 +35,8 @@ export class HttpServer implements Subsystem {
   private readonly installers: RouteInstaller[] = [];
   private readonly fastRoutes = new Map<string, FastHandler>();
   private readonly log: Logger;
+  /** The API-key check every protected route uses (built once from http.apiKeys). */
+  readonly tools: RouteTools;
 
   constructor(
     private readonly config: Config,
@@ -36,6 +44,8 @@ export class HttpServer implements Subsystem {
     private readonly deps: { health: () => HealthReport; registry: Registry },
   ) {
     this.log = logger.child({ component: 'http' });
+    const authorized = apiKeyCheck(config.http.apiKeys);
+    this.tools = { authorized, requireApiKey: apiKeyMiddleware(authorized) };
   }
 
   addRoutes(installer: RouteInstaller): void {
@@ -78,7 +88,6 @@ export class HttpServer implements Subsystem {
     const app = express();
     app.disable('x-powered-by');
     app.set('trust proxy', false);
-    const auth = requireApiKey(this.config.http.apiKeys);
     app.get('/health', (_req, res) => {
       const report = this.deps.health();
       res.status(report.status === 'down' ? 503 : 200).json(report);
@@ -93,7 +102,7 @@ export class HttpServer implements Subsystem {
       else app.post(path, viaExpress);
     }
     const router = express.Router();
-    for (const install of this.installers) install(router, { requireApiKey: auth });
+    for (const install of this.installers) install(router, this.tools);
     app.use(router);
     app.use((_req, res) => res.status(404).json({ type: 'error', code: 'not_found', error: 'no such route' }));
     // Errors are reported without their details: a message could carry a credential.

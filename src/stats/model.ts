@@ -1,5 +1,5 @@
 import type { ClosedEvent, StatusEvent, TrafficEvent, UsageEvent, UsageSource } from './events.js';
-import { clientIdOf } from './redis-events.js';
+import { clientIdOf } from './client-id.js';
 
 /** rcvp, rcvb, sentp, sentb. */
 export type Counters = [number, number, number, number];

@@ -121,6 +121,7 @@ export function queryUsage(db: Database.Database, view: UsageView, f: UsageFilte
   if (view === 'allocation') return rows.map(strip);
   const s = sessions(rows, now);
   if (view === 'session') return s;
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- a summed row whose counter keys come from COUNTERS
   const users = new Map<string, Record<string, any>>();
   for (const x of s) {
     const key = `${x.realm ?? ''}\u0000${x.clientId}`;

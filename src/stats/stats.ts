@@ -1,11 +1,11 @@
-import type { AppContext } from '../context.js';
+import type { AppContext, UsageView } from '../context.js';
 import type { Subsystem, SubsystemHealth, TurnConfContributor } from '../lifecycle.js';
 import type { Logger } from '../log/logger.js';
-import type { ChildExit, ChildRun } from '../supervisor/managed-child.js';
-import type { ManagedChild } from '../supervisor/managed-child.js';
-import { LogSource } from './log-source.js';
-import { createPrivateRedis, freeLoopbackPort } from './private-redis.js';
-import { RedisSource, redisTargetFromUrl, statsdbLine, type RedisTarget } from './redis-source.js';
+import type { ChildExit, ChildRun, ManagedChild } from '../process/managed-child.js';
+import { LogSource } from './sources/log/log-source.js';
+import { freePort } from '../process/ports.js';
+import { createPrivateRedis } from './sources/redis/private-redis.js';
+import { RedisSource, redisTargetFromUrl, statsdbLine, type RedisTarget } from './sources/redis/redis-source.js';
 import { UsagePipeline } from './pipeline.js';
 
 /**
@@ -43,16 +43,14 @@ export class Stats implements Subsystem, TurnConfContributor {
     const { config, supervisor } = this.ctx;
     const leftovers = this.pipeline.open();
     if (leftovers > 0) this.log.warn({ event: 'leftovers-closed', count: leftovers }, 'closed allocations left open by an earlier monitor');
-    supervisor.on('spawn', (run: ChildRun) => {
-      this.pipeline.setRun(run.runId);
-    });
-    supervisor.on('exit', (exit: ChildExit) => this.onChildExit(exit));
+    supervisor.on('spawn', this.onChildSpawn);
+    supervisor.on('exit', this.onChildExit);
 
     if (this.usesRedis) {
       if (config.redis.url) {
         this.redisTarget = redisTargetFromUrl(config.redis.url);
       } else {
-        const port = await freeLoopbackPort();
+        const port = await freePort();
         this.redisTarget = { host: '127.0.0.1', port, db: 0, password: null, tls: false };
         this.redisChild = createPrivateRedis(config, this.ctx.logger, port);
         await this.redisChild.start();
@@ -66,23 +64,29 @@ export class Stats implements Subsystem, TurnConfContributor {
       this.logSource = new LogSource(supervisor, this.pipeline, this.ctx.now);
       this.logSource.start();
     }
-    this.ctx.usage = { openAllocationCount: () => this.pipeline.model.openCount };
     const interval = Math.min(50, config.stats.checkpointMs);
     this.flushTimer = setInterval(() => this.pipeline.flush(), interval);
   }
 
   forceKill(): void {
-    this.redisChild?.crash('SIGKILL');
+    this.redisChild?.forceKill();
   }
 
-  private onChildExit(exit: ChildExit): void {
+  /** What others may read of live usage. */
+  readonly usage: UsageView = { openAllocationCount: () => this.pipeline.model.openCount };
+
+  private readonly onChildSpawn = (run: ChildRun): void => this.pipeline.setRun(run.runId);
+
+  private readonly onChildExit = (exit: ChildExit): void => {
     const closed = this.pipeline.closeRun(exit.runId, exit.at.getTime(), 'child-exit');
     if (closed > 0) this.log.warn({ event: 'run-closed', runId: exit.runId, count: closed }, 'turnserver exited: its open allocations were closed');
-  }
+  };
 
   stop(): Promise<void> {
     this.stopping ??= (async () => {
       if (this.flushTimer) clearInterval(this.flushTimer);
+      this.ctx.supervisor.off('spawn', this.onChildSpawn);
+      this.ctx.supervisor.off('exit', this.onChildExit);
       await this.redis?.stop();
       this.logSource?.stop();
       this.pipeline.close();

@@ -1,6 +1,7 @@
-import { readFile, rename, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Config } from '../config/schema.js';
+import { writeFileAtomic } from '../util/atomic-write.js';
 
 export interface TurnPaths {
   conf: string;
@@ -46,8 +47,6 @@ export function renderTemplate(template: string, config: Config, monitorLines: r
 export async function writeTurnConf(config: Config, monitorLines: readonly string[]): Promise<string> {
   const template = await readFile(config.turnserver.template, 'utf8');
   const target = turnPaths(config).conf;
-  const tmp = `${target}.${process.pid}.tmp`;
-  await writeFile(tmp, renderTemplate(template, config, monitorLines), { mode: 0o600 });
-  await rename(tmp, target);
+  await writeFileAtomic(target, renderTemplate(template, config, monitorLines), 0o600);
   return target;
 }

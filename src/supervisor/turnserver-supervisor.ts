@@ -4,21 +4,27 @@ import { mkdir } from 'node:fs/promises';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../log/logger.js';
 import type { Subsystem, SubsystemHealth, TurnConfContributor } from '../lifecycle.js';
-import { findProcesses, isAlive, readCmdline } from '../util/process.js';
-import { ManagedChild, type ChildExit, type ChildRun } from './managed-child.js';
+import { findProcesses, isAlive, readCmdline } from '../process/pids.js';
+import { ManagedChild, type ChildExit, type ChildRun, type ManagedChildEvents } from '../process/managed-child.js';
 import { turnPaths, writeTurnConf } from './render-conf.js';
 import { probeHost, stunProbe } from './stun-probe.js';
 import { bindFailure, parseTurnLogLine } from './turn-log.js';
 
 export type { ChildExit, ChildRun };
 
+export interface TurnserverEvents extends ManagedChildEvents {
+  /** Every raw line turnserver logs. */
+  line: [string];
+}
+
+const FORWARDED = ['spawn', 'ready', 'exit', 'restart-scheduled', 'hung', 'state'] as const;
+
 /**
  * Keeps coturn's turnserver running as our child. Re-renders turnserver.conf before every spawn
  * (so contributors such as the private Redis can change it), pipes its log into ours, and
- * forwards the child's lifecycle events: 'spawn', 'ready', 'exit', 'restart-scheduled', 'hung',
- * plus 'line' for every raw log line.
+ * forwards the child's lifecycle events.
  */
-export class TurnserverSupervisor extends EventEmitter implements Subsystem {
+export class TurnserverSupervisor extends EventEmitter<TurnserverEvents> implements Subsystem {
   readonly name = 'turnserver';
   private readonly contributors: TurnConfContributor[] = [];
   private readonly child: ManagedChild;
@@ -57,8 +63,8 @@ export class TurnserverSupervisor extends EventEmitter implements Subsystem {
       probeIntervalMs: t.probeIntervalMs,
       readyTimeoutMs: t.readyTimeoutMs,
     });
-    for (const event of ['spawn', 'ready', 'exit', 'restart-scheduled', 'hung', 'state']) {
-      this.child.on(event, (arg) => this.emit(event, arg));
+    for (const event of FORWARDED) {
+      this.child.on(event, (...args: unknown[]) => (this.emit as (e: string, ...a: unknown[]) => boolean)(event, ...args));
     }
   }
 
@@ -82,12 +88,7 @@ export class TurnserverSupervisor extends EventEmitter implements Subsystem {
     return this.child.restarts;
   }
   forceKill(): void {
-    this.child.crash('SIGKILL');
-  }
-
-  /** Kill the child as a crash would (tests, admin). */
-  crash(signal: NodeJS.Signals = 'SIGKILL'): void {
-    this.child.crash(signal);
+    this.child.forceKill();
   }
 
   /** Lines added to the rendered conf at the next spawn (credentials, stats). */

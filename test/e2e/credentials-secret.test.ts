@@ -4,8 +4,8 @@ import path from 'node:path';
 import { harnessTest } from '../harness/harness.js';
 import { userdbContents } from '../harness/credentials.js';
 import { startMonitor } from '../harness/monitor.js';
-import { waitUntil } from '../harness/processes.js';
 import { runUclient, startPeer } from '../harness/services.js';
+import { waitUntil } from '../../src/process/wait.js';
 
 harnessTest(
   'secret mode: per-client REST credentials allocate, survive a secret rotation, expire; bad ids are 400',

@@ -6,7 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { harnessTest, type Harness } from '../harness/harness.js';
 import { repoRoot, startMonitor, testConfig, type ConfigOverrides } from '../harness/monitor.js';
 import { startZookeeper } from '../harness/services.js';
-import { FakeNic, getNode, NodeWatch, zkClose, zkConnect } from './discovery-helpers.js';
+import { FakeNic, getNode, NodeWatch, zkClose, zkConnect } from '../harness/discovery.js';
 
 const version = JSON.parse(readFileSync(path.join(repoRoot, 'package.json'), 'utf8')).version;
 const near = (actual: number | null, expected: number, tol: number, what: string) =>

@@ -6,7 +6,7 @@ import { createSelector, type TurnHost } from '../../src/discovery/selector.js';
 import { harnessTest } from '../harness/harness.js';
 import { monitorBin, repoRoot, startMonitor, testConfig } from '../harness/monitor.js';
 import { startZookeeper } from '../harness/services.js';
-import { createNode, FakeNic, removeNode, setNode, zkClose, zkConnect } from './discovery-helpers.js';
+import { createNode, FakeNic, removeNode, setNode, zkClose, zkConnect } from '../harness/discovery.js';
 
 const fake = (freeTraffic: number, restAddr: string) => ({
   freeTraffic,

@@ -2,10 +2,10 @@ import assert from 'node:assert/strict';
 import os from 'node:os';
 import { harnessTest } from '../harness/harness.js';
 import { killOrphans, startMonitor, testConfig } from '../harness/monitor.js';
-import { waitUntil } from '../harness/processes.js';
-import { freePort } from '../harness/ports.js';
 import { startZookeeper } from '../harness/services.js';
-import { FakeNic, getNode, NodeWatch, zkClose, zkConnect, type ZkClient } from './discovery-helpers.js';
+import { FakeNic, getNode, NodeWatch, zkClose, zkConnect, type ZkClient } from '../harness/discovery.js';
+import { waitUntil } from '../../src/process/wait.js';
+import { freePort } from '../../src/process/ports.js';
 
 const SESSION_MS = 2000;
 // The test's own observer session outlives ZooKeeper restarts and freezes, however slow the machine.

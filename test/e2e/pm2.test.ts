@@ -3,7 +3,8 @@ import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { harnessTest } from '../harness/harness.js';
 import { repoRoot, testConfig } from '../harness/monitor.js';
-import { processesMentioning, waitUntil } from '../harness/processes.js';
+import { processesMentioning } from '../../src/process/pids.js';
+import { waitUntil } from '../../src/process/wait.js';
 
 const pm2Bin = path.join(repoRoot, 'node_modules', '.bin', 'pm2');
 

@@ -5,12 +5,12 @@ import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import type { Worker } from 'node:worker_threads';
 import { harnessTest } from '../harness/harness.js';
-import { waitUntil } from '../harness/processes.js';
-import { freePort } from '../harness/ports.js';
 import { startRedis } from '../harness/services.js';
 import { UsagePipeline } from '../../src/stats/pipeline.js';
-import { RedisSource } from '../../src/stats/redis-source.js';
-import { BATCH_BYTES } from '../../src/stats/redis-reader-protocol.js';
+import { RedisSource } from '../../src/stats/sources/redis/redis-source.js';
+import { BATCH_BYTES } from '../../src/stats/sources/redis/redis-reader-protocol.js';
+import { waitUntil } from '../../src/process/wait.js';
+import { freePort } from '../../src/process/ports.js';
 
 const log = pino({ level: 'silent' });
 

@@ -3,9 +3,10 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { harnessTest } from '../harness/harness.js';
 import { startMonitor, type MonitorProcess } from '../harness/monitor.js';
-import { alive, waitUntil } from '../harness/processes.js';
 import { runUclient, startPeer, startRedis, type UclientOptions } from '../harness/services.js';
 import { recordTotals, statsConfig, STATS_USER as USER, usage } from '../harness/statsdb.js';
+import { isAlive } from '../../src/process/pids.js';
+import { waitUntil } from '../../src/process/wait.js';
 
 const logConfig = (source: 'log' | 'both' | 'redis', extra: string[] = []) => ({
   ...statsConfig,
@@ -96,7 +97,7 @@ harnessTest(
     const logHealth = (await withLog.health()).body.turnserver;
     assert.equal(logHealth.pid, logPid, "source 'log': the same turnserver still serves");
     assert.equal(logHealth.restarts, 0);
-    assert.ok(alive(logPid));
+    assert.ok(isAlive(logPid));
     await Promise.all([withRedis.stop(), withLog.stop()]);
   },
   { timeout: 150_000 },

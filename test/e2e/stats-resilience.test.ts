@@ -3,9 +3,10 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { harnessTest } from '../harness/harness.js';
 import { repoRoot, startMonitor } from '../harness/monitor.js';
-import { alive, processesMentioning, waitUntil } from '../harness/processes.js';
 import { runUclient, startPeer } from '../harness/services.js';
 import { monitorRedisPort, publisher, statsConfig, STATS_USER as USER, usage } from '../harness/statsdb.js';
+import { isAlive, processesMentioning } from '../../src/process/pids.js';
+import { waitUntil } from '../../src/process/wait.js';
 const traces = path.join(repoRoot, '..', 'shared', 'traces');
 
 /** Start a long uclient run in the background (it is tracked and stopped by the harness). */
@@ -75,7 +76,7 @@ harnessTest('the private redis-server is killed mid-traffic: restarted, coturn r
   await m.waitForLog((e) => e.event === 'redis-lost', { from });
   await m.waitForLog((e) => e.event === 'ready' && e.component === 'redis-supervisor', { from, timeoutMs: 15_000 });
   await m.waitForLog((e) => e.event === 'redis-resubscribed', { from, timeoutMs: 15_000 });
-  assert.equal(alive(redisPid), false);
+  assert.equal(isAlive(redisPid), false);
   const health = await m.health();
   assert.equal(health.body.stats.redis.subscriber, 'subscribed');
   assert.equal(health.body.stats.redis.reconnects, 1);
@@ -138,7 +139,7 @@ harnessTest(
     }
     await pub.publish('__XXX__', 'keepalive');
     await waitUntil('all malformed counted', async () => /^turn_monitor_stats_malformed_total 100000$/m.test((await m.get('/metrics')).text), 30_000);
-    assert.ok(m.exited !== undefined && alive(m.pid), 'no crash');
+    assert.ok(m.exited !== undefined && isAlive(m.pid), 'no crash');
     const growth = rss() - rssBefore;
     assert.ok(growth < 40, `RSS grew by ${growth.toFixed(1)} MB`);
     assert.equal((await m.health()).status, 200);

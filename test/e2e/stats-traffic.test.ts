@@ -2,9 +2,9 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { harnessTest } from '../harness/harness.js';
 import { monitorBin, startMonitor } from '../harness/monitor.js';
-import { waitUntil } from '../harness/processes.js';
 import { runUclient, startPeer, type UclientOptions } from '../harness/services.js';
 import { monitorRedisPort, recordTotals, STATS_API_KEY, statsConfig, STATS_USER as USER, usage } from '../harness/statsdb.js';
+import { waitUntil } from '../../src/process/wait.js';
 
 const KEY = STATS_API_KEY;
 const auth = { headers: { authorization: `Bearer ${KEY}` } };

@@ -3,7 +3,7 @@ import { chmodSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { harnessTest } from '../harness/harness.js';
 import { startMonitor, type MonitorProcess } from '../harness/monitor.js';
-import { alive, processesMentioning, zombieChildren } from '../harness/processes.js';
+import { isAlive, processesMentioning, zombieChildren } from '../../src/process/pids.js';
 
 const turnserversOf = (m: MonitorProcess) =>
   processesMentioning(path.join(m.dataDir, 'turnserver.conf')).filter((pid) => pid !== m.pid);
@@ -72,7 +72,7 @@ harnessTest('a SIGSTOPped (hung) turnserver is detected and replaced', async (h)
   assert.equal(hung.childPid, first.childPid);
   const ready = await m.waitForEvent('ready', { from });
   assert.notEqual(ready.childPid, first.childPid);
-  assert.equal(alive(first.childPid as number), false, 'the hung child is gone');
+  assert.equal(isAlive(first.childPid as number), false, 'the hung child is gone');
   assert.ok(await m.stunAnswers());
   assert.equal((await m.stop()).code, 0);
 });
@@ -82,14 +82,14 @@ harnessTest('a turnserver orphaned by a killed monitor is replaced, not doubled'
   const orphan = (await m1.waitForEvent('ready')).childPid as number;
   process.kill(m1.pid, 'SIGKILL');
   await m1.exited;
-  assert.ok(alive(orphan), 'turnserver outlives a SIGKILLed monitor');
+  assert.ok(isAlive(orphan), 'turnserver outlives a SIGKILLed monitor');
   const m2 = await startMonitor(h, {}, { rawConfig: m1.config });
   const orphanLog = await m2.waitForLog((e) => e.event === 'orphan' && e.component === 'supervisor');
   assert.ok(m2.logs.some((e) => e.event === 'orphan' && e.component === 'redis-supervisor'), 'the orphaned private Redis is replaced too');
   assert.equal(orphanLog.orphanPid, orphan);
   const ready = await m2.waitForEvent('ready');
   assert.notEqual(ready.childPid, orphan);
-  assert.equal(alive(orphan), false, 'the orphan was stopped');
+  assert.equal(isAlive(orphan), false, 'the orphan was stopped');
   assert.deepEqual(turnserversOf(m2), [ready.childPid]);
   assert.equal((await m2.stop()).code, 0);
 });
@@ -100,7 +100,7 @@ harnessTest('SIGTERM: turnserver is stopped, no restart, the monitor exits 0', a
   const from = m.logs.length;
   const exit = await m.stop('SIGTERM');
   assert.equal(exit.code, 0);
-  assert.equal(alive(ready.childPid as number), false);
+  assert.equal(isAlive(ready.childPid as number), false);
   assert.equal(m.logs.slice(from).some((e) => e.event === 'restart-scheduled' || e.event === 'spawn'), false);
   assert.deepEqual(turnserversOf(m), []);
 });
@@ -109,7 +109,7 @@ harnessTest('SIGINT stops gracefully too', async (h) => {
   const m = await startMonitor(h);
   const ready = await m.waitForEvent('ready');
   assert.equal((await m.stop('SIGINT')).code, 0);
-  assert.equal(alive(ready.childPid as number), false);
+  assert.equal(isAlive(ready.childPid as number), false);
 });
 
 harnessTest('a child that exits before it ever serves backs off (doubling), and the backoff resets once one serves', async (h) => {

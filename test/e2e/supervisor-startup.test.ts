@@ -5,7 +5,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { harnessTest, waitExit } from '../harness/harness.js';
 import { monitorBin, startMonitor, testConfig } from '../harness/monitor.js';
-import { processesMentioning } from '../harness/processes.js';
+import { processesMentioning } from '../../src/process/pids.js';
 
 async function holdPort(port: number): Promise<() => Promise<void>> {
   const udp = dgram.createSocket('udp4');

@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { harnessTest, waitExit } from '../harness/harness.js';
 import { repoRoot, startMonitor } from '../harness/monitor.js';
-import { alive, waitUntil } from '../harness/processes.js';
+import { isAlive } from '../../src/process/pids.js';
+import { waitUntil } from '../../src/process/wait.js';
 
 const stubborn = path.join(repoRoot, 'test', 'fixtures', 'stubborn-turnserver.mjs');
 
@@ -16,7 +17,7 @@ harnessTest('a child that ignores SIGTERM is SIGKILLed after stopTimeoutMs, and 
   assert.equal(escalated.childPid, ready.childPid);
   const childExit = await m.waitForEvent('exit', { from });
   assert.equal(childExit.signal, 'SIGKILL');
-  assert.equal(alive(ready.childPid as number), false);
+  assert.equal(isAlive(ready.childPid as number), false);
 });
 
 harnessTest('a second signal during a slow shutdown exits at once', async (h) => {
@@ -29,5 +30,5 @@ harnessTest('a second signal during a slow shutdown exits at once', async (h) =>
   const exit = await waitExit(m.tracked, 3000);
   assert.equal(exit.code, 1);
   assert.ok(m.logs.some((e) => e.event === 'forced-exit'));
-  await waitUntil('child killed by the forced exit', () => !alive(ready.childPid as number), 2000);
+  await waitUntil('child killed by the forced exit', () => !isAlive(ready.childPid as number), 2000);
 });

@@ -1,6 +1,6 @@
 import { readdirSync, statSync } from 'node:fs';
 import Database from 'better-sqlite3';
-import { alive } from './processes.js';
+import { isAlive } from '../../src/process/pids.js';
 
 /** Users and secrets as turnserver will read them from the SQLite userdb. */
 export function userdbContents(db: string): { users: string[]; secrets: string[] } {
@@ -32,7 +32,7 @@ export function leftoverTurnadminLogs(since: number): string[] {
   }
   return names.filter((n) => {
     const m = /^turn_(\d+)_.*\.log$/.exec(n);
-    if (!m || alive(Number(m[1]))) return false;
+    if (!m || isAlive(Number(m[1]))) return false;
     try {
       return statSync(`/var/log/${n}`).mtimeMs >= since;
     } catch {

@@ -1,11 +1,10 @@
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
-import { once } from 'node:events';
 import { createWriteStream, readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { test, type TestContext } from 'node:test';
-import { alive, cmdline, killPid, processesMentioning } from './processes.js';
+import { cmdlineText, isAlive, killPid, processesMentioning } from '../../src/process/pids.js';
 
 /** Exit of a child we spawned. */
 export interface Exit {
@@ -93,7 +92,7 @@ export class Harness {
         if (e.isDirectory()) walk(p);
         else if (e.name.endsWith('.pid')) {
           const pid = Number(readFileSync(p, 'utf8').trim());
-          if (pid > 0 && alive(pid) && /turnserver|redis|java|node/.test(cmdline(pid))) out.push(pid);
+          if (pid > 0 && isAlive(pid) && /turnserver|redis|java|node/.test(cmdlineText(pid))) out.push(pid);
         }
       }
     };
@@ -110,9 +109,9 @@ export class Harness {
       await Promise.race([fn().catch(() => undefined), bound]);
       clearTimeout(timer);
     }
-    await Promise.all(this.tracked.filter((t) => alive(t.pid)).map((t) => killPid(t.pid)));
+    await Promise.all(this.tracked.filter((t) => isAlive(t.pid)).map((t) => killPid(t.pid)));
     const leaked = [...new Set([...processesMentioning(this.dir), ...this.pidfilePids()])];
-    const described = leaked.map((pid) => `${pid} ${cmdline(pid)}`);
+    const described = leaked.map((pid) => `${pid} ${cmdlineText(pid)}`);
     await Promise.all(leaked.map((pid) => killPid(pid, 1000)));
     if (!keepDir) await rm(this.dir, { recursive: true, force: true });
     if (leaked.length > 0) throw new Error(`test left processes behind:\n${described.join('\n')}`);
@@ -166,4 +165,3 @@ export async function waitExit(t: Tracked, timeoutMs = 10_000): Promise<Exit> {
   }
 }
 
-export { once };

@@ -5,8 +5,8 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { ConfigInput } from '../../src/config/schema.js';
 import { stunProbe } from '../../src/supervisor/stun-probe.js';
 import { type Exit, type Harness, type Tracked, waitExit } from './harness.js';
-import { freePort, freePortRange } from './ports.js';
-import { alive, killPid } from './processes.js';
+import { freePort, freePortRange } from '../../src/process/ports.js';
+import { isAlive, killPid } from '../../src/process/pids.js';
 
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const monitorBin = path.join(repoRoot, 'bin', 'turn-monitor');
@@ -201,6 +201,6 @@ export async function startMonitor(h: Harness, overrides: ConfigOverrides = {}, 
 export async function killOrphans(m: MonitorProcess): Promise<void> {
   for (const name of readdirSync(m.dataDir).filter((n) => n.endsWith('.pid'))) {
     const pid = Number(readFileSync(path.join(m.dataDir, name), 'utf8').trim());
-    if (pid > 0 && alive(pid)) await killPid(pid);
+    if (pid > 0 && isAlive(pid)) await killPid(pid);
   }
 }

@@ -1,9 +1,10 @@
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
+import { mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Harness, Tracked } from './harness.js';
-import { killPid, waitUntil } from './processes.js';
-import { freePort } from './ports.js';
+import { killPid } from '../../src/process/pids.js';
+import { waitUntil } from '../../src/process/wait.js';
+import { freePort } from '../../src/process/ports.js';
+import { tcpSay, zookeeperCommand, zookeeperServing } from '../../src/demo/services.js';
 
 export interface Service {
   port: number;
@@ -11,22 +12,6 @@ export interface Service {
   pid: number;
   /** Stop by PID (SIGTERM, then SIGKILL). */
   stop(): Promise<void>;
-}
-
-function tcpSay(port: number, text: string, timeoutMs = 1000): Promise<string> {
-  return new Promise((resolve) => {
-    const chunks: Buffer[] = [];
-    const s = net.connect(port, '127.0.0.1');
-    const done = () => {
-      s.destroy();
-      resolve(Buffer.concat(chunks).toString('utf8'));
-    };
-    s.setTimeout(timeoutMs, done);
-    s.on('connect', () => s.write(text));
-    s.on('data', (d) => chunks.push(d));
-    s.on('end', done);
-    s.on('error', done);
-  });
 }
 
 /** A throwaway redis-server on a free loopback port, no persistence. */
@@ -45,24 +30,9 @@ export async function startRedis(h: Harness, port?: number): Promise<Service> {
 /** A throwaway standalone ZooKeeper (see ../shared/zookeeper.md), ready when `srvr` says standalone. */
 export async function startZookeeper(h: Harness, port?: number): Promise<Service & { connect: string }> {
   const p = port ?? (await freePort());
-  const dir = path.join(h.dir, `zk-${p}`);
-  mkdirSync(path.join(dir, 'data'), { recursive: true });
-  const cfg = path.join(dir, 'zoo.cfg');
-  writeFileSync(
-    cfg,
-    [
-      'tickTime=500', `dataDir=${path.join(dir, 'data')}`, `clientPort=${p}`, 'clientPortAddress=127.0.0.1',
-      'maxClientCnxns=0', 'minSessionTimeout=1000', 'maxSessionTimeout=60000', 'admin.enableServer=false',
-      '4lw.commands.whitelist=ruok,srvr,mntr,stat,cons,dump',
-    ].join('\n') + '\n',
-  );
-  const tracked = h.spawn('zookeeper', 'java', [
-    '-Xms32m', '-Xmx128m', '-XX:+UseSerialGC', '-XX:TieredStopAtLevel=1',
-    '-Dorg.slf4j.simpleLogger.defaultLogLevel=warn', '-Dzookeeper.forceSync=no',
-    '-cp', '/usr/share/java/zookeeper.jar:/usr/share/java/slf4j-simple.jar',
-    'org.apache.zookeeper.server.ZooKeeperServerMain', cfg,
-  ]);
-  await waitUntil(`zookeeper on ${p}`, async () => (await tcpSay(p, 'srvr', 500)).includes('Mode: standalone'), 30_000);
+  const { file, args } = zookeeperCommand(path.join(h.dir, `zk-${p}`), p);
+  const tracked = h.spawn('zookeeper', file, args);
+  await waitUntil(`zookeeper on ${p}`, () => zookeeperServing(p), 30_000);
   return { port: p, tracked, pid: tracked.pid, connect: `127.0.0.1:${p}`, stop: () => killPid(tracked.pid) };
 }
 

@@ -3,9 +3,10 @@ import { test } from 'node:test';
 import { renderTable } from '../../src/cli/servers.js';
 import { buildConfig } from '../../src/config/load.js';
 import { ABSURD_MBPS, BandwidthMeter, computeRates, freeTraffic } from '../../src/discovery/bandwidth.js';
-import { hostPort, nodeNameFor, restAddrFor, turnUrisFor } from '../../src/discovery/identity.js';
+import { nodeNameFor, restAddrFor } from '../../src/discovery/identity.js';
+import { hostPort, turnUrisFor } from '../../src/util/addresses.js';
 import { CounterError, parseCounter, parseDefaultRoute } from '../../src/discovery/nic-counters.js';
-import { connectStringProblem } from '../../src/discovery/connect-string.js';
+import { connectStringProblem } from '../../src/config/connect-string.js';
 import { parseHostPayload } from '../../src/discovery/payload.js';
 import { pickHost, sortByFree, type TurnHost } from '../../src/discovery/round-robin.js';
 

@@ -3,7 +3,7 @@ import { once } from 'node:events';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
-import { clientKey, credentialHandler } from '../../src/credentials/routes.js';
+import { clientKey, credentialHandler } from '../../src/http/routes/credentials.js';
 import type { CredentialResponse } from '../../src/credentials/credentials.js';
 import { apiKeyCheck, sameString } from '../../src/http/auth.js';
 
@@ -45,7 +45,7 @@ async function serve(issue: (user: string | null) => CredentialResponse | null, 
     const c = issue(user);
     return c && JSON.stringify(c);
   };
-  const handler = credentialHandler({ issueJson }, { apiKeys: [KEY], limitPerMinute });
+  const handler = credentialHandler({ issueJson }, { authorized: apiKeyCheck([KEY]), limitPerMinute });
   const server: Server = createServer(handler).listen(0, '127.0.0.1');
   await once(server, 'listening');
   const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;

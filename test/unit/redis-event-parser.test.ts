@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { RedisEventParser } from '../../src/stats/redis-events.js';
+import { RedisEventParser } from '../../src/stats/sources/redis/redis-events.js';
 
 const B = (s: string) => Buffer.from(s);
 const T = 'rcvp=1, rcvb=2, sentp=3, sentb=4';

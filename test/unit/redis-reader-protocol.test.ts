@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { entryBytes, forEachEntry, writeEntry } from '../../src/stats/redis-reader-protocol.js';
+import { entryBytes, forEachEntry, writeEntry } from '../../src/stats/sources/redis/redis-reader-protocol.js';
 
 test('batch entries: what writeEntry lays out, forEachEntry gives back, byte for byte and in order', () => {
   const messages: [Buffer, Buffer][] = [

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { parseLogLine } from '../../src/stats/log-parser.js';
+import { parseLogLine } from '../../src/stats/sources/log/log-parser.js';
 import { AllocationModel, finalCounters } from '../../src/stats/model.js';
 
 // Real lines from coturn 4.6.1 with `verbose`, as our supervisor receives them (--simple-log, stdout).

@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { UsageEvent } from '../../src/stats/events.js';
 import { AllocationModel, finalCounters } from '../../src/stats/model.js';
-import { clientIdOf, parseRedisEvent } from '../../src/stats/redis-events.js';
+import { clientIdOf } from '../../src/stats/client-id.js';
+import { parseRedisEvent } from '../../src/stats/sources/redis/redis-events.js';
 
 test('topics: anchored on the end; realm optional; usernames may be empty or contain / and :', () => {
   const e = parseRedisEvent('turn/realm/ex.org/user/1795348399:alice/allocation/000000000000000007/traffic/peer', 'rcvp=1, rcvb=2, sentp=3, sentb=4', 5);

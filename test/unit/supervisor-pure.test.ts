@@ -6,7 +6,7 @@ import { buildConfig, packageRoot } from '../../src/config/load.js';
 import { renderTemplate } from '../../src/supervisor/render-conf.js';
 import { bindingRequest, isBindingResponse, probeHost } from '../../src/supervisor/stun-probe.js';
 import { bindFailure, parseTurnLogLine } from '../../src/supervisor/turn-log.js';
-import { Backoff } from '../../src/util/backoff.js';
+import { Backoff } from '../../src/process/backoff.js';
 
 const template = readFileSync(path.join(packageRoot, 'turnserver.conf.template'), 'utf8');
 

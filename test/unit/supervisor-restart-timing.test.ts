@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { test } from 'node:test';
 import { createLogger } from '../../src/log/logger.js';
-import { ManagedChild, type ChildExit, type ChildRun } from '../../src/supervisor/managed-child.js';
+import { ManagedChild, type ChildExit, type ChildRun } from '../../src/process/managed-child.js';
 
 // A real child process (a sleeping node) with a probe that answers once it is "up": the
 // restart timing of ManagedChild without turnserver.
@@ -30,7 +30,7 @@ test('a crashed child is respawned restartDelayMs after its exit, its spec prepa
     upAt = 0;
     await child.start();
     const [exit, spawned, ready] = [once(child, 'exit'), once(child, 'spawn'), once(child, 'ready')];
-    child.crash('SIGKILL');
+    process.kill(child.pid!, 'SIGKILL');
     const [{ at }] = (await exit) as [ChildExit];
     upAt = Infinity;
     const [run] = (await spawned) as [ChildRun];

@@ -1,11 +1,11 @@
 import { parse as parseQuery, type ParsedUrlQuery } from 'node:querystring';
 import { ipKeyGenerator } from 'express-rate-limit';
-import { apiKeyCheck, sendUnauthorized } from '../http/auth.js';
-import type { FastHandler, RouteInstaller } from '../http/http-server.js';
-import { FixedWindowLimiter, rateLimitHeaders } from '../http/rate-limit.js';
-import { sendJson, sendJsonText } from '../http/respond.js';
-import type { Logger } from '../log/logger.js';
-import type { Credentials } from './credentials.js';
+import { sendUnauthorized, type ApiKeyCheck } from '../auth.js';
+import type { FastHandler, RouteInstaller } from '../http-server.js';
+import { FixedWindowLimiter, rateLimitHeaders } from '../rate-limit.js';
+import { sendJson, sendJsonText } from '../respond.js';
+import type { Logger } from '../../log/logger.js';
+import type { Credentials } from '../../credentials/credentials.js';
 
 // The client id becomes part of the TURN username and of usage accounting keys: '%' crashes
 // coturn 4.6.1 with redis-statsdb on, '/' and ':' break the topic and REST username parsing.
@@ -27,7 +27,8 @@ function queryOf(url: string | undefined): ParsedUrlQuery {
 export const clientKey = (address = '') => (address.includes(':') ? ipKeyGenerator(address) : address);
 
 export interface CredentialHandlerOptions {
-  apiKeys: readonly string[];
+  /** The server's API-key check (HttpServer.tools.authorized). */
+  authorized: ApiKeyCheck;
   limitPerMinute: number;
   /** Clock of the rate limiter (tests). */
   now?: () => number;
@@ -40,7 +41,7 @@ export interface CredentialHandlerOptions {
  * when none is valid), `Cache-Control: no-store`.
  */
 export function credentialHandler(credentials: Pick<Credentials, 'issueJson'>, options: CredentialHandlerOptions): FastHandler {
-  const authorized = apiKeyCheck(options.apiKeys);
+  const { authorized } = options;
   const limiter = new FixedWindowLimiter(options.limitPerMinute, 60_000, options.now);
   return (req, res) => {
     const query = queryOf(req.url);

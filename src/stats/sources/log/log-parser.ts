@@ -1,4 +1,4 @@
-import type { UsageEvent } from './events.js';
+import type { UsageEvent } from '../../events.js';
 
 const SESSION = 'session ';
 

@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { Worker } from 'node:worker_threads';
-import type { Logger } from '../log/logger.js';
-import type { IncrementSink } from './events.js';
+import type { Logger } from '../../../log/logger.js';
+import type { IncrementSink } from '../../events.js';
 import { RedisEventParser } from './redis-events.js';
 import { forEachEntry, type ReaderInit, type ReaderMessage, type SourceCommand } from './redis-reader-protocol.js';
 
@@ -18,6 +18,14 @@ const readerEntry = fromSource
 const UNDERSCORE = 0x5f;
 
 export type SubscriberState = 'connecting' | 'subscribed' | 'disconnected' | 'stopped';
+
+export interface RedisSourceEvents {
+  state: [SubscriberState];
+  /** Events were lost (connection or reader lost): open records may be incomplete. */
+  gap: [];
+  /** A message on a turn/ channel that is not a usage event (its topic). */
+  malformed: [string];
+}
 
 /** Where coturn should publish and we subscribe; the password never reaches a log line. */
 export interface RedisTarget {
@@ -51,9 +59,8 @@ export function statsdbLine(t: RedisTarget): string {
  * messages over in batches; parsing and the sink stay on this thread, in arrival order. ioredis
  * reconnects and resubscribes by itself; every loss is reported ('gap') because events published
  * meanwhile are gone. A worker that dies is a loss too, and is started again after a pause.
- * Events: 'state', 'gap', 'malformed'.
  */
-export class RedisSource extends EventEmitter {
+export class RedisSource extends EventEmitter<RedisSourceEvents> {
   state: SubscriberState = 'connecting';
   reconnects = 0;
   received = 0;

@@ -1,12 +1,12 @@
-import type { RouteInstaller } from '../http/http-server.js';
-import { formatUsage, liveRow, parseFilter, queryUsage, type UsageView } from './query.js';
-import type { UsagePipeline } from './pipeline.js';
+import type { RouteInstaller } from '../http-server.js';
+import { formatUsage, liveRow, parseFilter, queryUsage, type UsageView } from '../../stats/query.js';
+import type { UsagePipeline } from '../../stats/pipeline.js';
 
 const VIEWS = new Set(['allocation', 'session', 'user', 'unattributed']);
 const FORMATS = new Set(['json', 'csv', 'table']);
 
 /** GET /usage (stored records) and GET /allocations (open ones, live), both behind the API key. */
-export function statsRoutes(pipeline: UsagePipeline): RouteInstaller {
+export function usageRoutes(pipeline: UsagePipeline): RouteInstaller {
   return (router, { requireApiKey }) => {
     router.get('/usage', requireApiKey, (req, res) => {
       const by = (req.query.by as string | undefined) ?? 'allocation';

@@ -1,5 +1,5 @@
 import type { EventEmitter } from 'node:events';
-import type { UsageSink } from './events.js';
+import type { UsageSink } from '../../events.js';
 import { parseLogLine } from './log-parser.js';
 
 /**
@@ -8,15 +8,9 @@ import { parseLogLine } from './log-parser.js';
  * usernames containing '%'.
  */
 export class LogSource {
-  lines = 0;
-  events = 0;
   private readonly onLine = (line: string) => {
-    this.lines++;
     const event = parseLogLine(line, this.now());
-    if (event) {
-      this.events++;
-      this.sink.ingest(event);
-    }
+    if (event) this.sink.ingest(event);
   };
 
   constructor(

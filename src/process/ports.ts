@@ -3,30 +3,30 @@ import net from 'node:net';
 
 const taken = new Set<number>();
 
-function tcpFree(port: number): Promise<boolean> {
+function tcpFree(port: number, host: string): Promise<boolean> {
   return new Promise((resolve) => {
     const s = net.createServer().once('error', () => resolve(false));
-    s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
+    s.listen(port, host, () => s.close(() => resolve(true)));
   });
 }
 
-function udpFree(port: number): Promise<boolean> {
+function udpFree(port: number, host: string): Promise<boolean> {
   return new Promise((resolve) => {
     const s = dgram.createSocket('udp4').once('error', () => resolve(false));
-    s.bind(port, '127.0.0.1', () => s.close(() => resolve(true)));
+    s.bind(port, host, () => s.close(() => resolve(true)));
   });
 }
 
 /**
- * A loopback port free for both TCP and UDP. Picked at random from a range above the kernel's
- * ephemeral ports' usual start so parallel test files rarely collide; never handed out twice in
- * one process.
+ * A loopback port free for both TCP and UDP. Picked at random from a range below the kernel's
+ * ephemeral ports (32768+), so it does not collide with outgoing connections, and never handed
+ * out twice by one process (parallel users in one process, several test files at once).
  */
-export async function freePort(): Promise<number> {
+export async function freePort(host = '127.0.0.1'): Promise<number> {
   for (let i = 0; i < 200; i++) {
     const port = 20000 + Math.floor(Math.random() * 12000);
     if (taken.has(port)) continue;
-    if ((await tcpFree(port)) && (await udpFree(port))) {
+    if ((await tcpFree(port, host)) && (await udpFree(port, host))) {
       taken.add(port);
       return port;
     }
@@ -35,11 +35,11 @@ export async function freePort(): Promise<number> {
 }
 
 /** A block of `count` consecutive free UDP ports (turnserver's relay range). */
-export async function freePortRange(count: number): Promise<[number, number]> {
+export async function freePortRange(count: number, host = '127.0.0.1'): Promise<[number, number]> {
   for (let i = 0; i < 50; i++) {
     const start = 33000 + Math.floor(Math.random() * 15000);
     let ok = true;
-    for (let p = start; p < start + count && ok; p++) ok = !taken.has(p) && (await udpFree(p));
+    for (let p = start; p < start + count && ok; p++) ok = !taken.has(p) && (await udpFree(p, host));
     if (ok) {
       for (let p = start; p < start + count; p++) taken.add(p);
       return [start, start + count - 1];

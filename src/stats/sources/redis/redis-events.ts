@@ -1,4 +1,4 @@
-import type { IncrementSink, StatusEvent, TrafficEvent, UsageEvent } from './events.js';
+import type { IncrementSink, StatusEvent, TrafficEvent, UsageEvent } from '../../events.js';
 
 const ascii = (s: string) => Buffer.from(s, 'latin1');
 // Longest first: '/traffic' is a suffix of '/total_traffic'.
@@ -38,6 +38,9 @@ export class RedisEventParser {
   private readonly owners = new Map<number, Owner>();
   // The kind of the topic topic() accepted last (a field, so the hot path allocates nothing).
   private kind: UsageKind = 'status';
+  // Scratch state of the byte reader (what readCounts read, where countAt stopped): no allocation per event.
+  private readonly counts: Counts = [0, 0, 0, 0];
+  private cursor = 0;
 
   parse(channel: Buffer, message: Buffer, at: number): UsageEvent | null {
     const owner = this.topic(channel, 0, channel.length);
@@ -53,7 +56,8 @@ export class RedisEventParser {
     const owner = this.topic(buf, cs, ce);
     if (owner === null) return false;
     const kind = this.kind;
-    if (owner.handle !== null && (kind === 'traffic' || kind === 'traffic/peer') && readCounts(buf, ce, me)) {
+    const counts = this.counts;
+    if (owner.handle !== null && (kind === 'traffic' || kind === 'traffic/peer') && this.readCounts(buf, ce, me)) {
       if (sink.increment(owner.handle, kind === 'traffic/peer', counts[0], counts[1], counts[2], counts[3], at)) return true;
     }
     const event = this.eventOf(owner, kind, buf, ce, me, at);
@@ -94,12 +98,36 @@ export class RedisEventParser {
 
   private eventOf(owner: Owner, kind: UsageKind, buf: Buffer, ms: number, me: number, at: number): UsageEvent | null {
     if (kind !== 'status') {
-      if (readCounts(buf, ms, me)) {
+      if (this.readCounts(buf, ms, me)) {
+        const counts = this.counts;
         return { source: 'redis', at, realm: owner.realm, username: owner.username, allocationId: owner.allocationId, kind, rcvp: counts[0], rcvb: counts[1], sentp: counts[2], sentb: counts[3] };
       }
       return trafficFromText(owner, kind, buf.toString('utf8', ms, me), at);
     }
     return parseStatus(owner, buf.toString('utf8', ms, me), at);
+  }
+
+  /** The number after KEYS[k] at buf[i] (cursor moves past it), or -1 if the bytes differ. */
+  private countAt(buf: Buffer, i: number, end: number, k: number): number {
+    const key = KEYS[k];
+    if (!bytesAt(buf, i, end, key)) return -1;
+    i += key.length;
+    const start = i;
+    let v = 0;
+    while (i < end && isDigit(buf[i])) v = v * 10 + (buf[i++] - 48);
+    this.cursor = i;
+    return i === start || i - start > 15 ? -1 : v;
+  }
+
+  /** buf[ms, me) is `rcvp=N, rcvb=N, sentp=N, sentb=N` in coturn's exact format, read into `counts`. */
+  private readCounts(buf: Buffer, ms: number, me: number): boolean {
+    this.cursor = ms;
+    for (let k = 0; k < 4; k++) {
+      const v = this.countAt(buf, this.cursor, me, k);
+      if (v < 0) return false;
+      this.counts[k] = v;
+    }
+    return this.cursor === me;
   }
 }
 
@@ -160,26 +188,16 @@ function isDigits(s: string): boolean {
 function parseStatus(o: Owner, message: string, at: number): StatusEvent | null {
   const status = message.startsWith('new') ? 'new' : message.startsWith('refreshed') ? 'refreshed' : message.startsWith('deleted') ? 'deleted' : null;
   if (!status) return null;
-  // The fields we keep, scanned in place (a generic key/value object cost ~5 µs per event).
   let lifetimeText: string | undefined;
   let transport: string | null = null;
   let local: string | null = null;
   let remote: string | null = null;
-  for (let i = status.length; i < message.length; ) {
-    let end = message.indexOf(',', i);
-    if (end < 0) end = message.length;
-    const eq = message.indexOf('=', i);
-    if (eq > i && eq < end) {
-      const value = message.slice(eq + 1, end).trim();
-      switch (message.slice(i, eq).trim()) {
-        case 'lifetime': lifetimeText = value; break;
-        case 'type': transport = value; break;
-        case 'local': local = value; break;
-        case 'remote': remote = value; break;
-      }
-    }
-    i = end + 1;
-  }
+  forEachField(message, status.length, (key, value) => {
+    if (key === 'lifetime') lifetimeText = value;
+    else if (key === 'type') transport = value;
+    else if (key === 'local') local = value;
+    else if (key === 'remote') remote = value;
+  });
   const lifetime = lifetimeText !== undefined ? Number(lifetimeText) : null;
   if (lifetime !== null && !Number.isFinite(lifetime)) return null;
   return { source: 'redis', at, realm: o.realm, username: o.username, allocationId: o.allocationId, kind: 'status', status, lifetime, transport, local, remote };
@@ -187,32 +205,6 @@ function parseStatus(o: Owner, message: string, at: number): StatusEvent | null 
 
 type Counts = [number, number, number, number];
 const KEYS = ['rcvp=', ', rcvb=', ', sentp=', ', sentb='].map(ascii);
-// Scratch state of the byte reader (where countAt stopped, what readCounts read): no allocation per event.
-let cursor = 0;
-const counts: Counts = [0, 0, 0, 0];
-
-/** The number after KEYS[k] at buf[i] (cursor moves past it), or -1 if the bytes differ. */
-function countAt(buf: Buffer, i: number, end: number, k: number): number {
-  const key = KEYS[k];
-  if (!bytesAt(buf, i, end, key)) return -1;
-  i += key.length;
-  const start = i;
-  let v = 0;
-  while (i < end && isDigit(buf[i])) v = v * 10 + (buf[i++] - 48);
-  cursor = i;
-  return i === start || i - start > 15 ? -1 : v;
-}
-
-/** buf[ms, me) is `rcvp=N, rcvb=N, sentp=N, sentb=N` in coturn's exact format, read into `counts`. */
-function readCounts(buf: Buffer, ms: number, me: number): boolean {
-  cursor = ms;
-  for (let k = 0; k < 4; k++) {
-    const v = countAt(buf, cursor, me, k);
-    if (v < 0) return false;
-    counts[k] = v;
-  }
-  return cursor === me;
-}
 
 /** The four counters in any order and spacing; any missing or non-numeric one makes it malformed. */
 function trafficFromText(o: Owner, kind: TrafficEvent['kind'], message: string, at: number): TrafficEvent | null {
@@ -223,7 +215,8 @@ function trafficFromText(o: Owner, kind: TrafficEvent['kind'], message: string, 
 
 /** Any order and spacing of the four fields. */
 function slowCounters(message: string): Counts | null {
-  const f = parseFields(message);
+  const f: Record<string, string> = {};
+  forEachField(message, 0, (key, value) => (f[key] = value));
   const c: Counts = [toCount(f.rcvp), toCount(f.rcvb), toCount(f.sentp), toCount(f.sentb)];
   return c.some((v) => v < 0) ? null : c;
 }
@@ -233,17 +226,13 @@ function toCount(v: string | undefined): number {
   return Number(v);
 }
 
-function parseFields(text: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const part of text.split(',')) {
-    const eq = part.indexOf('=');
-    if (eq > 0) out[part.slice(0, eq).trim()] = part.slice(eq + 1).trim();
+/** Each `key=value` of a comma-separated list from `from` on, both trimmed (coturn's status and traffic payloads). */
+function forEachField(text: string, from: number, visit: (key: string, value: string) => void): void {
+  for (let i = from; i < text.length; ) {
+    let end = text.indexOf(',', i);
+    if (end < 0) end = text.length;
+    const eq = text.indexOf('=', i);
+    if (eq > i && eq < end) visit(text.slice(i, eq).trim(), text.slice(eq + 1, end).trim());
+    i = end + 1;
   }
-  return out;
-}
-
-/** The client id a username is accounted under: after the first ':' of a REST-style name. */
-export function clientIdOf(username: string): string {
-  const colon = username.indexOf(':');
-  return colon > 0 && isDigits(username.slice(0, colon)) ? username.slice(colon + 1) : username;
 }

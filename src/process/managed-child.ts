@@ -3,8 +3,8 @@ import { createInterface } from 'node:readline';
 import { execa, type ResultPromise } from 'execa';
 import type { Logger } from '../log/logger.js';
 import { StartupError } from '../lifecycle.js';
-import { Backoff } from '../util/backoff.js';
-import { killPidWithEscalation } from '../util/process.js';
+import { Backoff } from './backoff.js';
+import { killPid } from './pids.js';
 
 // Readiness: turnserver answers STUN ~30-150 ms after spawn. One readiness probe lasts
 // READY_PROBE_MS and resends every 20 ms (stunProbe), with READY_PROBE_GAP_MS between probes, so
@@ -60,14 +60,22 @@ export interface ChildRun {
   startedAt: Date;
 }
 
+export interface ManagedChildEvents {
+  spawn: [ChildRun];
+  /** The child answered its probe: it serves. */
+  ready: [ChildRun];
+  exit: [ChildExit];
+  'restart-scheduled': [{ delayMs: number }];
+  /** It stopped answering its liveness probe and is being killed. */
+  hung: [ChildRun];
+  state: [ChildState];
+}
+
 /**
  * Spawns a native child, knows when it serves (by probing, not by log lines), restarts it after
  * it exits and stops it with SIGTERM→SIGKILL escalation.
- *
- * Events: 'spawn' (ChildRun), 'ready' (ChildRun), 'exit' (ChildExit), 'restart-scheduled'
- * ({delayMs}), 'hung' (ChildRun), 'state' (ChildState).
  */
-export class ManagedChild extends EventEmitter {
+export class ManagedChild extends EventEmitter<ManagedChildEvents> {
   private child: ResultPromise | null = null;
   private run: ChildRun | null = null;
   private ready = false;
@@ -113,7 +121,7 @@ export class ManagedChild extends EventEmitter {
     if (this.current !== 'idle') throw new Error(`${this.opts.name} already started`);
     for (const pid of this.opts.findOrphans()) {
       this.log.warn({ event: 'orphan', orphanPid: pid }, `stopping ${this.opts.name} left running by an earlier monitor`);
-      await killPidWithEscalation(pid, this.opts.stopTimeoutMs);
+      await killPid(pid, this.opts.stopTimeoutMs);
     }
     await new Promise<void>((resolve, reject) => {
       this.firstStart = { resolve, reject };
@@ -206,7 +214,7 @@ export class ManagedChild extends EventEmitter {
     while (this.run === run && !this.ready && !this.stopping && this.child) {
       // Short probes while starting: a child that just bound its port answers the next one.
       if (await this.opts.probe(READY_PROBE_MS)) {
-        if (this.run !== run || this.stopping || !this.child) return;
+        if (this.run !== run || this.stopping !== null || this.child === null) return;
         this.onReady(run);
         return;
       }
@@ -345,9 +353,9 @@ export class ManagedChild extends EventEmitter {
     });
   }
 
-  /** Test and admin hook: kill the current child as a crash would. */
-  crash(signal: NodeJS.Signals = 'SIGKILL'): void {
-    this.killChild(signal);
+  /** Forced exit (second signal): SIGKILL the current child at once, synchronously. */
+  forceKill(): void {
+    this.killChild('SIGKILL');
   }
 
   private clearReadyDeadline(): void {

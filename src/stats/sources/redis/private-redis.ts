@@ -1,22 +1,10 @@
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import type { Config } from '../config/schema.js';
-import type { Logger } from '../log/logger.js';
-import { ManagedChild } from '../supervisor/managed-child.js';
-import { isAlive, readCmdline } from '../util/process.js';
-
-/** A free loopback TCP port, chosen once per monitor start (kept across redis restarts). */
-export function freeLoopbackPort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
+import type { Config } from '../../../config/schema.js';
+import type { Logger } from '../../../log/logger.js';
+import { ManagedChild } from '../../../process/managed-child.js';
+import { isAlive, readCmdline } from '../../../process/pids.js';
 
 /** PING over a raw socket: true on +PONG. */
 export function redisPing(port: number, timeoutMs: number): Promise<boolean> {
