@@ -19,6 +19,13 @@ export function turnPaths(config: Config): TurnPaths {
 
 const LOOPBACK_DENIAL = ['denied-peer-ip=127.0.0.0-127.255.255.255', 'denied-peer-ip=::1'];
 
+/** TLS on: the certificate pair and the TLS port; off: no TLS listeners at all. */
+export function tlsLines(config: Config): string[] {
+  const { cert, key, port } = config.turnserver.tls;
+  if (cert === null || key === null) return ['no-tls'];
+  return [`tls-listening-port=${port}`, `cert=${cert}`, `pkey=${key}`];
+}
+
 /** Fill the template's {{placeholders}}; an unknown placeholder is an error, not a silent blank. */
 export function renderTemplate(template: string, config: Config, monitorLines: readonly string[]): string {
   const t = config.turnserver;
@@ -35,6 +42,7 @@ export function renderTemplate(template: string, config: Config, monitorLines: r
     pidfile: paths.pidfile,
     // Tests relay to turnutils_peer on 127.0.0.1; production never should.
     loopbackDenial: t.allowLoopbackPeers ? 'allow-loopback-peers' : LOOPBACK_DENIAL.join('\n'),
+    tlsLines: tlsLines(config).join('\n'),
     monitor_block: [...monitorLines, ...t.extraConfig].join('\n'),
   };
   return template.replace(/\{\{(\w+)\}\}/g, (_, name: string) => {
