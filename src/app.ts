@@ -17,9 +17,9 @@ import { Tls } from './tls/tls.js';
 
 /**
  * The composition root: builds every subsystem, starts them in dependency order and stops them
- * in reverse. Order matters: credentials and stats contribute to turnserver.conf and must be
- * listening before turnserver starts; discovery is stopped first so no signalling server hands
- * out a host that is going away.
+ * in reverse. Order matters: TLS checks its certificate pair before anything runs; credentials
+ * and stats contribute to turnserver.conf and must be listening before turnserver starts;
+ * discovery is stopped first so no signalling server hands out a host that is going away.
  */
 export class App {
   readonly ctx: AppContext;
@@ -37,7 +37,7 @@ export class App {
     this.http = new HttpServer(config, logger, { health: () => this.health(), registry });
     this.ctx = { config, logger, registry, supervisor, now: options.now ?? Date.now };
 
-    // Checked before turnserver starts (a bad pair is exit 2); renewals reach it through SIGUSR2.
+    // Started first: a bad pair is exit 2 before anything runs. Renewals reach turnserver by SIGUSR2.
     const tls = new Tls(config, logger, { signalReload: () => supervisor.signalTlsReload() });
     registerTlsMetrics(registry, tls);
     const credentials = createCredentials(this.ctx);
@@ -49,7 +49,7 @@ export class App {
     http.addRoutes(usageRoutes(stats.pipeline));
     http.addRoutes(tlsRoutes(tls));
     const discovery = createDiscovery(this.ctx, { httpAddress: () => http.address, usage: stats.usage });
-    this.subsystems = [credentials, stats, tls, supervisor, http, discovery];
+    this.subsystems = [tls, credentials, stats, supervisor, http, discovery];
   }
 
   /** Start everything; on a start-up failure stop what did start and rethrow. */

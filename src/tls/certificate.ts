@@ -1,5 +1,5 @@
 import { createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { readFile, realpath } from 'node:fs/promises';
 import { isIP } from 'node:net';
 
 /** What the monitor knows about a certificate: shown in /health and by `turn-monitor tls`. */
@@ -106,6 +106,12 @@ export function checkPair(certPem: string, keyPem: string, o: CheckOptions): Cer
   };
 }
 
+/** A path as errors name it: with certbot's symlinks, also the file it leads to. */
+async function describe(file: string): Promise<string> {
+  const real = await realpath(file).catch(() => file);
+  return real === file ? file : `${file} (-> ${real})`;
+}
+
 /** Read both files and check them; an unreadable file is a CertificateError too. */
 export async function readAndCheckPair(o: CheckOptions): Promise<CertificateInfo> {
   const read = async (file: string) => {
@@ -115,6 +121,6 @@ export async function readAndCheckPair(o: CheckOptions): Promise<CertificateInfo
       throw new CertificateError(file, `cannot read it (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
     }
   };
-  const [cert, key] = await Promise.all([read(o.certFile), read(o.keyFile)]);
-  return checkPair(cert, key, o);
+  const [cert, key, certFile, keyFile] = await Promise.all([read(o.certFile), read(o.keyFile), describe(o.certFile), describe(o.keyFile)]);
+  return checkPair(cert, key, { ...o, certFile, keyFile });
 }
