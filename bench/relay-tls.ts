@@ -49,7 +49,7 @@ export const relayTls: Benchmark = {
     const pair = linkPair(path.join(h.dir, 'live'), makePair(path.join(h.dir, 'archive'), 'bench'));
     oursPort = await freePort();
     const dataDir = path.join(h.dir, 'data');
-    await startMonitor(h, { dataDir, logLevel: 'info', turnserver: { tls: { ...pair, port: oursPort }, extraConfig: [`user=${USER.user}:${USER.password}`] } });
+    await startMonitor(h, { dataDir, logLevel: 'info', turnserver: { probeIntervalMs: Number(process.env.BENCH_PROBE_MS ?? 5000), tls: { ...pair, port: oursPort }, extraConfig: [`user=${USER.user}:${USER.password}`] } });
     barePort = await bareTurnserver(h, dataDir);
   },
   async round(h, round) {

@@ -9,7 +9,7 @@ import { ManagedChild, type ChildExit, type ChildRun, type ManagedChildEvents } 
 import { turnPaths, writeTurnConf } from './render-conf.js';
 import { tlsStunProbe } from '../tls/tls-probe.js';
 import { probeHost, stunProbe } from './stun-probe.js';
-import { bindFailure, parseTurnLogLine } from './turn-log.js';
+import { parseTurnLogLine, startupFailure } from './turn-log.js';
 
 export type { ChildExit, ChildRun };
 
@@ -63,7 +63,7 @@ export class TurnserverSupervisor extends EventEmitter<TurnserverEvents> impleme
         const { level, text } = parseTurnLogLine(line);
         turnLog[level](text);
       },
-      startupFailure: bindFailure,
+      startupFailure,
       restartDelayMs: t.restartDelayMs,
       maxRestartDelayMs: t.maxRestartDelayMs,
       stopTimeoutMs: t.stopTimeoutMs,

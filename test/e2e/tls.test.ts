@@ -165,6 +165,15 @@ harnessTest('start-up: a bad pair exits 2 naming the file, nothing spawned; a TL
     assert.equal(m.logs.some((e) => e.event === 'spawn'), false, `${label}: nothing spawned`);
     assert.doesNotMatch(m.output(), /BEGIN|PRIVATE KEY-----/, `${label}: no key material`);
   }
+  // turnserver that cannot load the certificate it is given (here a later cert= line wins) only
+  // warns and serves without TLS: that is a start-up failure, not a silent downgrade.
+  const downgraded = await startMonitor(
+    h,
+    { turnserver: { tls: { cert: good.cert, key: good.key, port: await freePort() }, extraConfig: [`cert=${path.join(archive, 'absent.pem')}`] } },
+    { waitReady: false, configFile: path.join(h.dir, 'downgraded.json') },
+  );
+  assert.equal((await waitExit(downgraded.tracked, 20_000)).code, 1, downgraded.output().slice(-300));
+  assert.match(downgraded.output(), /turnserver started without its TLS listener/);
   const config = await testConfig(h, { turnserver: { tls: { cert: good.cert, key: good.key, port: await freePort() } } });
   const tlsPort = ((config.turnserver as Record<string, unknown>).tls as { port: number }).port;
   const holder = net.createServer();

@@ -5,6 +5,7 @@ import path from 'node:path';
 import { after, test } from 'node:test';
 import { buildConfig, ConfigError } from '../../src/config/load.js';
 import { renderTemplate, tlsLines } from '../../src/supervisor/render-conf.js';
+import { startupFailure } from '../../src/supervisor/turn-log.js';
 import { checkPair, daysLeft } from '../../src/tls/certificate.js';
 import { turnUrisFor } from '../../src/util/addresses.js';
 import { makePair, pem } from '../harness/certs.js';
@@ -72,4 +73,11 @@ test('conf and URIs: no-tls when off; cert, pkey, tls-listening-port and a turns
   assert.equal(turnUrisFor(on, 'h').at(-1), 'turns:198.51.100.7:443?transport=tcp');
   const named = buildConfig({ turnserver: { externalIp: '198.51.100.7', tls: { cert: '/c', key: '/k', serverName: 'turn.example.org' } } }, '/d');
   assert.equal(turnUrisFor(named, 'h').at(-1), 'turns:turn.example.org:5349?transport=tcp');
+});
+
+test('turnserver lines that fail start-up: no TLS listener, a TLS port it cannot bind (hint below 1024)', () => {
+  assert.match(startupFailure('0: : WARNING: cannot start TLS and DTLS listeners because certificate file is not set properly') ?? '', /without its TLS listener/);
+  assert.match(startupFailure('0: : Cannot bind TLS/TCP listener socket to addr 0.0.0.0:443') ?? '', /0\.0\.0\.0:443 \(in use, or a port below 1024 without root or cap_net_bind_service\?\)/);
+  assert.match(startupFailure('0: : Cannot bind TLS/TCP listener socket to addr 127.0.0.1:5349') ?? '', /127\.0\.0\.1:5349 \(address in use\?\)/);
+  assert.equal(startupFailure('0: : TLS1.2: Certificate file found: /c.pem'), null);
 });
