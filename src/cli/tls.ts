@@ -39,7 +39,7 @@ export function registerTls(program: Command): void {
         const config = loadConfig(opts.config ?? process.env.TURN_MONITOR_CONFIG);
         const { cert, key, serverName } = config.turnserver.tls;
         if (cert === null || key === null) throw new Error('TLS is off: turnserver.tls.cert and key are not set');
-        print(await readAndCheckPair({ certFile: cert, keyFile: key, serverName }), !!opts.json);
+        print((await readAndCheckPair({ certFile: cert, keyFile: key, serverName })).info, !!opts.json);
       }),
     );
 }

@@ -7,6 +7,9 @@ export interface TurnPaths {
   conf: string;
   pidfile: string;
   userdb: string;
+  /** Copies of the last certificate pair that passed the monitor's checks: what turnserver loads. */
+  tlsCert: string;
+  tlsKey: string;
 }
 
 export function turnPaths(config: Config): TurnPaths {
@@ -14,16 +17,22 @@ export function turnPaths(config: Config): TurnPaths {
     conf: path.join(config.dataDir, 'turnserver.conf'),
     pidfile: path.join(config.dataDir, 'turnserver.pid'),
     userdb: path.join(config.dataDir, 'turndb'),
+    tlsCert: path.join(config.dataDir, 'tls-cert.pem'),
+    tlsKey: path.join(config.dataDir, 'tls-key.pem'),
   };
 }
 
 const LOOPBACK_DENIAL = ['denied-peer-ip=127.0.0.0-127.255.255.255', 'denied-peer-ip=::1'];
 
-/** TLS on: the certificate pair and the TLS port; off: no TLS listeners at all. */
+/**
+ * TLS on: the TLS port and the monitor's checked copies of the pair (never the configured files:
+ * a restarted turnserver must not pick up a renewal that failed the checks); off: no TLS at all.
+ */
 export function tlsLines(config: Config): string[] {
   const { cert, key, port } = config.turnserver.tls;
   if (cert === null || key === null) return ['no-tls'];
-  return [`tls-listening-port=${port}`, `cert=${cert}`, `pkey=${key}`];
+  const paths = turnPaths(config);
+  return [`tls-listening-port=${port}`, `cert=${paths.tlsCert}`, `pkey=${paths.tlsKey}`];
 }
 
 /** Fill the template's {{placeholders}}; an unknown placeholder is an error, not a silent blank. */

@@ -112,8 +112,15 @@ async function describe(file: string): Promise<string> {
   return real === file ? file : `${file} (-> ${real})`;
 }
 
+export interface CheckedPair {
+  info: CertificateInfo;
+  /** The exact texts that were checked (so what is installed is what passed). */
+  certPem: string;
+  keyPem: string;
+}
+
 /** Read both files and check them; an unreadable file is a CertificateError too. */
-export async function readAndCheckPair(o: CheckOptions): Promise<CertificateInfo> {
+export async function readAndCheckPair(o: CheckOptions): Promise<CheckedPair> {
   const read = async (file: string) => {
     try {
       return await readFile(file, 'utf8');
@@ -122,5 +129,5 @@ export async function readAndCheckPair(o: CheckOptions): Promise<CertificateInfo
     }
   };
   const [cert, key, certFile, keyFile] = await Promise.all([read(o.certFile), read(o.keyFile), describe(o.certFile), describe(o.keyFile)]);
-  return checkPair(cert, key, { ...o, certFile, keyFile });
+  return { info: checkPair(cert, key, { ...o, certFile, keyFile }), certPem: cert, keyPem: key };
 }

@@ -1,9 +1,12 @@
 import { EventEmitter } from 'node:events';
+import { mkdir } from 'node:fs/promises';
 import type { Config } from '../config/schema.js';
 import { StartupError, type Subsystem, type SubsystemHealth } from '../lifecycle.js';
 import type { Logger } from '../log/logger.js';
+import { turnPaths } from '../supervisor/render-conf.js';
 import { probeHost } from '../supervisor/stun-probe.js';
-import { CertificateError, daysLeft, readAndCheckPair, type CertificateInfo } from './certificate.js';
+import { writeFileAtomic } from '../util/atomic-write.js';
+import { CertificateError, daysLeft, readAndCheckPair, type CertificateInfo, type CheckedPair } from './certificate.js';
 import { CertWatcher } from './cert-watcher.js';
 import { tlsStunProbe } from './tls-probe.js';
 
@@ -39,7 +42,8 @@ export class TlsReloadError extends Error {
 /**
  * TURN over TLS: checks the certificate pair before turnserver may use it, watches the files and
  * has turnserver reload a renewed pair with SIGUSR2 (allocations untouched), then confirms by a
- * handshake that the new certificate is served. A pair that fails the checks is never loaded.
+ * handshake that the new certificate is served. turnserver reads copies in dataDir of the last
+ * pair that passed, so a pair that fails the checks is never loaded, not even by a restart.
  */
 export class Tls extends EventEmitter<TlsEvents> implements Subsystem {
   readonly name = 'tls';
@@ -64,27 +68,38 @@ export class Tls extends EventEmitter<TlsEvents> implements Subsystem {
     const { cert, key } = config.turnserver.tls;
     this.enabled = cert !== null && key !== null;
     this.host = probeHost(config.turnserver.listeningIp);
-    if (this.enabled) {
-      this.watcher = new CertWatcher([cert!, key!], POLL_MS);
-      this.watcher.on('change', () => void this.reload('files-changed').catch(() => undefined));
-    }
+    if (this.enabled) this.watcher = new CertWatcher([cert!, key!], POLL_MS);
   }
 
-  private check(): Promise<CertificateInfo> {
+  private readonly onFilesChanged = () => void this.reload('files-changed').catch(() => undefined);
+
+  private check(): Promise<CheckedPair> {
     const t = this.config.turnserver.tls;
     return readAndCheckPair({ certFile: t.cert!, keyFile: t.key!, serverName: t.serverName });
+  }
+
+  /** Put the checked texts where the rendered conf points turnserver (key first, each atomic). */
+  private async install(pair: CheckedPair): Promise<void> {
+    const paths = turnPaths(this.config);
+    await mkdir(this.config.dataDir, { recursive: true });
+    await writeFileAtomic(paths.tlsKey, pair.keyPem, 0o600);
+    await writeFileAtomic(paths.tlsCert, pair.certPem, 0o600);
   }
 
   /** Check the pair (a bad one is a start-up error, exit 2) and watch the files. */
   async start(): Promise<void> {
     if (!this.enabled || this.running) return;
+    let pair: CheckedPair;
     try {
-      this.current = await this.check();
+      pair = await this.check();
     } catch (err) {
       if (err instanceof CertificateError) throw new StartupError(err.message, 2);
       throw err;
     }
+    await this.install(pair);
+    this.current = pair.info;
     this.running = true;
+    this.watcher!.on('change', this.onFilesChanged);
     await this.watcher!.start();
     const { subject, notAfter, fingerprint } = this.current;
     this.log.info({ event: 'certificate', subject, notAfter, fingerprint, daysLeft: daysLeft(this.current) }, 'TLS certificate checked');
@@ -93,6 +108,7 @@ export class Tls extends EventEmitter<TlsEvents> implements Subsystem {
   stop(): Promise<void> {
     this.running = false;
     this.watcher?.stop();
+    this.watcher?.off('change', this.onFilesChanged);
     return this.queue.then(() => undefined, () => undefined);
   }
 
@@ -106,14 +122,16 @@ export class Tls extends EventEmitter<TlsEvents> implements Subsystem {
   private async reloadOnce(trigger: string): Promise<CertificateInfo> {
     if (!this.enabled) throw new TlsReloadError('rejected', 'TLS is off (turnserver.tls.cert/key not set)');
     const started = Date.now();
-    let info: CertificateInfo;
+    let pair: CheckedPair;
     try {
-      info = await this.check();
+      pair = await this.check();
     } catch (err) {
       await this.watcher?.markSeen();
       throw this.fail('rejected', err instanceof CertificateError ? err.message : (err as Error).message, trigger, 'the new pair fails the checks: the old certificate stays served');
     }
     await this.watcher?.markSeen();
+    const info = pair.info;
+    await this.install(pair);
     if (!this.deps.signalReload()) {
       // turnserver is between runs: its next start reads the new files anyway.
       this.accept(info, trigger, started, 'turnserver not running: the new pair is loaded at its start');

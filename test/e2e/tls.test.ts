@@ -15,10 +15,10 @@ const KEY = 'tls-test-api-key-0123456789';
 const auth = { headers: { authorization: `Bearer ${KEY}` } };
 
 /** A monitor with TLS on certbot-style symlinks in <dir>/live. */
-async function tlsMonitor(h: Harness, pair: { cert: string; key: string }, extra: Record<string, unknown> = {}) {
+async function tlsMonitor(h: Harness, pair: { cert: string; key: string }, turnserver: Record<string, unknown> = {}) {
   const live = linkPair(path.join(h.dir, 'live'), { cert: pair.cert, key: pair.key });
   const tlsPort = await freePort();
-  const m = await startMonitor(h, { http: { apiKeys: [KEY] }, turnserver: { tls: { ...live, port: tlsPort, serverName: 'turn.test' } }, ...extra });
+  const m = await startMonitor(h, { http: { apiKeys: [KEY] }, turnserver: { ...turnserver, tls: { ...live, port: tlsPort, serverName: 'turn.test' } } });
   return { m, tlsPort, live };
 }
 
@@ -108,8 +108,8 @@ harnessTest('broken renewals (garbage, foreign key, expired) are not loaded: old
   const renewed = makePair(archive, 'good2', { days: 5 });
   const garbage = { cert: path.join(archive, 'garbage.pem'), key: first.key };
   writeFileSync(garbage.cert, 'this is not a certificate\n');
-  const { m, tlsPort } = await tlsMonitor(h, first);
-  const pid = (await tlsHealth(m)).turnserver.pid;
+  const { m, tlsPort } = await tlsMonitor(h, first, { restartDelayMs: 200 });
+  let pid = (await tlsHealth(m)).turnserver.pid;
   const broken: [string, { cert: string; key: string }, RegExp][] = [
     ['garbage', garbage, /live\/cert\.pem \(-> \S+garbage\.pem\): no PEM certificate found/],
     ['foreign key', { cert: first.cert, key: other.key }, /other\.key\.pem\): the private key does not match/],
@@ -126,6 +126,15 @@ harnessTest('broken renewals (garbage, foreign key, expired) are not loaded: old
     assert.equal(health.turnserver.pid, pid, `${label}: nothing restarted`);
   }
   assert.match((await m.get('/metrics')).text, /turn_monitor_tls_reloads_total\{result="rejected"\} 3\b/);
+  // turnserver loads the monitor's copy of the last good pair: even a crash with a bad pair in
+  // place brings it back with the old certificate, not without TLS.
+  process.kill(pid, 'SIGKILL');
+  await waitUntil('turnserver back', async () => {
+    const t = (await tlsHealth(m)).turnserver;
+    return t.pid !== pid && t.state === 'ready';
+  }, 10_000);
+  assert.equal(await served(tlsPort), first.fingerprint, 'restarted with the last good pair');
+  pid = (await tlsHealth(m)).turnserver.pid;
   assert.doesNotMatch(m.output(), /BEGIN (EC )?PRIVATE KEY/, 'no key material logged');
 
   // The deploy hook: `tls --reload` returns once the new pair is served.

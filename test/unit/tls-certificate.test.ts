@@ -69,7 +69,7 @@ test('conf and URIs: no-tls when off; cert, pkey, tls-listening-port and a turns
   assert.ok(!turnUrisFor(off, 'h').some((u) => u.startsWith('turns:')));
   const on = buildConfig({ turnserver: { externalIp: '198.51.100.7', tls: { cert: '/c.pem', key: '/k.pem', port: 443 } } }, '/d');
   const conf = renderTemplate('{{tlsLines}}\nno-dtls', on, []);
-  assert.equal(conf, 'tls-listening-port=443\ncert=/c.pem\npkey=/k.pem\nno-dtls');
+  assert.equal(conf, 'tls-listening-port=443\ncert=/d/data/tls-cert.pem\npkey=/d/data/tls-key.pem\nno-dtls', 'the checked copies, not the files');
   assert.equal(turnUrisFor(on, 'h').at(-1), 'turns:198.51.100.7:443?transport=tcp');
   const named = buildConfig({ turnserver: { externalIp: '198.51.100.7', tls: { cert: '/c', key: '/k', serverName: 'turn.example.org' } } }, '/d');
   assert.equal(turnUrisFor(named, 'h').at(-1), 'turns:turn.example.org:5349?transport=tcp');
