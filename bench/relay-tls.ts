@@ -35,7 +35,16 @@ async function bareTurnserver(h: Harness, dataDir: string): Promise<number> {
 
 async function load(h: Harness, turnPort: number) {
   const t0 = performance.now();
-  const r = await runUclient(h, { turnPort, peerPort: peer.port, ...USER, tls: true, clients: 10, messages: 800, length: 1000, extraArgs: ['-z', '2'] });
+  const r = await runUclient(h, {
+    turnPort,
+    peerPort: peer.port,
+    ...USER,
+    tls: true,
+    clients: 10,
+    messages: 800,
+    length: 1000,
+    extraArgs: ['-z', '2'],
+  });
   if (r.code !== 0 || r.sentBytes === null) throw new Error(`uclient failed: ${r.output.slice(-300)}`);
   return { bps: r.sentBytes / ((performance.now() - t0) / 1000), loss: r.lossPercent ?? 100 };
 }
@@ -49,7 +58,15 @@ export const relayTls: Benchmark = {
     const pair = linkPair(path.join(h.dir, 'live'), makePair(path.join(h.dir, 'archive'), 'bench'));
     oursPort = await freePort();
     const dataDir = path.join(h.dir, 'data');
-    await startMonitor(h, { dataDir, logLevel: 'info', turnserver: { probeIntervalMs: Number(process.env.BENCH_PROBE_MS ?? 5000), tls: { ...pair, port: oursPort }, extraConfig: [`user=${USER.user}:${USER.password}`] } });
+    await startMonitor(h, {
+      dataDir,
+      logLevel: 'info',
+      turnserver: {
+        probeIntervalMs: Number(process.env.BENCH_PROBE_MS ?? 5000),
+        tls: { ...pair, port: oursPort },
+        extraConfig: [`user=${USER.user}:${USER.password}`],
+      },
+    });
     barePort = await bareTurnserver(h, dataDir);
   },
   async round(h, round) {

@@ -10,9 +10,21 @@ interface Options {
 }
 
 function print(info: CertificateInfo, json: boolean, extra: Record<string, unknown> = {}): void {
-  const shown = { subject: info.subject, names: info.names, notAfter: info.notAfter, daysLeft: daysLeft(info), fingerprint: info.fingerprint, ...extra };
+  const shown = {
+    subject: info.subject,
+    names: info.names,
+    notAfter: info.notAfter,
+    daysLeft: daysLeft(info),
+    fingerprint: info.fingerprint,
+    ...extra,
+  };
   if (json) process.stdout.write(`${JSON.stringify(shown)}\n`);
-  else process.stdout.write(Object.entries(shown).map(([k, v]) => `${k.padEnd(11)} ${Array.isArray(v) ? v.join(' ') : String(v)}`).join('\n') + '\n');
+  else
+    process.stdout.write(
+      Object.entries(shown)
+        .map(([k, v]) => `${k.padEnd(11)} ${Array.isArray(v) ? v.join(' ') : String(v)}`)
+        .join('\n') + '\n',
+    );
 }
 
 /**

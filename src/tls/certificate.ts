@@ -54,7 +54,10 @@ function parseChain(pem: string, file: string): X509Certificate[] {
   });
   for (let i = 0; i + 1 < chain.length; i++) {
     if (!chain[i].checkIssued(chain[i + 1]) || !chain[i].verify(chain[i + 1].publicKey)) {
-      throw new CertificateError(file, `certificate ${i + 1} of the chain is not issued by certificate ${i + 2} (wrong order or foreign chain)`);
+      throw new CertificateError(
+        file,
+        `certificate ${i + 1} of the chain is not issued by certificate ${i + 2} (wrong order or foreign chain)`,
+      );
     }
   }
   return chain;
@@ -86,12 +89,15 @@ export function checkPair(certPem: string, keyPem: string, o: CheckOptions): Cer
   const chain = parseChain(certPem, o.certFile);
   const key = parseKey(keyPem, o.keyFile);
   const leaf = chain[0];
-  if (!leaf.checkPrivateKey(key)) throw new CertificateError(o.keyFile, `the private key does not match the certificate in ${o.certFile}`);
+  if (!leaf.checkPrivateKey(key))
+    throw new CertificateError(o.keyFile, `the private key does not match the certificate in ${o.certFile}`);
   const now = o.now ?? Date.now();
   const notBefore = new Date(leaf.validFrom);
   const notAfter = new Date(leaf.validTo);
-  if (now > notAfter.getTime()) throw new CertificateError(o.certFile, `the certificate expired at ${notAfter.toISOString()}`);
-  if (now < notBefore.getTime()) throw new CertificateError(o.certFile, `the certificate is not valid before ${notBefore.toISOString()}`);
+  if (now > notAfter.getTime())
+    throw new CertificateError(o.certFile, `the certificate expired at ${notAfter.toISOString()}`);
+  if (now < notBefore.getTime())
+    throw new CertificateError(o.certFile, `the certificate is not valid before ${notBefore.toISOString()}`);
   const name = o.serverName;
   if (name) {
     const covered = isIP(name) ? leaf.checkIP(name) !== undefined : leaf.checkHost(name) !== undefined;
@@ -128,6 +134,11 @@ export async function readAndCheckPair(o: CheckOptions): Promise<CheckedPair> {
       throw new CertificateError(file, `cannot read it (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
     }
   };
-  const [cert, key, certFile, keyFile] = await Promise.all([read(o.certFile), read(o.keyFile), describe(o.certFile), describe(o.keyFile)]);
+  const [cert, key, certFile, keyFile] = await Promise.all([
+    read(o.certFile),
+    read(o.keyFile),
+    describe(o.certFile),
+    describe(o.keyFile),
+  ]);
   return { info: checkPair(cert, key, { ...o, certFile, keyFile }), certPem: cert, keyPem: key };
 }

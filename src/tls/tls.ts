@@ -102,14 +102,20 @@ export class Tls extends EventEmitter<TlsEvents> implements Subsystem {
     this.watcher!.on('change', this.onFilesChanged);
     await this.watcher!.start();
     const { subject, notAfter, fingerprint } = this.current;
-    this.log.info({ event: 'certificate', subject, notAfter, fingerprint, daysLeft: daysLeft(this.current) }, 'TLS certificate checked');
+    this.log.info(
+      { event: 'certificate', subject, notAfter, fingerprint, daysLeft: daysLeft(this.current) },
+      'TLS certificate checked',
+    );
   }
 
   stop(): Promise<void> {
     this.running = false;
     this.watcher?.stop();
     this.watcher?.off('change', this.onFilesChanged);
-    return this.queue.then(() => undefined, () => undefined);
+    return this.queue.then(
+      () => undefined,
+      () => undefined,
+    );
   }
 
   /** Check the files, SIGUSR2, confirm the new certificate is served. Serialized. */
@@ -127,7 +133,12 @@ export class Tls extends EventEmitter<TlsEvents> implements Subsystem {
       pair = await this.check();
     } catch (err) {
       await this.watcher?.markSeen();
-      throw this.fail('rejected', err instanceof CertificateError ? err.message : (err as Error).message, trigger, 'the new pair fails the checks: the old certificate stays served');
+      throw this.fail(
+        'rejected',
+        err instanceof CertificateError ? err.message : (err as Error).message,
+        trigger,
+        'the new pair fails the checks: the old certificate stays served',
+      );
     }
     await this.watcher?.markSeen();
     const info = pair.info;
@@ -148,7 +159,12 @@ export class Tls extends EventEmitter<TlsEvents> implements Subsystem {
       }
       await new Promise((r) => setTimeout(r, CONFIRM_POLL_MS));
     }
-    throw this.fail('failed', `turnserver does not serve the new certificate ${CONFIRM_TIMEOUT_MS} ms after SIGUSR2 (serves ${served ?? 'nothing'})`, trigger, 'reload not confirmed');
+    throw this.fail(
+      'failed',
+      `turnserver does not serve the new certificate ${CONFIRM_TIMEOUT_MS} ms after SIGUSR2 (serves ${served ?? 'nothing'})`,
+      trigger,
+      'reload not confirmed',
+    );
   }
 
   private accept(info: CertificateInfo, trigger: string, started: number, msg: string): void {

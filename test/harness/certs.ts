@@ -20,11 +20,41 @@ export function makePair(dir: string, name: string, o: { cn?: string; san?: stri
   const csr = path.join(dir, `${name}.csr`);
   const subj = `/CN=${o.cn ?? 'turn.test'}`;
   const quiet = { stdio: 'ignore' } as const;
-  execFileSync('openssl', ['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-subj', subj, '-keyout', key, '-out', csr], quiet);
+  execFileSync(
+    'openssl',
+    [
+      'req',
+      '-new',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:prime256v1',
+      '-nodes',
+      '-subj',
+      subj,
+      '-keyout',
+      key,
+      '-out',
+      csr,
+    ],
+    quiet,
+  );
   const ext = path.join(dir, `${name}.ext`);
-  execFileSync('sh', ['-c', `printf 'subjectAltName=%s\\n' "$1" > "$2"`, 'sh', o.san ?? `DNS:${o.cn ?? 'turn.test'}`, ext]);
-  execFileSync('openssl', ['x509', '-req', '-in', csr, '-signkey', key, '-days', String(o.days ?? 30), '-extfile', ext, '-out', cert], quiet);
-  const fingerprint = /=([0-9A-F:]+)/.exec(execFileSync('openssl', ['x509', '-in', cert, '-noout', '-fingerprint', '-sha256'], { encoding: 'utf8' }))![1];
+  execFileSync('sh', [
+    '-c',
+    `printf 'subjectAltName=%s\\n' "$1" > "$2"`,
+    'sh',
+    o.san ?? `DNS:${o.cn ?? 'turn.test'}`,
+    ext,
+  ]);
+  execFileSync(
+    'openssl',
+    ['x509', '-req', '-in', csr, '-signkey', key, '-days', String(o.days ?? 30), '-extfile', ext, '-out', cert],
+    quiet,
+  );
+  const fingerprint = /=([0-9A-F:]+)/.exec(
+    execFileSync('openssl', ['x509', '-in', cert, '-noout', '-fingerprint', '-sha256'], { encoding: 'utf8' }),
+  )![1];
   return { cert, key, fingerprint };
 }
 
@@ -33,7 +63,10 @@ export function linkPair(liveDir: string, pair: { cert: string; key: string }): 
   mkdirSync(liveDir, { recursive: true });
   const out = { cert: path.join(liveDir, 'cert.pem'), key: path.join(liveDir, 'key.pem') };
   // Each link replaced atomically (new link, rename over the old), key first as certbot does not promise an order.
-  for (const [link, target] of [[out.key, pair.key], [out.cert, pair.cert]] as const) {
+  for (const [link, target] of [
+    [out.key, pair.key],
+    [out.cert, pair.cert],
+  ] as const) {
     const tmp = `${link}.tmp`;
     symlinkSync(target, tmp);
     renameSync(tmp, link);

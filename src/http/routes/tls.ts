@@ -10,11 +10,13 @@ const error = (code: string, message: string) => ({ type: 'error', code, error: 
 export function tlsRoutes(tls: Tls): RouteInstaller {
   return (router, { requireApiKey }) => {
     router.get('/tls', requireApiKey, (_req, res) => {
-      if (!tls.enabled) return void res.status(404).json(error('tls_disabled', 'TLS is off: set turnserver.tls.cert and key'));
+      if (!tls.enabled)
+        return void res.status(404).json(error('tls_disabled', 'TLS is off: set turnserver.tls.cert and key'));
       res.json({ type: 'result', code: 'ok', ...tls.health() });
     });
     router.post('/tls/reload', requireApiKey, async (_req, res) => {
-      if (!tls.enabled) return void res.status(404).json(error('tls_disabled', 'TLS is off: set turnserver.tls.cert and key'));
+      if (!tls.enabled)
+        return void res.status(404).json(error('tls_disabled', 'TLS is off: set turnserver.tls.cert and key'));
       try {
         const certificate = await tls.reload('api');
         res.json({ type: 'result', code: 'ok', reloaded: true, certificate });
