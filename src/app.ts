@@ -40,6 +40,7 @@ export class App {
     // Started first: a bad pair is exit 2 before anything runs. Renewals reach turnserver by SIGUSR2.
     const tls = new Tls(config, logger, { signalReload: () => supervisor.signalTlsReload() });
     registerTlsMetrics(registry, tls);
+    if (tls.enabled) supervisor.on('ready', () => void tls.onTurnserverReady());
     const credentials = createCredentials(this.ctx);
     const stats = createStats(this.ctx);
     const http = this.http;

@@ -142,7 +142,17 @@ export class Tls extends EventEmitter<TlsEvents> implements Subsystem {
     }
     await this.watcher?.markSeen();
     const info = pair.info;
-    await this.install(pair);
+    try {
+      await this.install(pair);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+      throw this.fail(
+        'failed',
+        `cannot write the checked pair into ${this.config.dataDir} (${code})`,
+        trigger,
+        'reload failed',
+      );
+    }
     if (!this.deps.signalReload()) {
       // turnserver is between runs: its next start reads the new files anyway.
       this.accept(info, trigger, started, 'turnserver not running: the new pair is loaded at its start');
@@ -165,6 +175,22 @@ export class Tls extends EventEmitter<TlsEvents> implements Subsystem {
       trigger,
       'reload not confirmed',
     );
+  }
+
+  /**
+   * A (re)started turnserver read the copies when it started: if a renewal was installed while it
+   * was starting (too early for SIGUSR2), have it reload now.
+   */
+  async onTurnserverReady(): Promise<void> {
+    if (!this.running || !this.current) return;
+    const { fingerprint } = await tlsStunProbe(this.host, this.config.turnserver.tls.port, 1000);
+    if (fingerprint !== null && fingerprint !== this.current.fingerprint && this.running) {
+      this.log.warn(
+        { event: 'stale-certificate', served: fingerprint, expected: this.current.fingerprint },
+        'turnserver serves an older certificate: reloading',
+      );
+      await this.reload('turnserver-ready').catch(() => undefined);
+    }
   }
 
   private accept(info: CertificateInfo, trigger: string, started: number, msg: string): void {
