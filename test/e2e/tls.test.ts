@@ -177,6 +177,13 @@ harnessTest(
 
     // The deploy hook: `tls --reload` returns once the new pair is served.
     assert.equal((await m.get('/tls/reload', { method: 'POST' })).status, 401);
+    // With the expired pair still in place, the hook fails with the reason and loads nothing.
+    const refused = await h.run('cli', process.execPath, [monitorBin, 'tls', '--config', m.configFile, '--reload'], {
+      env: { ...process.env, TURN_MONITOR_API_KEY: KEY },
+    });
+    assert.equal(refused.code, 1, refused.output);
+    assert.match(refused.output, /TLS reload failed: .*the certificate expired/);
+    assert.equal(await served(tlsPort), first.fingerprint);
     linkPair(path.join(h.dir, 'live'), renewed);
     const cli = await h.run(
       'cli',
@@ -196,6 +203,10 @@ harnessTest(
     assert.equal(health.tls.status, 'degraded', 'expires within warnDays');
     assert.match(health.tls.warning, /expires in [45] days/);
     assert.equal(health.turnserver.pid, pid);
+    const shown = await m.get('/tls', auth);
+    assert.equal(shown.status, 200);
+    assert.equal(shown.body.fingerprint, renewed.fingerprint);
+    assert.equal((await m.get('/tls')).status, 401);
   },
 );
 
