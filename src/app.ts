@@ -4,6 +4,7 @@ import { createCredentials } from './credentials/index.js';
 import { createDiscovery } from './discovery/index.js';
 import { HttpServer, type HealthReport } from './http/http-server.js';
 import { credentialHandler, rotateRoute } from './http/routes/credentials.js';
+import { tlsRoutes } from './http/routes/tls.js';
 import { usageRoutes } from './http/routes/usage.js';
 import type { Subsystem } from './lifecycle.js';
 import type { Logger } from './log/logger.js';
@@ -11,12 +12,14 @@ import { createRegistry } from './metrics.js';
 import { createStats } from './stats/index.js';
 import { registerSupervisorMetrics } from './supervisor/metrics.js';
 import { TurnserverSupervisor } from './supervisor/turnserver-supervisor.js';
+import { registerTlsMetrics } from './tls/metrics.js';
+import { Tls } from './tls/tls.js';
 
 /**
  * The composition root: builds every subsystem, starts them in dependency order and stops them
- * in reverse. Order matters: credentials and stats contribute to turnserver.conf and must be
- * listening before turnserver starts; discovery is stopped first so no signalling server hands
- * out a host that is going away.
+ * in reverse. Order matters: TLS checks its certificate pair before anything runs; credentials
+ * and stats contribute to turnserver.conf and must be listening before turnserver starts;
+ * discovery is stopped first so no signalling server hands out a host that is going away.
  */
 export class App {
   readonly ctx: AppContext;
@@ -34,6 +37,10 @@ export class App {
     this.http = new HttpServer(config, logger, { health: () => this.health(), registry });
     this.ctx = { config, logger, registry, supervisor, now: options.now ?? Date.now };
 
+    // Started first: a bad pair is exit 2 before anything runs. Renewals reach turnserver by SIGUSR2.
+    const tls = new Tls(config, logger, { signalReload: () => supervisor.signalTlsReload() });
+    registerTlsMetrics(registry, tls);
+    if (tls.enabled) supervisor.on('ready', () => void tls.onTurnserverReady());
     const credentials = createCredentials(this.ctx);
     const stats = createStats(this.ctx);
     const http = this.http;
@@ -41,8 +48,9 @@ export class App {
     http.addFastRoute('GET', '/turncredential', credentialHandler(credentials, { authorized: http.tools.authorized, limitPerMinute: rateLimitPerMinute }));
     http.addRoutes(rotateRoute(credentials, logger.child({ component: 'credentials' })));
     http.addRoutes(usageRoutes(stats.pipeline));
+    http.addRoutes(tlsRoutes(tls));
     const discovery = createDiscovery(this.ctx, { httpAddress: () => http.address, usage: stats.usage });
-    this.subsystems = [credentials, stats, supervisor, http, discovery];
+    this.subsystems = [tls, credentials, stats, supervisor, http, discovery];
   }
 
   /** Start everything; on a start-up failure stop what did start and rethrow. */

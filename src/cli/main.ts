@@ -4,6 +4,7 @@ import { registerCredential } from './credential.js';
 import { registerDemo } from './demo.js';
 import { registerServers } from './servers.js';
 import { registerStart } from './start.js';
+import { registerTls } from './tls.js';
 import { registerUsage } from './usage.js';
 
 const program = new Command('turn-monitor')
@@ -15,6 +16,7 @@ registerStart(program);
 registerCredential(program);
 registerUsage(program);
 registerServers(program);
+registerTls(program);
 registerDemo(program);
 
 await program.parseAsync(process.argv);

@@ -50,6 +50,16 @@ function checkCombined(c: ParsedConfig): string[] {
   if (c.turnserver.listeningPort >= c.turnserver.minPort && c.turnserver.listeningPort <= c.turnserver.maxPort) {
     errors.push('config key "turnserver.listeningPort": must lie outside the relay range minPort..maxPort');
   }
+  const tls = c.turnserver.tls;
+  if ((tls.cert === null) !== (tls.key === null)) {
+    const missing = tls.cert === null ? 'cert' : 'key';
+    errors.push(`config key "turnserver.tls.${missing}": TLS needs both cert and key (or neither)`);
+  }
+  if (tls.cert !== null) {
+    const t = c.turnserver;
+    if (tls.port === t.listeningPort) errors.push('config key "turnserver.tls.port": must differ from listeningPort');
+    if (tls.port >= t.minPort && tls.port <= t.maxPort) errors.push('config key "turnserver.tls.port": must lie outside the relay range minPort..maxPort');
+  }
   return errors;
 }
 
@@ -76,6 +86,8 @@ export function buildConfig(raw: unknown, configDir: string): Config {
     existsSync(template) || c.turnserver.template !== 'turnserver.conf.template'
       ? template
       : path.join(packageRoot, 'turnserver.conf.template');
+  if (c.turnserver.tls.cert !== null) c.turnserver.tls.cert = resolve(c.turnserver.tls.cert);
+  if (c.turnserver.tls.key !== null) c.turnserver.tls.key = resolve(c.turnserver.tls.key);
   c.discovery.sysClassNet = resolve(c.discovery.sysClassNet);
   c.discovery.procNetRoute = resolve(c.discovery.procNetRoute);
   c.stats.dbFile = path.resolve(c.dataDir, c.stats.dbFile);

@@ -10,6 +10,19 @@ const ip = z.string().refine((s) => isIP(s) !== 0, { message: 'must be an IPv4 o
 const nullableIp = ip.nullable();
 const positiveInt = z.number().int().positive();
 
+// TURN over TLS (turns:): on when cert and key are both set.
+const tls = z.strictObject({
+  cert: z.string().min(1).nullable().default(null),
+  key: z.string().min(1).nullable().default(null),
+  port: port.default(5349),
+  serverName: z
+    .string()
+    .regex(/^[A-Za-z0-9.:*-]+$/, 'must be a DNS name or an IP address')
+    .nullable()
+    .default(null),
+  warnDays: z.number().int().min(0).default(14),
+});
+
 const turnserver = z
   .strictObject({
     bin: z.string().min(1).default('turnserver'),
@@ -29,6 +42,7 @@ const turnserver = z
     readyTimeoutMs: positiveInt.default(10_000),
     allowLoopbackPeers: z.boolean().default(false),
     extraConfig: z.array(z.string().regex(/^[^\n\r]*$/, 'must be single lines')).default([]),
+    tls: tls.prefault({}),
   })
   .refine((t) => t.minPort <= t.maxPort, { message: 'minPort must not exceed maxPort', path: ['minPort'] });
 

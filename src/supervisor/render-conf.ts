@@ -7,6 +7,9 @@ export interface TurnPaths {
   conf: string;
   pidfile: string;
   userdb: string;
+  /** Copies of the last certificate pair that passed the monitor's checks: what turnserver loads. */
+  tlsCert: string;
+  tlsKey: string;
 }
 
 export function turnPaths(config: Config): TurnPaths {
@@ -14,10 +17,23 @@ export function turnPaths(config: Config): TurnPaths {
     conf: path.join(config.dataDir, 'turnserver.conf'),
     pidfile: path.join(config.dataDir, 'turnserver.pid'),
     userdb: path.join(config.dataDir, 'turndb'),
+    tlsCert: path.join(config.dataDir, 'tls-cert.pem'),
+    tlsKey: path.join(config.dataDir, 'tls-key.pem'),
   };
 }
 
 const LOOPBACK_DENIAL = ['denied-peer-ip=127.0.0.0-127.255.255.255', 'denied-peer-ip=::1'];
+
+/**
+ * TLS on: the TLS port and the monitor's checked copies of the pair (never the configured files:
+ * a restarted turnserver must not pick up a renewal that failed the checks); off: no TLS at all.
+ */
+export function tlsLines(config: Config): string[] {
+  const { cert, key, port } = config.turnserver.tls;
+  if (cert === null || key === null) return ['no-tls'];
+  const paths = turnPaths(config);
+  return [`tls-listening-port=${port}`, `cert=${paths.tlsCert}`, `pkey=${paths.tlsKey}`];
+}
 
 /** Fill the template's {{placeholders}}; an unknown placeholder is an error, not a silent blank. */
 export function renderTemplate(template: string, config: Config, monitorLines: readonly string[]): string {
@@ -35,6 +51,7 @@ export function renderTemplate(template: string, config: Config, monitorLines: r
     pidfile: paths.pidfile,
     // Tests relay to turnutils_peer on 127.0.0.1; production never should.
     loopbackDenial: t.allowLoopbackPeers ? 'allow-loopback-peers' : LOOPBACK_DENIAL.join('\n'),
+    tlsLines: tlsLines(config).join('\n'),
     monitor_block: [...monitorLines, ...t.extraConfig].join('\n'),
   };
   return template.replace(/\{\{(\w+)\}\}/g, (_, name: string) => {

@@ -24,8 +24,23 @@ export function parseTurnLogLine(line: string): TurnLogLine {
   return { level, text: text.replace(/(password\s*[=:]\s*)\S+/gi, '$1[redacted]') };
 }
 
+/**
+ * A line that means turnserver cannot serve as configured: a listener port held by something
+ * else, or (with TLS on) no TLS listener because it could not load the certificate, a downgrade
+ * it only warns about.
+ */
+export function startupFailure(line: string): string | null {
+  if (/cannot start TLS and DTLS listeners because certificate file is not set properly/.test(line)) {
+    return 'turnserver started without its TLS listener: it could not load the certificate (see its WARNING lines)';
+  }
+  return bindFailure(line);
+}
+
 /** A line that means the listener port is held by something else. */
 export function bindFailure(line: string): string | null {
   const m = /Cannot bind .*listener socket to addr (\S+)/.exec(line);
-  return m ? `turnserver cannot bind its listening address ${m[1]} (address in use?)` : null;
+  if (!m) return null;
+  const port = Number(/:(\d+)$/.exec(m[1])?.[1]);
+  const hint = port > 0 && port < 1024 ? 'in use, or a port below 1024 without root or cap_net_bind_service?' : 'address in use?';
+  return `turnserver cannot bind its listening address ${m[1]} (${hint})`;
 }

@@ -7,8 +7,9 @@ import type { Subsystem, SubsystemHealth, TurnConfContributor } from '../lifecyc
 import { findProcesses, isAlive, readCmdline } from '../process/pids.js';
 import { ManagedChild, type ChildExit, type ChildRun, type ManagedChildEvents } from '../process/managed-child.js';
 import { turnPaths, writeTurnConf } from './render-conf.js';
+import { tlsStunProbe } from '../tls/tls-probe.js';
 import { probeHost, stunProbe } from './stun-probe.js';
-import { bindFailure, parseTurnLogLine } from './turn-log.js';
+import { parseTurnLogLine, startupFailure } from './turn-log.js';
 
 export type { ChildExit, ChildRun };
 
@@ -28,9 +29,15 @@ export class TurnserverSupervisor extends EventEmitter<TurnserverEvents> impleme
   readonly name = 'turnserver';
   private readonly contributors: TurnConfContributor[] = [];
   private readonly child: ManagedChild;
+  private readonly tlsPort: number | null;
 
-  constructor(config: Config, logger: Logger) {
+  constructor(
+    private readonly config: Config,
+    logger: Logger,
+  ) {
     super();
+    const { cert, key, port } = config.turnserver.tls;
+    this.tlsPort = cert !== null && key !== null ? port : null;
     const t = config.turnserver;
     const paths = turnPaths(config);
     const turnLog = logger.child({ component: 'turnserver' });
@@ -48,7 +55,7 @@ export class TurnserverSupervisor extends EventEmitter<TurnserverEvents> impleme
           cwd: config.dataDir,
         };
       },
-      probe: (timeoutMs = t.probeTimeoutMs) => stunProbe(host, t.listeningPort, timeoutMs),
+      probe: (timeoutMs = t.probeTimeoutMs) => this.probe(host, timeoutMs),
       findOrphans: () => findTurnOrphans(paths.conf, paths.pidfile),
       onLine: (line) => {
         this.emit('line', line);
@@ -56,7 +63,7 @@ export class TurnserverSupervisor extends EventEmitter<TurnserverEvents> impleme
         const { level, text } = parseTurnLogLine(line);
         turnLog[level](text);
       },
-      startupFailure: bindFailure,
+      startupFailure,
       restartDelayMs: t.restartDelayMs,
       maxRestartDelayMs: t.maxRestartDelayMs,
       stopTimeoutMs: t.stopTimeoutMs,
@@ -65,6 +72,34 @@ export class TurnserverSupervisor extends EventEmitter<TurnserverEvents> impleme
     });
     for (const event of FORWARDED) {
       this.child.on(event, (...args: unknown[]) => (this.emit as (e: string, ...a: unknown[]) => boolean)(event, ...args));
+    }
+  }
+
+  /**
+   * Serving = a STUN Binding answered over UDP on the listening port and, with TLS on, over TLS
+   * on the TLS port too: turnserver starts without its TLS listener when it dislikes the
+   * certificate, and that must fail start-up (and liveness), not downgrade silently.
+   */
+  private async probe(host: string, timeoutMs: number): Promise<boolean> {
+    const udp = stunProbe(host, this.config.turnserver.listeningPort, timeoutMs);
+    if (this.tlsPort === null) return udp;
+    const [u, t] = await Promise.all([udp, tlsStunProbe(host, this.tlsPort, timeoutMs)]);
+    return u && t.ok;
+  }
+
+  /**
+   * Have turnserver reload its certificate and key (coturn 4.6.1: SIGUSR2; allocations are kept).
+   * Only a serving child is signalled: before its handlers are set, SIGUSR2 would kill it (and a
+   * child that is starting reads the files anyway). Never SIGUSR1: that kills 4.6.1 outright.
+   */
+  signalTlsReload(): boolean {
+    const pid = this.pid;
+    if (pid === null || !this.isReady) return false;
+    try {
+      process.kill(pid, 'SIGUSR2');
+      return true;
+    } catch {
+      return false;
     }
   }
 

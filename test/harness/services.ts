@@ -69,6 +69,8 @@ export interface UclientOptions {
   /** -t: TCP to the server; -T: TCP relay. */
   tcp?: boolean;
   tcpRelay?: boolean;
+  /** -S -t: TURN over TLS (turns:) to turnPort, which must be the TLS port. */
+  tls?: boolean;
   /** -s: relay with Send indications instead of ChannelData. */
   sendIndications?: boolean;
   /** -c: no extra RTCP allocation per client (default true: one allocation per client). */
@@ -88,6 +90,7 @@ export async function runUclient(h: Harness, o: UclientOptions) {
   else if (o.password) args.push('-w', o.password);
   if (o.tcp) args.push('-t');
   if (o.tcpRelay) args.push('-T');
+  if (o.tls) args.push('-S', ...(o.tcp ? [] : ['-t']));
   if (o.sendIndications) args.push('-s');
   if (o.noRtcp ?? true) args.push('-c');
   args.push(...(o.extraArgs ?? []), '127.0.0.1');

@@ -194,7 +194,8 @@ function parseStatus(o: Owner, message: string, at: number): StatusEvent | null 
   let remote: string | null = null;
   forEachField(message, status.length, (key, value) => {
     if (key === 'lifetime') lifetimeText = value;
-    else if (key === 'type') transport = value;
+    // coturn says `TLS/TCP` for an allocation made over TLS: recorded as `TLS`.
+    else if (key === 'type') transport = value === 'TLS/TCP' ? 'TLS' : value;
     else if (key === 'local') local = value;
     else if (key === 'remote') remote = value;
   });
