@@ -4,7 +4,7 @@ import path from 'node:path';
 import { harnessTest, type Harness } from '../harness/harness.js';
 import { userdbContents } from '../harness/credentials.js';
 import { coturnSessions } from '../harness/coturn-cli.js';
-import { startMonitor, type MonitorProcess } from '../harness/monitor.js';
+import { monitorBin, startMonitor, type MonitorProcess } from '../harness/monitor.js';
 import { runUclient, startPeer } from '../harness/services.js';
 import { waitUntil } from '../../src/process/wait.js';
 
@@ -82,7 +82,9 @@ harnessTest(
     assert.deepEqual(await clientSessions(m, 'alice'), kept, 'not cancelled once the monitor saw it');
 
     // The deny list survives a monitor restart (credential.json, 0600).
-    assert.equal((await m.get('/clients/alice/revoke', post)).status, 200);
+    const cli = await h.run('cli', process.execPath, [monitorBin, 'revoke', 'alice', '--config', m.configFile]);
+    assert.equal(cli.code, 0, cli.output);
+    assert.match(cli.output, /alice: revoked until .*, 1 allocation\(s\) cancelled/);
     const metrics = (await m.get('/metrics')).text;
     assert.match(metrics, /turn_monitor_revoked_clients 1/);
     assert.match(metrics, /turn_monitor_disconnects_total\{reason="revoked"\} [1-9]/);

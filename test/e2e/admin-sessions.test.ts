@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { harnessTest } from '../harness/harness.js';
 import { cliAccess, coturnSessions } from '../harness/coturn-cli.js';
-import { startMonitor } from '../harness/monitor.js';
+import { monitorBin, startMonitor } from '../harness/monitor.js';
 import { runUclient, startPeer } from '../harness/services.js';
 import { monitorRedisPort, recordTotals, STATS_API_KEY, statsConfig, STATS_USER as USER, usage } from '../harness/statsdb.js';
 import { freePortRange } from '../../src/process/ports.js';
@@ -58,6 +58,13 @@ harnessTest(
     assert.equal(filtered.body.length, listed.length);
     assert.equal((await m.get('/sessions?clientId=nobody', auth)).body.length, 0);
     assert.equal((await m.get('/sessions?clientId=a%25b', auth)).status, 400, 'malformed client id');
+
+    const cli = (...args: string[]) => h.run('cli', process.execPath, [monitorBin, 'sessions', '--config', m.configFile, ...args]);
+    const json = JSON.parse((await cli('--json', '--client', USER.user)).output) as unknown[];
+    assert.ok(json.length >= 256, 'turn-monitor sessions --json');
+    const table = (await cli()).output.trim().split('\n');
+    assert.match(table[0], /^ALLOCATION\s+CLIENT\s+TRANSPORT\s+AGE\s+RELAY\s+PEERS\s+BYTES IN\s+BYTES OUT$/);
+    assert.ok(table.length > 256);
 
     // A live relay: a long uclient run; disconnect its relaying allocation (the one with a peer).
     const long = h.spawn('uclient-long', 'turnutils_uclient', [
