@@ -81,3 +81,18 @@ test('paused (turnserver down): commands fail by their deadline; a wrong passwor
     await cli.close();
   }
 });
+
+test('the rendered cli lines: loopback only, a fresh 192-bit password for every turnserver start', async () => {
+  const { Admin } = await import('../../src/admin/admin.js');
+  const { Registry } = await import('prom-client');
+  const { buildConfig } = await import('../../src/config/load.js');
+  const { EventEmitter } = await import('node:events');
+  const admin = new Admin({ config: buildConfig({ turnserver: { cliPort: 5766 } }, '/x'), logger: quiet, registry: new Registry(), turnserver: new EventEmitter() });
+  const first = admin.turnConfLines();
+  const second = admin.turnConfLines();
+  assert.deepEqual(first.slice(0, 2), ['cli-ip=127.0.0.1', 'cli-port=5766']);
+  const pw = (lines: string[]) => /^cli-password=([0-9a-f]{48})$/.exec(lines[2])?.[1];
+  assert.ok(pw(first) && pw(second) && pw(first) !== pw(second));
+  assert.ok(first.includes('cli-max-output-sessions=1000000'), 'every session listed, not 256');
+  assert.equal(admin.status, 'down');
+});
