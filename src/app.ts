@@ -17,7 +17,7 @@ import { TurnserverSupervisor } from './supervisor/turnserver-supervisor.js';
 
 /**
  * The composition root: builds every subsystem, starts them in dependency order and stops them
- * in reverse. Order matters: credentials and stats contribute to turnserver.conf and must be
+ * in reverse. Order matters: credentials, stats and admin contribute to turnserver.conf and must be
  * listening before turnserver starts; discovery is stopped first so no signalling server hands
  * out a host that is going away.
  */

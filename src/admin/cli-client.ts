@@ -95,7 +95,7 @@ export class CliClient extends EventEmitter<CliClientEvents> {
   pause(): void {
     this.paused = true;
     this.dropSocket();
-    this.setStatus(this.running ? 'connecting' : 'down');
+    this.setStatus('down');
   }
 
   stop(): void {
