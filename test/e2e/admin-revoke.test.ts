@@ -159,3 +159,37 @@ harnessTest('maxAllocationsPerClient: coturn\'s user-quota counts per client id;
   assert.equal((await allocate(h, m, peer.port, await cred('dave'))).code, 0, 'other clients have their own quota');
   assert.equal((await m.stop()).code, 0);
 });
+
+harnessTest('a revoke while turnserver restarts: answered within the deadline, the deny list holds and applies once it is back', async (h) => {
+  const peer = await startPeer(h);
+  const m = await startMonitor(h, { http: { apiKeys: [KEY] }, credentials: { mode: 'secret', validitySec: 600 } });
+  const erin = (await m.get('/turncredential?user=erin', auth)).body as Cred;
+  await waitUntil('admin connected', async () => (await m.health()).body.turnserver.admin === 'connected', 5000);
+  const pid = (await m.health()).body.turnserver.pid as number;
+  const from = m.logs.length;
+  process.kill(pid, 'SIGKILL');
+  await m.waitForEvent('exit', { from });
+  assert.equal((await m.health()).body.turnserver.admin, 'down');
+  const t0 = Date.now();
+  const r = await fetch(`${m.httpUrl}/clients/erin/revoke`, { method: 'POST', headers: auth.headers });
+  const body = (await r.json()) as { code: string; revoked?: boolean; pending?: boolean };
+  assert.ok(Date.now() - t0 < 4500, 'answered within the command deadline');
+  // Either turnserver came back within the deadline (200) or the channel could not answer (503, pending).
+  if (r.status === 503) {
+    assert.ok(Number(r.headers.get('retry-after')) > 0);
+    assert.equal(body.pending, true);
+  } else assert.equal(r.status, 200);
+  assert.equal((await m.get('/turncredential?user=erin', auth)).status, 403, 'the deny list holds meanwhile');
+  await m.waitForEvent('ready', { from });
+  await waitUntil('admin connected again', async () => (await m.health()).body.turnserver.admin === 'connected', 5000);
+  // erin's credential from before the revoke still authenticates with coturn: the monitor cancels what it makes.
+  const retry = h.spawn('uclient-revoked', 'turnutils_uclient', [
+    '-e', '127.0.0.1', '-r', String(peer.port), '-p', String(m.turnPort), '-u', erin.username, '-w', erin.password,
+    '-m', '1', '-n', '1', '-l', '50', '-c', '127.0.0.1',
+  ]);
+  await waitUntil('erin\'s allocation cancelled', async () =>
+    ((await m.get('/usage?user=erin', auth)).body as { endReason: string }[]).some((x) => x.endReason === 'revoked') &&
+    (await clientSessions(m, 'erin')).length === 0, 10_000);
+  retry.child.kill('SIGKILL');
+  assert.equal((await m.stop()).code, 0);
+});
