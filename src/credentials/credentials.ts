@@ -2,13 +2,13 @@ import { createHmac, randomBytes } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import path from 'node:path';
-import { Counter, Gauge } from 'prom-client';
+import { Counter } from 'prom-client';
 import type { AppContext } from '../context.js';
 import type { Subsystem, SubsystemHealth, TurnConfContributor } from '../lifecycle.js';
 import type { Logger } from '../log/logger.js';
 import { turnUrisFor } from '../util/addresses.js';
 import { Backoff } from '../process/backoff.js';
-import { DenyList } from './deny-list.js';
+import { DenyList, registerDenyListGauge } from './deny-list.js';
 import { loadState, saveState, type CredentialEntry, type CredentialState, type DeniedClient } from './state-store.js';
 import { Turnadmin } from './turnadmin.js';
 
@@ -62,13 +62,7 @@ export class Credentials implements Subsystem, TurnConfContributor {
     this.rotations = new Counter({ name: 'turn_monitor_credential_rotations_total', help: 'credential rotations', registers: [ctx.registry] });
     this.failures = new Counter({ name: 'turn_monitor_turnadmin_failures_total', help: 'failed turnadmin calls', registers: [ctx.registry] });
     this.denyList = new DenyList(() => this.state.denied, (d) => (this.state.denied = d), this.validityMs);
-    const activeDenied = () => this.denyList.active(ctx.now()).length;
-    new Gauge({
-      name: 'turn_monitor_revoked_clients', help: 'client ids on the deny list (secret mode)', registers: [ctx.registry],
-      collect() {
-        this.set(activeDenied());
-      },
-    });
+    registerDenyListGauge(ctx.registry, () => this.denyList.active(ctx.now()).length);
   }
 
   private get mode() {

@@ -1,4 +1,15 @@
+import { Gauge, type Registry } from 'prom-client';
 import type { DeniedClient } from './state-store.js';
+
+/** turn_monitor_revoked_clients: client ids on the deny list now. */
+export function registerDenyListGauge(registry: Registry, count: () => number): void {
+  new Gauge({
+    name: 'turn_monitor_revoked_clients', help: 'client ids on the deny list (secret mode)', registers: [registry],
+    collect() {
+      this.set(count());
+    },
+  });
+}
 
 /**
  * Revoked client ids (secret mode). A client stays denied until every credential issued to it
