@@ -56,7 +56,15 @@ const FAILURES_BEFORE_DOWN = 3;
 export class CliClient extends EventEmitter<CliClientEvents> {
   private socket: net.Socket | null = null;
   private loggedIn = false;
+  /** Login exchange so far (small). */
   private buffer = '';
+  /**
+   * An answer so far, as chunks: coturn writes `ps` line by line, and appending each line to one
+   * string while testing its end flattens the whole string every time (quadratic in its length).
+   */
+  private chunks: string[] = [];
+  private answerLength = 0;
+  private tail = '';
   private readonly queue: Pending[] = [];
   private readonly backoff = new Backoff(100, 2000);
   private retryTimer: NodeJS.Timeout | null = null;
@@ -167,8 +175,8 @@ export class CliClient extends EventEmitter<CliClientEvents> {
     this.loginTimer = setTimeout(() => this.failed(socket, 'login timed out'), this.opts.loginTimeoutMs ?? 2000);
     socket.on('data', (d: string) => {
       if (socket !== this.socket) return;
+      if (this.loggedIn) return this.onAnswerData(d);
       this.buffer += d;
-      if (this.loggedIn) return this.onAnswerData();
       if (!passwordSent && /Enter password: ?\r?\n?$/.test(this.buffer)) {
         passwordSent = true;
         this.buffer = '';
@@ -219,20 +227,28 @@ export class CliClient extends EventEmitter<CliClientEvents> {
     this.socket = null;
     this.loggedIn = false;
     this.buffer = '';
+    this.resetAnswer();
     s?.destroy();
     // A command sent on a lost connection is sent again on the next one (all of ours are idempotent).
     for (const p of this.queue) p.sent = false;
   }
 
-  private onAnswerData(): void {
+  private resetAnswer(): void {
+    this.chunks = [];
+    this.answerLength = 0;
+    this.tail = '';
+  }
+
+  private onAnswerData(d: string): void {
     const head = this.queue[0];
-    if (!head?.sent) {
-      this.buffer = ''; // unsolicited output
-      return;
-    }
-    if (!complete(this.buffer)) return;
-    const answer = this.buffer.slice(0, -PROMPT.length);
-    this.buffer = '';
+    if (!head?.sent) return; // unsolicited output
+    this.chunks.push(d);
+    this.answerLength += d.length;
+    this.tail = (this.tail + d).slice(-(PROMPT.length + 1));
+    // The whole answer is the bare prompt, or ends with the prompt at the start of a line.
+    if (!(this.answerLength === PROMPT.length ? this.tail === PROMPT : this.tail === `\n${PROMPT}`)) return;
+    const answer = this.chunks.join('').slice(0, -PROMPT.length);
+    this.resetAnswer();
     this.queue.shift();
     clearTimeout(head.timer);
     head.resolve(answer);
