@@ -26,7 +26,16 @@ export const sessions: Benchmark = {
     const procs = 10;
     await Promise.all(
       Array.from({ length: procs }, (_, i) =>
-        runUclient(h, { turnPort: monitor.turnPort, peerPort: peer.port, ...USER, clients: LIVE / procs, messages: 1, length: 50, timeoutMs: 120_000, extraArgs: ['-L', `127.0.0.${i + 2}`] }),
+        runUclient(h, {
+          turnPort: monitor.turnPort,
+          peerPort: peer.port,
+          ...USER,
+          clients: LIVE / procs,
+          messages: 1,
+          length: 50,
+          timeoutMs: 120_000,
+          extraArgs: ['-L', `127.0.0.${i + 2}`],
+        }),
       ),
     );
     for (let i = 0; i < 200 && (await coturnSessions(monitor)).total !== LIVE; i++) await sleep(100);
@@ -41,12 +50,18 @@ export const sessions: Benchmark = {
       const r = await fetch(`${monitor.httpUrl}/sessions`, { headers: { authorization: `Bearer ${KEY}` } });
       const body = (await r.json()) as unknown[];
       times.push(performance.now() - t0);
-      if (r.status !== 200 || body.length < LIVE) throw new Error(`GET /sessions: HTTP ${r.status}, ${body.length} sessions`);
+      if (r.status !== 200 || body.length < LIVE)
+        throw new Error(`GET /sessions: HTTP ${r.status}, ${body.length} sessions`);
       // Baseline: coturn's own `ps` on a connection of the benchmark's (login included, a few ms).
       const t1 = performance.now();
       await cliCommand(monitor, 'ps', 10_000);
       bare.push(performance.now() - t1);
     }
-    return { p99_ms: percentile(times, 99), median_ms: percentile(times, 50), bare_ps_p99_ms: percentile(bare, 99), bare_ps_median_ms: percentile(bare, 50) };
+    return {
+      p99_ms: percentile(times, 99),
+      median_ms: percentile(times, 50),
+      bare_ps_p99_ms: percentile(bare, 99),
+      bare_ps_median_ms: percentile(bare, 50),
+    };
   },
 };

@@ -54,10 +54,16 @@ export class Admin extends EventEmitter<AdminEvents> implements Subsystem, TurnC
     this.log = opts.logger.child({ component: 'admin' });
     this.port = opts.config.turnserver.cliPort;
     this.commands = new Counter({
-      name: 'turn_monitor_admin_commands_total', help: 'commands sent to coturn\'s admin CLI, by command and result',
-      labelNames: ['command', 'result'], registers: [opts.registry],
+      name: 'turn_monitor_admin_commands_total',
+      help: "commands sent to coturn's admin CLI, by command and result",
+      labelNames: ['command', 'result'],
+      registers: [opts.registry],
     });
-    const connected = new Gauge({ name: 'turn_monitor_admin_connected', help: '1 while the admin CLI connection is logged in', registers: [opts.registry] });
+    const connected = new Gauge({
+      name: 'turn_monitor_admin_connected',
+      help: '1 while the admin CLI connection is logged in',
+      registers: [opts.registry],
+    });
     connected.set(0);
     this.on('status', (st) => connected.set(st === 'connected' ? 1 : 0));
   }
@@ -70,7 +76,12 @@ export class Admin extends EventEmitter<AdminEvents> implements Subsystem, TurnC
   turnConfLines(): string[] {
     if (this.port === null) return ['no-cli'];
     this.password = randomBytes(24).toString('hex'); // 192 bits
-    return ['cli-ip=127.0.0.1', `cli-port=${this.port}`, `cli-password=${this.password}`, `cli-max-output-sessions=${MAX_OUTPUT_SESSIONS}`];
+    return [
+      'cli-ip=127.0.0.1',
+      `cli-port=${this.port}`,
+      `cli-password=${this.password}`,
+      `cli-max-output-sessions=${MAX_OUTPUT_SESSIONS}`,
+    ];
   }
 
   async start(): Promise<void> {
@@ -120,7 +131,10 @@ export class Admin extends EventEmitter<AdminEvents> implements Subsystem, TurnC
     const text = part === undefined ? 'ps' : `psp ${part}`;
     let listing = parsePs(await this.command(text, options));
     if (listing.truncated) {
-      this.log.warn({ event: 'ps-truncated', total: listing.total }, 'coturn cut the session listing: raising cli-max-output-sessions');
+      this.log.warn(
+        { event: 'ps-truncated', total: listing.total },
+        'coturn cut the session listing: raising cli-max-output-sessions',
+      );
       await this.command(`cc cli-max-output-sessions ${MAX_OUTPUT_SESSIONS}`, options);
       listing = parsePs(await this.command(text, options));
     }

@@ -147,7 +147,11 @@ export class CliClient extends EventEmitter<CliClientEvents> {
     if (i < 0) return;
     this.queue.splice(i, 1);
     const word = p.text.split(' ')[0];
-    p.reject(new AdminUnavailableError(`admin command "${word}" not answered within ${deadlineMs} ms (admin channel ${this.currentStatus})`));
+    p.reject(
+      new AdminUnavailableError(
+        `admin command "${word}" not answered within ${deadlineMs} ms (admin channel ${this.currentStatus})`,
+      ),
+    );
     if (p.sent) {
       this.log.warn({ event: 'admin-wedged', command: word }, 'admin CLI did not answer in time: reconnecting');
       this.reconnectSoon();
@@ -203,7 +207,11 @@ export class CliClient extends EventEmitter<CliClientEvents> {
     const wasConnected = this.loggedIn;
     this.dropSocket();
     if (!wasConnected) this.failures++;
-    if (!this.paused) this.log[wasConnected ? 'warn' : 'debug']({ event: 'admin-disconnected', why, failures: this.failures }, 'admin CLI connection lost');
+    if (!this.paused)
+      this.log[wasConnected ? 'warn' : 'debug'](
+        { event: 'admin-disconnected', why, failures: this.failures },
+        'admin CLI connection lost',
+      );
     this.reconnectSoon();
   }
 

@@ -53,9 +53,19 @@ export function parsePs(text: string): PsListing {
       const header = HEADER.exec(line);
       if (header) {
         current = {
-          allocationId: header[1], username: header[2], realm: null, startedSecsAgo: null, expiresInSec: null,
-          clientProtocol: null, relayProtocol: null, clientAddr: null, serverAddr: null, relayAddr: null,
-          usage: null, rate: null, peers: [],
+          allocationId: header[1],
+          username: header[2],
+          realm: null,
+          startedSecsAgo: null,
+          expiresInSec: null,
+          clientProtocol: null,
+          relayProtocol: null,
+          clientAddr: null,
+          serverAddr: null,
+          relayAddr: null,
+          usage: null,
+          rate: null,
+          peers: [],
         };
         sessions.push(current);
         inPeers = false;
@@ -93,7 +103,8 @@ function detail(s: CliSession, line: string): boolean {
     case 0x72: // r: realm, relay addr, rate
       if (line.startsWith('realm:')) s.realm = line.slice(6).trim();
       else if ((m = /^relay addr (\S+)$/.exec(line))) s.relayAddr = m[1];
-      else if ((m = /^rate: r=(\d+), s=(\d+), total=(\d+)/.exec(line))) s.rate = { r: Number(m[1]), s: Number(m[2]), total: Number(m[3]) };
+      else if ((m = /^rate: r=(\d+), s=(\d+), total=(\d+)/.exec(line)))
+        s.rate = { r: Number(m[1]), s: Number(m[2]), total: Number(m[3]) };
       break;
     case 0x73: // s: started
       if ((m = /^started (\d+) secs ago$/.exec(line))) s.startedSecsAgo = Number(m[1]);
@@ -111,7 +122,8 @@ function detail(s: CliSession, line: string): boolean {
       }
       break;
     case 0x75: // u: usage
-      if ((m = /^usage: rp=(\d+), rb=(\d+), sp=(\d+), sb=(\d+)/.exec(line))) s.usage = { rp: Number(m[1]), rb: Number(m[2]), sp: Number(m[3]), sb: Number(m[4]) };
+      if ((m = /^usage: rp=(\d+), rb=(\d+), sp=(\d+), sb=(\d+)/.exec(line)))
+        s.usage = { rp: Number(m[1]), rb: Number(m[2]), sp: Number(m[3]), sb: Number(m[4]) };
       break;
     case 0x70: // p: peers
       return line === 'peers:';

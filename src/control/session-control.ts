@@ -26,7 +26,10 @@ export interface SessionView {
   /** coturn's own usage counters (they lag behind). */
   coturnUsage: { rp: number; rb: number; sp: number; sb: number } | null;
   /** The stats model's counters (exact; null when the monitor has no record of it). */
-  counters: Record<'rcvp' | 'rcvb' | 'sentp' | 'sentb' | 'peerRcvp' | 'peerRcvb' | 'peerSentp' | 'peerSentb', number> | null;
+  counters: Record<
+    'rcvp' | 'rcvb' | 'sentp' | 'sentb' | 'peerRcvp' | 'peerRcvb' | 'peerSentp' | 'peerSentb',
+    number
+  > | null;
 }
 
 export interface SessionFilter {
@@ -63,8 +66,10 @@ export class SessionControl implements Subsystem {
   constructor(private readonly deps: ControlDeps) {
     this.log = deps.logger.child({ component: 'sessions' });
     this.disconnects = new Counter({
-      name: 'turn_monitor_disconnects_total', help: 'allocations the monitor cancelled, by reason (disconnected, revoked)',
-      labelNames: ['reason'], registers: [deps.registry],
+      name: 'turn_monitor_disconnects_total',
+      help: 'allocations the monitor cancelled, by reason (disconnected, revoked)',
+      labelNames: ['reason'],
+      registers: [deps.registry],
     });
   }
 
@@ -93,9 +98,15 @@ export class SessionControl implements Subsystem {
   /** A new allocation of a revoked client (a credential it fetched before the revoke): cancel it now. */
   private readonly onNew = (r: AllocationRecord): void => {
     if (r.kind !== 'allocation' || !this.denied(r.username)) return;
-    this.log.warn({ event: 'revoked-allocation', allocationId: r.allocationId, clientId: r.clientId }, 'allocation of a revoked client: cancelling');
+    this.log.warn(
+      { event: 'revoked-allocation', allocationId: r.allocationId, clientId: r.clientId },
+      'allocation of a revoked client: cancelling',
+    );
     void this.cancel([r.allocationId], 'revoked').catch((err: Error) =>
-      this.log.error({ event: 'cancel-failed', allocationId: r.allocationId, err: err.message }, 'cancelling a revoked allocation failed: retried when the admin channel reconnects'),
+      this.log.error(
+        { event: 'cancel-failed', allocationId: r.allocationId, err: err.message },
+        'cancelling a revoked allocation failed: retried when the admin channel reconnects',
+      ),
     );
   };
 
@@ -110,9 +121,14 @@ export class SessionControl implements Subsystem {
       const ids = live.filter((x) => this.denied(x.username)).map((x) => x.allocationId);
       if (ids.length > 0) {
         await this.cancel(ids, 'revoked');
-        this.log.warn({ event: 'revoke-applied', count: ids.length }, 'cancelled allocations of revoked clients after reconnecting');
+        this.log.warn(
+          { event: 'revoke-applied', count: ids.length },
+          'cancelled allocations of revoked clients after reconnecting',
+        );
       }
-    })().catch((err: Error) => this.log.error({ event: 'revoke-sweep-failed', err: err.message }, 'could not apply revokes after reconnecting'));
+    })().catch((err: Error) =>
+      this.log.error({ event: 'revoke-sweep-failed', err: err.message }, 'could not apply revokes after reconnecting'),
+    );
   };
 
   private async cancel(ids: string[], reason: 'disconnected' | 'revoked'): Promise<void> {
@@ -124,7 +140,8 @@ export class SessionControl implements Subsystem {
   async list(filter: SessionFilter = {}): Promise<SessionView[]> {
     const { admin } = this.deps;
     let live: CliSession[];
-    if (filter.user !== undefined) live = (await admin.sessions({ usernamePart: filter.user })).filter((s) => s.username === filter.user);
+    if (filter.user !== undefined)
+      live = (await admin.sessions({ usernamePart: filter.user })).filter((s) => s.username === filter.user);
     else if (filter.clientId !== undefined) live = await admin.sessions({ usernamePart: filter.clientId });
     else live = await admin.sessions();
     if (filter.clientId !== undefined) live = live.filter((s) => clientIdOf(s.username) === filter.clientId);
@@ -137,14 +154,29 @@ export class SessionControl implements Subsystem {
     const counters = r ? finalCounters(r) : null;
     const startedAt = r?.startedAt ?? now - (s.startedSecsAgo ?? 0) * 1000;
     return {
-      allocationId: s.allocationId, realm: s.realm, username: s.username, clientId: clientIdOf(s.username),
-      startedAt: new Date(startedAt).toISOString(), expiresInSec: s.expiresInSec,
-      clientProtocol: s.clientProtocol, relayProtocol: s.relayProtocol,
-      clientAddr: s.clientAddr, serverAddr: s.serverAddr, relayAddr: s.relayAddr, peers: s.peers,
-      rate: s.rate, coturnUsage: s.usage,
+      allocationId: s.allocationId,
+      realm: s.realm,
+      username: s.username,
+      clientId: clientIdOf(s.username),
+      startedAt: new Date(startedAt).toISOString(),
+      expiresInSec: s.expiresInSec,
+      clientProtocol: s.clientProtocol,
+      relayProtocol: s.relayProtocol,
+      clientAddr: s.clientAddr,
+      serverAddr: s.serverAddr,
+      relayAddr: s.relayAddr,
+      peers: s.peers,
+      rate: s.rate,
+      coturnUsage: s.usage,
       counters: counters && {
-        rcvp: counters.client[0], rcvb: counters.client[1], sentp: counters.client[2], sentb: counters.client[3],
-        peerRcvp: counters.peer[0], peerRcvb: counters.peer[1], peerSentp: counters.peer[2], peerSentb: counters.peer[3],
+        rcvp: counters.client[0],
+        rcvb: counters.client[1],
+        sentp: counters.client[2],
+        sentb: counters.client[3],
+        peerRcvp: counters.peer[0],
+        peerRcvb: counters.peer[1],
+        peerSentp: counters.peer[2],
+        peerSentb: counters.peer[3],
       },
     };
   }

@@ -4,7 +4,9 @@ import type { DeniedClient } from './state-store.js';
 /** turn_monitor_revoked_clients: client ids on the deny list now. */
 export function registerDenyListGauge(registry: Registry, count: () => number): void {
   new Gauge({
-    name: 'turn_monitor_revoked_clients', help: 'client ids on the deny list (secret mode)', registers: [registry],
+    name: 'turn_monitor_revoked_clients',
+    help: 'client ids on the deny list (secret mode)',
+    registers: [registry],
     collect() {
       this.set(count());
     },

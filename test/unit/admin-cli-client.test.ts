@@ -29,10 +29,11 @@ async function fakeCli(password: string) {
   return {
     port,
     state,
-    close: () => new Promise<void>((resolve) => {
-      for (const s of state.sockets) s.destroy();
-      server.close(() => resolve());
-    }),
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of state.sockets) s.destroy();
+        server.close(() => resolve());
+      }),
   };
 }
 
@@ -41,7 +42,14 @@ const quiet = pino({ level: 'silent' });
 test('login, one command at a time, a wedged CLI fails within the deadline and is reconnected', async () => {
   const cli = await fakeCli('pw-1');
   const results: string[] = [];
-  const client = new CliClient({ host: '127.0.0.1', port: cli.port, password: () => 'pw-1', logger: quiet, deadlineMs: 300, onResult: (c, r) => results.push(`${c}:${r}`) });
+  const client = new CliClient({
+    host: '127.0.0.1',
+    port: cli.port,
+    password: () => 'pw-1',
+    logger: quiet,
+    deadlineMs: 300,
+    onResult: (c, r) => results.push(`${c}:${r}`),
+  });
   try {
     client.start();
     client.resume();
@@ -52,7 +60,10 @@ test('login, one command at a time, a wedged CLI fails within the deadline and i
 
     cli.state.wedged = true;
     const t0 = Date.now();
-    await assert.rejects(client.command('ps'), (err: Error) => err instanceof AdminUnavailableError && /not answered within 300 ms/.test(err.message));
+    await assert.rejects(
+      client.command('ps'),
+      (err: Error) => err instanceof AdminUnavailableError && /not answered within 300 ms/.test(err.message),
+    );
     assert.ok(Date.now() - t0 < 600);
     cli.state.wedged = false;
     await waitUntil('logged in again', () => cli.state.logins === 2 && client.status === 'connected', 3000);
@@ -66,7 +77,13 @@ test('login, one command at a time, a wedged CLI fails within the deadline and i
 
 test('paused (turnserver down): commands fail by their deadline; a wrong password never logs in; stop rejects what waits', async () => {
   const cli = await fakeCli('right');
-  const client = new CliClient({ host: '127.0.0.1', port: cli.port, password: () => 'wrong', logger: quiet, deadlineMs: 200 });
+  const client = new CliClient({
+    host: '127.0.0.1',
+    port: cli.port,
+    password: () => 'wrong',
+    logger: quiet,
+    deadlineMs: 200,
+  });
   try {
     client.start();
     await assert.rejects(client.command('ps'), AdminUnavailableError);
@@ -87,7 +104,12 @@ test('the rendered cli lines: loopback only, a fresh 192-bit password for every 
   const { Registry } = await import('prom-client');
   const { buildConfig } = await import('../../src/config/load.js');
   const { EventEmitter } = await import('node:events');
-  const admin = new Admin({ config: buildConfig({ turnserver: { cliPort: 5766 } }, '/x'), logger: quiet, registry: new Registry(), turnserver: new EventEmitter() });
+  const admin = new Admin({
+    config: buildConfig({ turnserver: { cliPort: 5766 } }, '/x'),
+    logger: quiet,
+    registry: new Registry(),
+    turnserver: new EventEmitter(),
+  });
   const first = admin.turnConfLines();
   const second = admin.turnConfLines();
   assert.deepEqual(first.slice(0, 2), ['cli-ip=127.0.0.1', 'cli-port=5766']);

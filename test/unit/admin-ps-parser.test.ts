@@ -17,10 +17,19 @@ test('ps of coturn 4.6.1: UDP and TCP sessions, peers, usage and rates', () => {
   assert.equal(sessions.length, 5);
   const first = sessions[0];
   assert.deepEqual(first, {
-    allocationId: '000000000000000001', username: '1796141218:erin', realm: 'test.local', startedSecsAgo: first.startedSecsAgo,
-    expiresInSec: first.expiresInSec, clientProtocol: 'UDP', relayProtocol: 'UDP', clientAddr: '127.0.0.1:40262',
-    serverAddr: '127.0.0.1:23478', relayAddr: '127.0.0.1:40388', usage: { rp: 3, rb: 316, sp: 2, sb: 228 },
-    rate: { r: 0, s: 0, total: 0 }, peers: [],
+    allocationId: '000000000000000001',
+    username: '1796141218:erin',
+    realm: 'test.local',
+    startedSecsAgo: first.startedSecsAgo,
+    expiresInSec: first.expiresInSec,
+    clientProtocol: 'UDP',
+    relayProtocol: 'UDP',
+    clientAddr: '127.0.0.1:40262',
+    serverAddr: '127.0.0.1:23478',
+    relayAddr: '127.0.0.1:40388',
+    usage: { rp: 3, rb: 316, sp: 2, sb: 228 },
+    rate: { r: 0, s: 0, total: 0 },
+    peers: [],
   });
   assert.ok(typeof first.startedSecsAgo === 'number' && typeof first.expiresInSec === 'number');
   assert.deepEqual(sessions[1].peers, ['127.0.0.1:24000', '127.0.0.1:23999']);
@@ -37,7 +46,8 @@ test('ps cut at cli-max-output-sessions is reported as truncated', () => {
 
 test('an empty listing, and lines the parser does not know, are tolerated', () => {
   assert.deepEqual(parsePs(fixture('ps-empty.txt')), { sessions: [], total: 0, truncated: false });
-  const odd = '\r\n    1) id=000000000000000007, user <bob>:\r\n      realm: r\r\n      some future line: 42\r\n      peers:\r\n          [::1]:5000\r\n      usage: rp=1, rb=2, sp=3, sb=4\r\n\r\n  Total sessions: 1\r\n\r\n> ';
+  const odd =
+    '\r\n    1) id=000000000000000007, user <bob>:\r\n      realm: r\r\n      some future line: 42\r\n      peers:\r\n          [::1]:5000\r\n      usage: rp=1, rb=2, sp=3, sb=4\r\n\r\n  Total sessions: 1\r\n\r\n> ';
   const { sessions } = parsePs(odd);
   assert.equal(sessions.length, 1);
   assert.deepEqual(sessions[0].peers, ['[::1]:5000']);

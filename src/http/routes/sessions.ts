@@ -13,7 +13,10 @@ const RETRY_AFTER_SEC = 3;
 function failed(res: Response, log: Logger, what: string, err: unknown, extra: Record<string, unknown> = {}): void {
   const e = err as Error & { code?: string };
   if (e.code === 'admin_unavailable') {
-    res.set('Retry-After', String(RETRY_AFTER_SEC)).status(503).json({ ...error('admin_unavailable', `coturn's admin channel did not answer: ${e.message}`), ...extra });
+    res
+      .set('Retry-After', String(RETRY_AFTER_SEC))
+      .status(503)
+      .json({ ...error('admin_unavailable', `coturn's admin channel did not answer: ${e.message}`), ...extra });
     return;
   }
   log.error({ event: 'control-failed', what, err: e.message }, `${what} failed`);
@@ -59,7 +62,11 @@ export function sessionRoutes(control: SessionControl, mode: 'userdb' | 'secret'
     const clientRoute = '/clients/:clientId/revoke';
     const checkClient = (clientId: string, res: Response): boolean => {
       if (mode !== 'secret') {
-        res.status(409).json(error('wrong_mode', 'revoking a client needs credentials.mode "secret"; use POST /turncredential/revoke'));
+        res
+          .status(409)
+          .json(
+            error('wrong_mode', 'revoking a client needs credentials.mode "secret"; use POST /turncredential/revoke'),
+          );
         return false;
       }
       if (!CLIENT_ID.test(clientId)) {
@@ -84,7 +91,13 @@ export function sessionRoutes(control: SessionControl, mode: 'userdb' | 'secret'
       if (!checkClient(clientId, res)) return;
       try {
         const lifted = await control.liftRevoke(clientId);
-        res.status(lifted ? 200 : 404).json(lifted ? { type: 'result', code: 'ok', clientId, revoked: false } : error('not_found', 'that client is not revoked'));
+        res
+          .status(lifted ? 200 : 404)
+          .json(
+            lifted
+              ? { type: 'result', code: 'ok', clientId, revoked: false }
+              : error('not_found', 'that client is not revoked'),
+          );
       } catch (err) {
         failed(res, log, 'lifting a revoke', err);
       }
@@ -92,7 +105,14 @@ export function sessionRoutes(control: SessionControl, mode: 'userdb' | 'secret'
 
     router.post('/turncredential/revoke', requireApiKey, async (_req, res) => {
       if (mode !== 'userdb') {
-        res.status(409).json(error('wrong_mode', 'revoking the shared credential needs credentials.mode "userdb"; use POST /clients/{clientId}/revoke'));
+        res
+          .status(409)
+          .json(
+            error(
+              'wrong_mode',
+              'revoking the shared credential needs credentials.mode "userdb"; use POST /clients/{clientId}/revoke',
+            ),
+          );
         return;
       }
       try {
