@@ -25,7 +25,7 @@ export interface CliClientOptions {
   /** Deadline of a connect + login attempt. */
   loginTimeoutMs?: number;
   /** Called with the first word of every command and how it ended (metrics). */
-  onResult?: (command: string, result: 'ok' | 'timeout' | 'error') => void;
+  onResult?: (command: string, result: 'ok' | 'unavailable' | 'error') => void;
 }
 
 interface Pending {
@@ -132,7 +132,7 @@ export class CliClient extends EventEmitter<CliClientEvents> {
           resolve(answer);
         },
         reject: (err) => {
-          this.opts.onResult?.(word, err instanceof AdminUnavailableError ? 'timeout' : 'error');
+          this.opts.onResult?.(word, err instanceof AdminUnavailableError ? 'unavailable' : 'error');
           reject(err);
         },
         timer: setTimeout(() => this.expire(p, deadlineMs), deadlineMs),
