@@ -12,11 +12,13 @@ import { memory } from './memory.js';
 import { recovery } from './recovery.js';
 import { relay } from './relay.js';
 import { relayTls } from './relay-tls.js';
+import { revoke } from './revoke.js';
+import { sessions } from './sessions.js';
 import { statsIngest } from './stats-ingest.js';
 import { statsIngestLog } from './stats-ingest-log.js';
 import { tlsReload } from './tls-reload.js';
 
-const ALL: Benchmark[] = [statsIngest, statsIngestLog, credentialApi, relay, relayTls, recovery, tlsReload, memory, discovery];
+const ALL: Benchmark[] = [statsIngest, statsIngestLog, credentialApi, relay, relayTls, recovery, tlsReload, memory, discovery, revoke, sessions];
 
 const { values } = parseArgs({ options: { only: { type: 'string' }, out: { type: 'string', default: 'bench-results.json' } } });
 const selected = values.only ? ALL.filter((b) => b.name === values.only) : ALL;

@@ -1,10 +1,13 @@
+import { Admin } from './admin/admin.js';
 import type { Config } from './config/schema.js';
+import { SessionControl } from './control/session-control.js';
 import type { AppContext } from './context.js';
 import { createCredentials } from './credentials/index.js';
 import { createDiscovery } from './discovery/index.js';
 import { HttpServer, type HealthReport } from './http/http-server.js';
 import { credentialHandler, rotateRoute } from './http/routes/credentials.js';
 import { tlsRoutes } from './http/routes/tls.js';
+import { sessionRoutes } from './http/routes/sessions.js';
 import { usageRoutes } from './http/routes/usage.js';
 import type { Subsystem } from './lifecycle.js';
 import type { Logger } from './log/logger.js';
@@ -17,8 +20,8 @@ import { Tls } from './tls/tls.js';
 
 /**
  * The composition root: builds every subsystem, starts them in dependency order and stops them
- * in reverse. Order matters: TLS checks its certificate pair before anything runs; credentials
- * and stats contribute to turnserver.conf and must be listening before turnserver starts;
+ * in reverse. Order matters: TLS checks its certificate pair before anything runs; credentials,
+ * stats and admin contribute to turnserver.conf and must be listening before turnserver starts;
  * discovery is stopped first so no signalling server hands out a host that is going away.
  */
 export class App {
@@ -28,6 +31,7 @@ export class App {
   private readonly started: Subsystem[] = [];
   private stopping: Promise<void> | null = null;
   private readonly log: Logger;
+  private readonly admin: Admin;
 
   constructor(config: Config, logger: Logger, options: { now?: () => number } = {}) {
     this.log = logger.child({ component: 'app' });
@@ -43,14 +47,21 @@ export class App {
     if (tls.enabled) supervisor.on('ready', () => void tls.onTurnserverReady());
     const credentials = createCredentials(this.ctx);
     const stats = createStats(this.ctx);
+    // The admin CLI renders its cli-* lines (a new password each start) and reconnects after every start.
+    const admin = new Admin({ config, logger, registry, turnserver: supervisor });
+    supervisor.addContributor(admin);
+    this.admin = admin;
+    // Deny list and counters meet coturn's sessions here: new allocations of revoked clients are cancelled.
+    const control = new SessionControl({ admin, credentials, pipeline: stats.pipeline, registry, logger, now: this.ctx.now });
     const http = this.http;
     const { rateLimitPerMinute } = config.http;
     http.addFastRoute('GET', '/turncredential', credentialHandler(credentials, { authorized: http.tools.authorized, limitPerMinute: rateLimitPerMinute }));
     http.addRoutes(rotateRoute(credentials, logger.child({ component: 'credentials' })));
     http.addRoutes(usageRoutes(stats.pipeline));
     http.addRoutes(tlsRoutes(tls));
+    http.addRoutes(sessionRoutes(control, config.credentials.mode, logger.child({ component: 'sessions' })));
     const discovery = createDiscovery(this.ctx, { httpAddress: () => http.address, usage: stats.usage });
-    this.subsystems = [tls, credentials, stats, supervisor, http, discovery];
+    this.subsystems = [tls, credentials, stats, admin, control, supervisor, http, discovery];
   }
 
   /** Start everything; on a start-up failure stop what did start and rethrow. */
@@ -90,8 +101,9 @@ export class App {
 
   health(): HealthReport {
     const parts = Object.fromEntries(this.subsystems.map((s) => [s.name, s.health()]));
-    const turn = parts.turnserver;
-    const others = Object.values(parts).filter((h) => h !== turn);
+    const turn = { ...parts.turnserver, admin: this.admin.status };
+    parts.turnserver = turn;
+    const others = Object.entries(parts).filter(([name]) => name !== 'turnserver').map(([, h]) => h);
     const status =
       turn.status !== 'ok' ? 'down' : others.some((h) => h.status === 'degraded' || h.status === 'down') ? 'degraded' : 'ok';
     return { status, ...parts };

@@ -4,6 +4,7 @@ import { ApiClient, runCli } from './api-client.js';
 interface Options {
   config?: string;
   rotate?: boolean;
+  revoke?: boolean;
   json?: boolean;
   showSecret?: boolean;
   user?: string;
@@ -16,13 +17,18 @@ export function registerCredential(program: Command): void {
     .description("show the running monitor's current TURN credential; --rotate makes a new one now")
     .option('-c, --config <file>', 'the monitor config file (default: $TURN_MONITOR_CONFIG)')
     .option('--rotate', 'rotate now (revokes nothing already issued: old credentials expire as scheduled)')
+    .option('--revoke', 'userdb mode: new credential, old users deleted and their allocations cancelled now')
     .option('--user <clientId>', 'secret mode: the client id to issue for')
     .option('--json', 'print JSON')
     .option('--show-secret', 'include the password (hidden by default)')
     .action((opts: Options) =>
       runCli(async () => {
         const api = ApiClient.fromConfigFile(opts.config);
-        if (opts.rotate) {
+        if (opts.revoke) {
+          const r = await api.request('POST', '/turncredential/revoke');
+          if (r.status !== 200) throw new Error(`revoke failed: HTTP ${r.status} ${r.body?.error ?? ''}`.trim());
+          process.stderr.write(`revoked: ${String(r.body.cancelled)} allocation(s) cancelled\n`);
+        } else if (opts.rotate) {
           const r = await api.request('POST', '/turncredential/rotate');
           if (r.status !== 200) throw new Error(`rotation failed: HTTP ${r.status} ${r.body?.error ?? ''}`.trim());
         }

@@ -3,6 +3,7 @@ import { packageVersion } from '../config/package.js';
 import { registerCredential } from './credential.js';
 import { registerDemo } from './demo.js';
 import { registerServers } from './servers.js';
+import { registerSessions } from './sessions.js';
 import { registerStart } from './start.js';
 import { registerTls } from './tls.js';
 import { registerUsage } from './usage.js';
@@ -15,6 +16,7 @@ const program = new Command('turn-monitor')
 registerStart(program);
 registerCredential(program);
 registerUsage(program);
+registerSessions(program);
 registerServers(program);
 registerTls(program);
 registerDemo(program);

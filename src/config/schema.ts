@@ -41,6 +41,8 @@ const turnserver = z
     probeTimeoutMs: positiveInt.default(1000),
     readyTimeoutMs: positiveInt.default(10_000),
     allowLoopbackPeers: z.boolean().default(false),
+    // The admin CLI (telnet) on 127.0.0.1: null = a free port chosen at start.
+    cliPort: port.nullable().default(null),
     extraConfig: z.array(z.string().regex(/^[^\n\r]*$/, 'must be single lines')).default([]),
     tls: tls.prefault({}),
   })
@@ -61,10 +63,19 @@ const credentials = z
     rotateIntervalSec: positiveInt.default(3600),
     validitySec: positiveInt.default(7200),
     uris: z.array(z.string().regex(/^(turns?|stuns?):/, 'must be a turn:, turns:, stun: or stuns: URI')).default([]),
+    // coturn's user-quota: concurrent allocations per REST client id; null = no limit.
+    maxAllocationsPerClient: positiveInt.nullable().default(null),
   })
-  .refine((c) => c.rotateIntervalSec <= c.validitySec, {
-    message: 'rotateIntervalSec must not exceed validitySec',
+  // userdb mode: a rotation must come before the current user expires. In secret mode the secret's
+  // rotation and a credential's lifetime are independent (daily secret, 10-minute credentials).
+  .refine((c) => c.mode !== 'userdb' || c.rotateIntervalSec <= c.validitySec, {
+    message: 'rotateIntervalSec must not exceed validitySec in userdb mode',
     path: ['rotateIntervalSec'],
+  })
+  // In userdb mode every client shares one user, so a per-user quota would be a total one.
+  .refine((c) => c.mode === 'secret' || c.maxAllocationsPerClient === null, {
+    message: 'needs credentials.mode "secret" (userdb mode has one shared user, not one per client)',
+    path: ['maxAllocationsPerClient'],
   });
 
 const redis = z.strictObject({

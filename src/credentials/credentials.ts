@@ -8,7 +8,8 @@ import type { Subsystem, SubsystemHealth, TurnConfContributor } from '../lifecyc
 import type { Logger } from '../log/logger.js';
 import { turnUrisFor } from '../util/addresses.js';
 import { Backoff } from '../process/backoff.js';
-import { loadState, saveState, type CredentialEntry, type CredentialState } from './state-store.js';
+import { DenyList, registerDenyListGauge } from './deny-list.js';
+import { loadState, saveState, type CredentialEntry, type CredentialState, type DeniedClient } from './state-store.js';
 import { Turnadmin } from './turnadmin.js';
 
 /** What GET /turncredential returns: the seed's fields, the TURN REST draft's and WebRTC's. */
@@ -48,6 +49,8 @@ export class Credentials implements Subsystem, TurnConfContributor {
   private readonly uris: string[];
   private readonly failures: Counter;
   private lastJson: { username: string; password: string; expiresAt: number; ttl: number; json: string } | null = null;
+  /** Secret mode: revoked client ids, kept in the state file. */
+  readonly denyList: DenyList;
 
   constructor(private readonly ctx: AppContext) {
     const { config } = ctx;
@@ -58,6 +61,8 @@ export class Credentials implements Subsystem, TurnConfContributor {
     this.uris = turnUrisFor(config, hostname());
     this.rotations = new Counter({ name: 'turn_monitor_credential_rotations_total', help: 'credential rotations', registers: [ctx.registry] });
     this.failures = new Counter({ name: 'turn_monitor_turnadmin_failures_total', help: 'failed turnadmin calls', registers: [ctx.registry] });
+    this.denyList = new DenyList(() => this.state.denied, (d) => (this.state.denied = d), this.validityMs);
+    registerDenyListGauge(ctx.registry, () => this.denyList.active(ctx.now()).length);
   }
 
   private get mode() {
@@ -70,12 +75,15 @@ export class Credentials implements Subsystem, TurnConfContributor {
     return this.ctx.config.credentials.rotateIntervalSec * 1000;
   }
   private emptyState(): CredentialState {
-    return { version: 1, mode: this.mode, realm: this.ctx.config.turnserver.realm, entries: [] };
+    return { version: 1, mode: this.mode, realm: this.ctx.config.turnserver.realm, entries: [], denied: [] };
   }
 
   turnConfLines(): string[] {
     // Secrets come from the userdb's turn_secret table; every secret of the realm is tried.
-    return this.mode === 'secret' ? ['use-auth-secret'] : [];
+    if (this.mode !== 'secret') return [];
+    // coturn counts user-quota per username with the REST timestamp stripped: per client id.
+    const quota = this.ctx.config.credentials.maxAllocationsPerClient;
+    return quota === null ? ['use-auth-secret'] : ['use-auth-secret', `user-quota=${quota}`];
   }
 
   async start(): Promise<void> {
@@ -101,6 +109,10 @@ export class Credentials implements Subsystem, TurnConfContributor {
       for (const e of this.state.entries.filter((x) => x.expiresAt !== null && x.expiresAt <= now)) await this.remove(e);
       const current = this.current(now);
       if (!current || now - current.issuedAt >= this.rotateMs) await this.rotate();
+      if (this.denyList.prune(now)) {
+        await saveState(this.stateFile, this.state);
+        this.log.info({ event: 'revoke-expired' }, 'a revoked client left the deny list: its credentials have all expired');
+      }
       this.lastError = null;
       this.backoff.reset();
       this.schedule(this.nextDue());
@@ -171,6 +183,8 @@ export class Credentials implements Subsystem, TurnConfContributor {
     const due = this.state.entries.flatMap((e) => (e.expiresAt === null ? [] : [e.expiresAt]));
     const current = this.state.entries.at(-1);
     if (current) due.push(current.issuedAt + this.rotateMs);
+    const denyEnds = this.denyList.nextExpiry();
+    if (denyEnds !== null) due.push(denyEnds);
     return Math.max(50, Math.min(...due) - now);
   }
 
@@ -178,6 +192,44 @@ export class Credentials implements Subsystem, TurnConfContributor {
     if (this.timer) clearTimeout(this.timer);
     if (this.stopped) return;
     this.timer = setTimeout(() => void this.reconcile(), Math.min(delayMs, MAX_TIMER_MS));
+  }
+
+  /** Secret mode: the deny entry of a revoked client id, else null. */
+  revoked(clientId: string): DeniedClient | null {
+    return this.mode === 'secret' ? this.denyList.find(clientId, this.ctx.now()) : null;
+  }
+
+  /** Secret mode: put a client on the deny list (persisted before it resolves). */
+  async revokeClient(clientId: string): Promise<DeniedClient> {
+    if (this.mode !== 'secret') throw new Error('revoking a client needs credentials.mode "secret"');
+    const entry = this.denyList.add(clientId, this.ctx.now());
+    await saveState(this.stateFile, this.state);
+    this.schedule(this.nextDue());
+    this.log.warn({ event: 'client-revoked', clientId, until: new Date(entry.until).toISOString() }, 'client revoked');
+    return entry;
+  }
+
+  /** Lift a client's revoke; false when it was not revoked. */
+  async liftRevoke(clientId: string): Promise<boolean> {
+    const had = this.denyList.remove(clientId, this.ctx.now());
+    await saveState(this.stateFile, this.state);
+    if (had) this.log.warn({ event: 'revoke-lifted', clientId }, 'client revoke lifted');
+    return had;
+  }
+
+  /**
+   * userdb mode: make a new credential and delete every older user from the userdb at once.
+   * Resolves with the deleted user names (their live allocations are the caller's to cancel:
+   * coturn keeps a session's key, so deleting a user ends nothing by itself).
+   */
+  async revokeCredential(): Promise<string[]> {
+    if (this.mode !== 'userdb') throw new Error('revoking the shared credential needs credentials.mode "userdb"');
+    await this.rotateNow();
+    const current = this.state.entries.at(-1)!;
+    const old = this.state.entries.filter((e) => e !== current);
+    for (const e of old) await this.remove(e);
+    this.log.warn({ event: 'credential-revoked', users: old.map((e) => e.id) }, 'previous credentials deleted from the userdb');
+    return old.map((e) => e.id);
   }
 
   /** The credential for one request; null when none is valid (turnadmin kept failing). */

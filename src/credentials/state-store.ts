@@ -12,15 +12,25 @@ const entrySchema = z.object({
   expiresAt: z.number().nullable(),
 });
 
+/** A revoked client id (secret mode): refused until every credential issued to it before the revoke has expired. */
+const deniedSchema = z.object({
+  clientId: z.string().min(1),
+  revokedAt: z.number(),
+  until: z.number(),
+});
+
 const stateSchema = z.object({
   version: z.literal(1),
   mode: z.enum(['userdb', 'secret']),
   realm: z.string(),
   /** Oldest first; the last one is current. */
   entries: z.array(entrySchema),
+  /** Files written before revocation existed have none. */
+  denied: z.array(deniedSchema).default([]),
 });
 
 export type CredentialEntry = z.infer<typeof entrySchema>;
+export type DeniedClient = z.infer<typeof deniedSchema>;
 export type CredentialState = z.infer<typeof stateSchema>;
 
 export type LoadResult = { state: CredentialState } | { state: null; problem: string | null };

@@ -24,6 +24,8 @@ export interface AllocationRecord {
   lastEventAt: number;
   endReason: string | null;
   endDetail: string | null;
+  /** Set before the monitor cancels it (disconnect, revoke): the end reason once coturn's delete completes. */
+  pendingReason: string | null;
   /** Running sums of the `traffic` / `traffic/peer` increments. */
   client: Counters;
   peer: Counters;
@@ -63,6 +65,8 @@ export interface ModelHooks {
   onDisagreement?(r: AllocationRecord): void;
   /** 'both' mode: the primary source missed the end, the secondary's totals were used. */
   onFilled?(r: AllocationRecord): void;
+  /** The primary source reported a new allocation (its `new` status). */
+  onNew?(r: AllocationRecord): void;
 }
 
 export interface ModelOptions {
@@ -108,6 +112,11 @@ export class AllocationModel {
     return n;
   }
 
+  /** The open record of an allocation of a run, if any. */
+  find(run: string, allocationId: string): AllocationRecord | null {
+    return this.open.get(run)?.get(allocationId) ?? null;
+  }
+
   openRecords(): AllocationRecord[] {
     return [...this.records()].filter((r) => r.kind === 'allocation');
   }
@@ -147,7 +156,8 @@ export class AllocationModel {
         break;
     }
     this.markDirty(r);
-    if (r.deletedAt !== null && this.endComplete(r)) this.close(r, r.deletedAt, 'deleted');
+    if (r.deletedAt !== null && this.endComplete(r)) this.close(r, r.deletedAt, r.pendingReason ?? 'deleted');
+    else if (e.kind === 'status' && e.status === 'new' && e.source === this.primary) this.hooks.onNew?.(r);
     return r;
   }
 
@@ -196,6 +206,7 @@ export class AllocationModel {
       lastEventAt: e.at,
       endReason: null,
       endDetail: null,
+      pendingReason: null,
       client: zero(),
       peer: zero(),
       totalClient: null,
@@ -253,7 +264,7 @@ export class AllocationModel {
     r.endedAt = at;
     r.endReason = reason;
     r.complete = complete;
-    if (this.secondary && reason === 'deleted') this.reconcile(r);
+    if (this.secondary && r.deletedAt !== null) this.reconcile(r);
     this.markDirty(r);
     this.open.get(r.run)?.delete(r.allocationId);
     // Only two sources can deliver events after the close (the slower one lagging behind).
@@ -291,7 +302,7 @@ export class AllocationModel {
    */
   tick(now: number, unattributedIdleMs = 120_000): void {
     for (const r of this.records()) {
-      if (r.deletedAt !== null && now - r.deletedAt >= this.deleteGraceMs) this.close(r, r.deletedAt, 'deleted');
+      if (r.deletedAt !== null && now - r.deletedAt >= this.deleteGraceMs) this.close(r, r.deletedAt, r.pendingReason ?? 'deleted');
       else if (r.kind === 'unattributed' && now - r.lastEventAt >= unattributedIdleMs) this.close(r, r.lastEventAt, 'idle');
     }
   }
@@ -301,7 +312,7 @@ export class AllocationModel {
     let n = 0;
     for (const r of this.open.get(run)?.values() ?? []) {
       // A deleted allocation still waiting for its totals closes normally with its sums.
-      if (r.deletedAt !== null) this.close(r, r.deletedAt, 'deleted');
+      if (r.deletedAt !== null) this.close(r, r.deletedAt, r.pendingReason ?? 'deleted');
       else {
         this.close(r, at, reason, false);
         n++;

@@ -28,6 +28,7 @@ export class UsagePipeline implements IncrementSink {
   private run = 'before-first-run';
   private lastCheckpoint = 0;
   private readonly primary: UsageSource;
+  private readonly newListeners = new Set<(r: AllocationRecord) => void>();
 
   constructor(private readonly opts: PipelineOptions) {
     const { log } = opts;
@@ -41,6 +42,9 @@ export class UsagePipeline implements IncrementSink {
           this.metrics.disagreement();
           log.warn({ event: 'sources-disagree', run: r.run, allocationId: r.allocationId, redis: [r.totalClient, r.totalPeer], log: [r.altClient, r.altPeer] }, 'redis and log totals differ');
         },
+        onNew: (r) => {
+          for (const listener of this.newListeners) listener(r);
+        },
         onFilled: (r) => {
           this.metrics.filled();
           log.info({ event: 'filled-from-log', run: r.run, allocationId: r.allocationId }, 'totals taken from the log: redis missed the end of this allocation');
@@ -53,6 +57,28 @@ export class UsagePipeline implements IncrementSink {
   open(): number {
     this.store = new UsageStore(this.opts.dbFile);
     return this.store.closeLeftovers('monitor-restart');
+  }
+
+  /** Call `listener` with every new allocation (its `new` event); returns the unsubscribe. */
+  onNewAllocation(listener: (r: AllocationRecord) => void): () => void {
+    this.newListeners.add(listener);
+    return () => this.newListeners.delete(listener);
+  }
+
+  /** The open record of an allocation of the current turnserver run. */
+  openRecord(allocationId: string): AllocationRecord | null {
+    return this.model.find(this.run, allocationId);
+  }
+
+  /**
+   * The monitor is about to end this allocation (disconnect, revoke): once coturn's delete and
+   * totals arrive it closes with this reason instead of 'deleted'. False when it is not open.
+   */
+  markEnding(allocationId: string, reason: string): boolean {
+    const r = this.openRecord(allocationId);
+    if (!r) return false;
+    r.pendingReason = reason;
+    return true;
   }
 
   /** Events from now on belong to this turnserver run. */

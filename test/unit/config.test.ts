@@ -66,3 +66,18 @@ test('errors never echo the offending value (it may be a secret)', () => {
   assert.throws(() => buildConfig({ http: { apiKeys: [12345678901234567890] } }, '/x'), (err: Error) => !err.message.includes('12345678901234567890'));
   assert.throws(() => buildConfig({ redis: { url: 'http://user:hunter2@x' } }, '/x'), (err: Error) => !err.message.includes('hunter2'));
 });
+
+test('secret mode: the secret rotation and a credential\'s lifetime are independent; userdb mode keeps the rule', () => {
+  const c = buildConfig({ credentials: { mode: 'secret', rotateIntervalSec: 86_400, validitySec: 600 } }, '/x');
+  assert.equal(c.credentials.rotateIntervalSec, 86_400);
+  assert.throws(() => buildConfig({ credentials: { rotateIntervalSec: 86_400, validitySec: 600 } }, '/x'), /credentials\.rotateIntervalSec/);
+});
+
+test('admin CLI and quota keys: defaults, and a per-client quota only in secret mode', () => {
+  const c = buildConfig({}, '/x');
+  assert.equal(c.turnserver.cliPort, null);
+  assert.equal(c.credentials.maxAllocationsPerClient, null);
+  assert.equal(buildConfig({ credentials: { mode: 'secret', maxAllocationsPerClient: 3 } }, '/x').credentials.maxAllocationsPerClient, 3);
+  assert.throws(() => buildConfig({ credentials: { maxAllocationsPerClient: 3 } }, '/x'), /credentials\.maxAllocationsPerClient/);
+  assert.throws(() => buildConfig({ turnserver: { cliPort: 70_000 } }, '/x'), (err: Error) => /turnserver\.cliPort/.test(err.message) && !err.message.includes('70000'));
+});

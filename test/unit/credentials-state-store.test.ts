@@ -10,6 +10,7 @@ const sample: CredentialState = {
   mode: 'userdb',
   realm: 'example.org',
   entries: [{ id: 'tm-a', secret: 'pw-a', issuedAt: 1000, expiresAt: 61_000 }],
+  denied: [{ clientId: 'alice', revokedAt: 1000, until: 8_200_000 }],
 };
 
 async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
@@ -56,4 +57,12 @@ test('an unreadable path (a directory) is a problem, not an exception', () =>
     const result = await loadState(dir);
     assert.equal(result.state, null);
     assert.match(String('problem' in result && result.problem), /cannot read/);
+  }));
+
+test('a state file written before revocation existed loads with an empty deny list', () =>
+  withDir(async (dir) => {
+    const file = path.join(dir, 'credential.json');
+    const { denied: _denied, ...old } = sample;
+    await writeFile(file, JSON.stringify(old));
+    assert.deepEqual(await loadState(file), { state: { ...old, denied: [] } });
   }));

@@ -9,7 +9,7 @@ import type { Credentials } from '../../credentials/credentials.js';
 
 // The client id becomes part of the TURN username and of usage accounting keys: '%' crashes
 // coturn 4.6.1 with redis-statsdb on, '/' and ':' break the topic and REST username parsing.
-const CLIENT_ID = /^[A-Za-z0-9._-]{1,64}$/;
+export const CLIENT_ID = /^[A-Za-z0-9._-]{1,64}$/;
 
 const error = (code: string, message: string) => ({ type: 'error', code, error: message });
 
@@ -37,10 +37,11 @@ export interface CredentialHandlerOptions {
 /**
  * GET /turncredential on bare node:http: it is what signalling servers call on every client
  * connect, so it skips express. In order: API key (401), per-client-IP limit of limitPerMinute
- * per 60 s window with draft-7 RateLimit headers (429), `?user=` check (400), credential (503
+ * per 60 s window with draft-7 RateLimit headers (429), `?user=` check (400), a revoked client
+ * (403), credential (503
  * when none is valid), `Cache-Control: no-store`.
  */
-export function credentialHandler(credentials: Pick<Credentials, 'issueJson'>, options: CredentialHandlerOptions): FastHandler {
+export function credentialHandler(credentials: Pick<Credentials, 'issueJson'> & Partial<Pick<Credentials, 'revoked'>>, options: CredentialHandlerOptions): FastHandler {
   const { authorized } = options;
   const limiter = new FixedWindowLimiter(options.limitPerMinute, 60_000, options.now);
   return (req, res) => {
@@ -53,6 +54,7 @@ export function credentialHandler(credentials: Pick<Credentials, 'issueJson'>, o
     if (user !== undefined && (typeof user !== 'string' || !CLIENT_ID.test(user))) {
       return sendJson(res, 400, error('bad_user', 'user must be 1-64 characters of A-Z a-z 0-9 . _ -'), rate);
     }
+    if (user !== undefined && credentials.revoked?.(user)) return sendJson(res, 403, error('revoked', 'this client is revoked'), rate);
     const credential = credentials.issueJson(user ?? null);
     if (credential === null) return sendJson(res, 503, error('unavailable', 'no valid credential: see /health'), rate);
     rate['Cache-Control'] = 'no-store';
