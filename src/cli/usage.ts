@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { loadConfig } from '../config/load.js';
-import { formatUsage, parseFilter, queryUsage, type UsageView } from '../stats/query.js';
-import { UsageStore } from '../stats/store.js';
+import { formatUsage, parseFilter, type UsageView } from '../stats/query.js';
+import { UsageReader } from '../stats/reader.js';
 import { runCli } from './api-client.js';
 
 interface Options {
@@ -30,16 +30,16 @@ export function registerUsage(program: Command): void {
         if (!['table', 'json', 'csv'].includes(opts.format)) throw new Error('--format must be table, json or csv');
         const filter = parseFilter(opts);
         const config = loadConfig(opts.config ?? process.env.TURN_MONITOR_CONFIG);
-        let store: UsageStore;
+        let reader: UsageReader;
         try {
-          store = new UsageStore(config.stats.dbFile, { readonly: true });
+          reader = new UsageReader(config.stats.dbFile);
         } catch (err) {
           throw new Error(`cannot open the usage database ${config.stats.dbFile}: ${(err as Error).message}`);
         }
         try {
-          process.stdout.write(formatUsage(queryUsage(store.db, opts.by as UsageView, filter), opts.format as 'table' | 'json' | 'csv'));
+          process.stdout.write(formatUsage(reader.query(opts.by as UsageView, filter), opts.format as 'table' | 'json' | 'csv'));
         } finally {
-          store.close();
+          reader.close();
         }
       }),
     );
