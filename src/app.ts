@@ -1,7 +1,10 @@
+import os from 'node:os';
 import type { Config } from './config/schema.js';
 import type { AppContext } from './context.js';
 import { createCredentials } from './credentials/index.js';
 import { createDiscovery } from './discovery/index.js';
+import { nodeNameFor } from './discovery/identity.js';
+import { createExport } from './export/index.js';
 import { HttpServer, type HealthReport } from './http/http-server.js';
 import { credentialHandler, rotateRoute } from './http/routes/credentials.js';
 import { usageRoutes } from './http/routes/usage.js';
@@ -42,7 +45,10 @@ export class App {
     http.addRoutes(rotateRoute(credentials, logger.child({ component: 'credentials' })));
     http.addRoutes(usageRoutes(stats.pipeline));
     const discovery = createDiscovery(this.ctx, { httpAddress: () => http.address, usage: stats.usage });
-    this.subsystems = [credentials, stats, supervisor, http, discovery];
+    // After stats (its tables exist) and stopped after turnserver, so the closes of the stop ship.
+    const hostId = config.export.postgres.hostId ?? nodeNameFor(config, os.hostname());
+    const exporter = createExport(this.ctx, { hostId });
+    this.subsystems = [credentials, stats, exporter, supervisor, http, discovery];
   }
 
   /** Start everything; on a start-up failure stop what did start and rethrow. */
