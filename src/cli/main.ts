@@ -2,6 +2,7 @@ import { Command } from 'commander';
 import { packageVersion } from '../config/package.js';
 import { registerCredential } from './credential.js';
 import { registerDemo } from './demo.js';
+import { registerFleet } from './fleet.js';
 import { registerServers } from './servers.js';
 import { registerStart } from './start.js';
 import { registerUsage } from './usage.js';
@@ -15,6 +16,7 @@ registerStart(program);
 registerCredential(program);
 registerUsage(program);
 registerServers(program);
+registerFleet(program);
 registerDemo(program);
 
 await program.parseAsync(process.argv);
