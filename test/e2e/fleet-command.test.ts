@@ -3,7 +3,10 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { harnessTest } from '../harness/harness.js';
 import { createNode, zkClose, zkConnect } from '../harness/discovery.js';
-import { monitorBin } from '../harness/monitor.js';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { monitorBin, repoRoot, startMonitor } from '../harness/monitor.js';
+import { waitUntil } from '../../src/process/wait.js';
 import { startZookeeper } from '../harness/services.js';
 import { freePort } from '../../src/process/ports.js';
 
@@ -92,4 +95,19 @@ harnessTest('fleet sessions | revoke | drain: fans out to every registered host,
   r = await fleet('drain', 'nope:1');
   assert.equal(r.code, 1);
   assert.match(r.output, /host nope:1 is not in the registry/);
+
+  // A real monitor in the registry: the fan-out reaches its published restAddr (in this tree it
+  // has no /sessions route yet: reported as that host's error). Its live /metrics carries every
+  // metric the Grafana dashboard queries.
+  const m = await startMonitor(h, { zookeeper: { connect: zk.connect, path: '/turn/real' }, discovery: { intervalSec: 0.2 } });
+  await waitUntil('monitor published', async () => /^turn_monitor_discovery_published 1$/m.test((await m.get('/metrics')).text), 15_000);
+  r = await h.run('fleet', process.execPath, [monitorBin, 'fleet', '--zookeeper', zk.connect, '--path', '/turn/real', '--timeout', '2', 'sessions']);
+  assert.equal(r.code, 1);
+  assert.match(r.output, /^\S+\s+error\s+HTTP 404/m);
+  const metrics = (await m.get('/metrics')).text;
+  const dashboard = JSON.parse(readFileSync(path.join(repoRoot, 'dashboards', 'turn-monitor.json'), 'utf8')) as { panels: { targets: { expr: string }[] }[] };
+  const names = new Set(dashboard.panels.flatMap((p) => p.targets.flatMap((t) => t.expr.match(/turn_monitor_[a-z_]+/g) ?? [])));
+  assert.ok(names.size >= 10, [...names].join(' '));
+  for (const name of names) assert.match(metrics, new RegExp(`^# TYPE ${name} `, 'm'), `dashboard metric ${name} in /metrics`);
+  assert.equal((await m.stop()).code, 0);
 }, { timeout: 60_000 });
