@@ -53,7 +53,7 @@ export class Outbox {
     })();
     const cols = COLUMNS.map((c) => `a.${c.sql}`).join(', ');
     this.takeStmt = this.db.prepare(
-      `SELECT o.alloc_id AS _alloc_id, o.version AS _version, ${cols} FROM export_outbox o JOIN allocations a ON a.id = o.alloc_id ORDER BY o.alloc_id LIMIT ?`,
+      `SELECT o.alloc_id AS _alloc_id, o.version AS _version, ${cols} FROM export_outbox o JOIN allocations a ON a.id = o.alloc_id WHERE o.alloc_id > ? ORDER BY o.alloc_id LIMIT ?`,
     );
     this.ackStmt = this.db.prepare(`DELETE FROM export_outbox WHERE alloc_id = ? AND version = ?`);
     this.countStmt = this.db.prepare(`SELECT count(*) AS n FROM export_outbox`).pluck();
@@ -65,9 +65,9 @@ export class Outbox {
     });
   }
 
-  /** Up to `limit` marked rows, oldest record first. */
-  take(limit: number): MarkedRow[] {
-    return (this.takeStmt.all(limit) as DbRow[]).map(({ _alloc_id, _version, ...row }) => ({ allocId: _alloc_id as number, version: _version as number, row }));
+  /** Up to `limit` marked rows in record order, after record `after` (to read ahead of a batch in flight). */
+  take(limit: number, after = -1): MarkedRow[] {
+    return (this.takeStmt.all(after, limit) as DbRow[]).map(({ _alloc_id, _version, ...row }) => ({ allocId: _alloc_id as number, version: _version as number, row }));
   }
 
   /** PostgreSQL committed these versions: clear their marks (a record changed since stays marked). */

@@ -83,14 +83,13 @@ export class Shipper {
     while (!this.stopped) {
       let delay = this.opts.intervalMs;
       try {
-        const sent = await this.shipOnce();
+        await this.shipAll();
         if (this.failing) {
           this.failing = false;
           this.on.recovered();
         }
         this.lastError = null;
         this.backoff.reset();
-        if (sent === this.opts.batchSize) delay = 0; // more waiting: go on at once
       } catch (err) {
         this.failures++;
         this.lastError = describePgError(err, this.opts.secrets);
@@ -100,8 +99,7 @@ export class Shipper {
         delay = this.backoff.next();
       }
       if (this.stopped) break;
-      if (delay > 0) await this.sleep(delay);
-      else await new Promise((r) => setImmediate(r));
+      await this.sleep(delay);
     }
   }
 
@@ -155,6 +153,32 @@ export class Shipper {
     return batch.length;
   }
 
+  /**
+   * Every marked row, batch after batch, reading the next batch from SQLite while PostgreSQL
+   * commits the current one (the two are disjoint: the next starts after the current's last
+   * record). A row changed after it was read keeps its newer mark and goes again. Stops at a
+   * short batch (or after the current one once stopped, unless `final`); returns the rows sent.
+   */
+  async shipAll(final = false): Promise<number> {
+    const client = await this.connect();
+    const size = this.opts.batchSize;
+    let batch = this.outbox.take(size);
+    let sent = 0;
+    while (batch.length > 0) {
+      const committed = client.query(upsertSql(batch.length), this.params(batch));
+      committed.catch(() => undefined); // awaited below; reading ahead must not leave it unhandled
+      const next = batch.length === size && (final || !this.stopped) ? this.outbox.take(size, batch[batch.length - 1].allocId) : [];
+      await committed;
+      this.outbox.ack(batch);
+      sent += batch.length;
+      this.rowsShipped += batch.length;
+      this.lastShippedAt = Date.now();
+      this.on.shipped(batch.length);
+      batch = next;
+    }
+    return sent;
+  }
+
   private params(batch: MarkedRow[]): unknown[] {
     const out: unknown[] = [];
     for (const { row } of batch) {
@@ -179,11 +203,7 @@ export class Shipper {
       Promise.race([p.catch(() => undefined), new Promise<void>((r) => setTimeout(r, ms).unref())]);
     await bounded(this.loop ?? Promise.resolve(), Math.max(drainMs, 1000));
     if (drainMs > 0 && !this.failing && this.client) {
-      const deadline = Date.now() + drainMs;
-      const drain = async () => {
-        while (Date.now() < deadline && (await this.shipOnce()) === this.opts.batchSize);
-      };
-      await bounded(drain(), drainMs);
+      await bounded(this.shipAll(true), drainMs);
     }
     this.drop();
   }
