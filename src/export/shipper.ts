@@ -154,21 +154,30 @@ export class Shipper {
   }
 
   /**
-   * Every marked row, batch after batch, reading the next batch from SQLite while PostgreSQL
-   * commits the current one (the two are disjoint: the next starts after the current's last
-   * record). A row changed after it was read keeps its newer mark and goes again. Stops at a
-   * short batch (or after the current one once stopped, unless `final`); returns the rows sent.
+   * Every marked row, batch after batch, keeping PostgreSQL busy: while it commits one batch the
+   * next is read from SQLite and its parameters built, and it is sent as soon as the first
+   * returned, before the first's marks are cleared. Batches are disjoint (each starts after the
+   * previous one's last record); a row changed after it was read keeps its newer mark and goes
+   * again. Stops at a short batch (or after the current one once stopped, unless `final`);
+   * returns the rows sent.
    */
   async shipAll(final = false): Promise<number> {
     const client = await this.connect();
     const size = this.opts.batchSize;
+    const send = (rows: number, params: unknown[]) => {
+      const p = client.query(upsertSql(rows), params);
+      p.catch(() => undefined); // awaited in the loop; must not count as unhandled meanwhile
+      return p;
+    };
     let batch = this.outbox.take(size);
+    let committed = batch.length > 0 ? send(batch.length, this.params(batch)) : null;
     let sent = 0;
-    while (batch.length > 0) {
-      const committed = client.query(upsertSql(batch.length), this.params(batch));
-      committed.catch(() => undefined); // awaited below; reading ahead must not leave it unhandled
+    while (committed) {
       const next = batch.length === size && (final || !this.stopped) ? this.outbox.take(size, batch[batch.length - 1].allocId) : [];
+      const nextParams = next.length > 0 ? this.params(next) : null;
       await committed;
+      committed = nextParams ? send(next.length, nextParams) : null;
+      // Committed: only now may this batch's marks go.
       this.outbox.ack(batch);
       sent += batch.length;
       this.rowsShipped += batch.length;
