@@ -32,11 +32,34 @@ let rows: unknown[][];
 function record(i: number): AllocationRecord {
   const c: [number, number, number, number] = [i, i * 100, i + 1, (i + 1) * 100];
   return {
-    run: 'bench-run', allocationId: String(100_000_000_000_000_000n + BigInt(i)), kind: 'allocation', realm: 'bench.local',
-    username: `1795348399:client${i % 500}`, clientId: `client${i % 500}`, transport: 'UDP', local: '127.0.0.1:3478', remote: '127.0.0.1:50000',
-    lifetime: 600, startedAt: 1_795_000_000_000 + i, endedAt: 1_795_000_060_000 + i, lastEventAt: 1_795_000_060_000 + i,
-    endReason: 'deleted', endDetail: null, client: c, peer: c, totalClient: c, totalPeer: c, altClient: null, altPeer: null,
-    deletedAt: 1_795_000_060_000 + i, deletedBy: ['redis'], altSawNew: false, gap: false, persisted: true, pendingWrite: false, complete: true,
+    run: 'bench-run',
+    allocationId: String(100_000_000_000_000_000n + BigInt(i)),
+    kind: 'allocation',
+    realm: 'bench.local',
+    username: `1795348399:client${i % 500}`,
+    clientId: `client${i % 500}`,
+    transport: 'UDP',
+    local: '127.0.0.1:3478',
+    remote: '127.0.0.1:50000',
+    lifetime: 600,
+    startedAt: 1_795_000_000_000 + i,
+    endedAt: 1_795_000_060_000 + i,
+    lastEventAt: 1_795_000_060_000 + i,
+    endReason: 'deleted',
+    endDetail: null,
+    client: c,
+    peer: c,
+    totalClient: c,
+    totalPeer: c,
+    altClient: null,
+    altPeer: null,
+    deletedAt: 1_795_000_060_000 + i,
+    deletedBy: ['redis'],
+    altSawNew: false,
+    gap: false,
+    persisted: true,
+    pendingWrite: false,
+    complete: true,
   };
 }
 
@@ -48,7 +71,11 @@ async function ours(): Promise<number> {
   sqlite.exec(`INSERT OR REPLACE INTO export_outbox (alloc_id, version, marked_at) SELECT id, 1, 0 FROM allocations`);
   sqlite.close();
   const outbox = new Outbox(db);
-  const shipper = new Shipper(outbox, { url: postgres.url, hostId: SYNTHETIC, intervalMs: 60_000, batchSize: BATCH, secrets: [] }, { shipped() {}, failed() {}, recovered() {}, migrated() {} });
+  const shipper = new Shipper(
+    outbox,
+    { url: postgres.url, hostId: SYNTHETIC, intervalMs: 60_000, batchSize: BATCH, secrets: [] },
+    { shipped() {}, failed() {}, recovered() {}, migrated() {} },
+  );
   await shipper.shipOnce(); // connect (and one batch) outside the timing
   const t0 = performance.now();
   const shipped = await shipper.shipAll();
@@ -79,7 +106,10 @@ async function bare(): Promise<number> {
     const batch = rows.slice(i, i + BATCH);
     const w = upsertColumns.length;
     const values = batch.map((_, r) => `(${upsertColumns.map((_, j) => `$${r * w + j + 1}`).join(', ')})`);
-    await client.query(`INSERT INTO bench_bare (${upsertColumns.join(', ')}) VALUES ${values.join(', ')}`, batch.flat());
+    await client.query(
+      `INSERT INTO bench_bare (${upsertColumns.join(', ')}) VALUES ${values.join(', ')}`,
+      batch.flat(),
+    );
   }
   return (rows.length - BATCH) / ((performance.now() - t0) / 1000);
 }
@@ -90,12 +120,24 @@ async function closeLatency(round: number): Promise<number[]> {
   const id = (i: number) => String(800_000_000_000_000_000n + BigInt(round * 100_000 + i));
   const topic = (i: number) => `turn/realm/test.local/user/1795348399:load${i % 100}/allocation/${id(i)}`;
   let p = pub.pipeline();
-  for (let i = 0; i < n; i++) p.publish(`${topic(i)}/status`, 'new lifetime=600, type=UDP, local=127.0.0.1:3478, remote=127.0.0.1:50000, ssl=NONE, cipher=NONE');
+  for (let i = 0; i < n; i++)
+    p.publish(
+      `${topic(i)}/status`,
+      'new lifetime=600, type=UDP, local=127.0.0.1:3478, remote=127.0.0.1:50000, ssl=NONE, cipher=NONE',
+    );
   await p.exec();
-  await waitUntil('opened allocations shipped', async () => {
-    const { rows: r } = await client.query<{ n: string }>(`SELECT count(*) AS n FROM turn_monitor.allocations WHERE host_id = 'bench' AND allocation_id = ANY($1)`, [Array.from({ length: n }, (_, i) => id(i))]);
-    return Number(r[0].n) === n && (await monitor.health()).body.export.backlog === 0;
-  }, 60_000, 200);
+  await waitUntil(
+    'opened allocations shipped',
+    async () => {
+      const { rows: r } = await client.query<{ n: string }>(
+        `SELECT count(*) AS n FROM turn_monitor.allocations WHERE host_id = 'bench' AND allocation_id = ANY($1)`,
+        [Array.from({ length: n }, (_, i) => id(i))],
+      );
+      return Number(r[0].n) === n && (await monitor.health()).body.export.backlog === 0;
+    },
+    60_000,
+    200,
+  );
   const sentAt = new Map<string, number>();
   const perTick = CLOSES_PER_SEC / 100;
   const start = Date.now();
@@ -114,12 +156,22 @@ async function closeLatency(round: number): Promise<number[]> {
     for (let j = i; j < i + perTick; j++) sentAt.set(id(j), at);
   }
   const ids = [...sentAt.keys()];
-  await waitUntil('every close visible', async () => {
-    const { rows: r } = await client.query<{ n: string }>(`SELECT count(*) AS n FROM turn_monitor.allocations WHERE host_id = 'bench' AND allocation_id = ANY($1) AND ended_at IS NOT NULL`, [ids]);
-    return Number(r[0].n) === ids.length;
-  }, 60_000, 100);
+  await waitUntil(
+    'every close visible',
+    async () => {
+      const { rows: r } = await client.query<{ n: string }>(
+        `SELECT count(*) AS n FROM turn_monitor.allocations WHERE host_id = 'bench' AND allocation_id = ANY($1) AND ended_at IS NOT NULL`,
+        [ids],
+      );
+      return Number(r[0].n) === ids.length;
+    },
+    60_000,
+    100,
+  );
   const { rows: seen } = await client.query<{ allocation_id: string; ms: string }>(
-    `SELECT allocation_id, (extract(epoch from shipped_at) * 1000)::bigint AS ms FROM turn_monitor.allocations WHERE host_id = 'bench' AND allocation_id = ANY($1)`, [ids]);
+    `SELECT allocation_id, (extract(epoch from shipped_at) * 1000)::bigint AS ms FROM turn_monitor.allocations WHERE host_id = 'bench' AND allocation_id = ANY($1)`,
+    [ids],
+  );
   const lat = seen.map((r) => (Number(r.ms) - sentAt.get(r.allocation_id)!) / 1000);
   return lat;
 }
@@ -145,9 +197,17 @@ export const exportBench: Benchmark = {
     store.close();
     new Outbox(db).close(); // creates the outbox and its triggers
     const outbox = new Outbox(db);
-    rows = outbox.take(ROWS).map(({ row }) => [SYNTHETIC, ...Object.values(row).map((v, j) => (j >= 10 && j <= 12 && v !== null ? new Date(v as number) : v))]);
+    rows = outbox
+      .take(ROWS)
+      .map(({ row }) => [
+        SYNTHETIC,
+        ...Object.values(row).map((v, j) => (j >= 10 && j <= 12 && v !== null ? new Date(v as number) : v)),
+      ]);
     outbox.close();
-    monitor = await startMonitor(h, { ...exportConfig(h, postgres, 'bench', { intervalSec: INTERVAL_SEC }), logLevel: 'info' });
+    monitor = await startMonitor(h, {
+      ...exportConfig(h, postgres, 'bench', { intervalSec: INTERVAL_SEC }),
+      logLevel: 'info',
+    });
     pub = await publisher(h, await monitorRedisPort(monitor));
   },
   async round(_h, round) {
@@ -155,6 +215,13 @@ export const exportBench: Benchmark = {
     const b = await bare();
     const u = await bareUpsert();
     const lat = await closeLatency(round);
-    return { ratio: a / b, ours_rows_s: a, bare_rows_s: b, upsert_rows_s: u, close_p50_s: percentile(lat, 50), close_p99_s: percentile(lat, 99) };
+    return {
+      ratio: a / b,
+      ours_rows_s: a,
+      bare_rows_s: b,
+      upsert_rows_s: u,
+      close_p50_s: percentile(lat, 50),
+      close_p99_s: percentile(lat, 99),
+    };
   },
 };

@@ -41,10 +41,14 @@ export function fleetRequest(action: string, target: string | undefined, drainTi
       return { method: 'GET', path: '/sessions', summarize: (b) => `${count(b, 'sessions') ?? '?'} sessions` };
     case 'revoke':
       if (!target) throw new Error('revoke needs a CLIENT id');
-      return { method: 'POST', path: `/clients/${encodeURIComponent(target)}/revoke`, summarize: (b) => {
-        const n = count(b, 'revoked') ?? count(b, 'sessions');
-        return n === null ? 'revoked' : `revoked (${n} sessions)`;
-      } };
+      return {
+        method: 'POST',
+        path: `/clients/${encodeURIComponent(target)}/revoke`,
+        summarize: (b) => {
+          const n = count(b, 'revoked') ?? count(b, 'sessions');
+          return n === null ? 'revoked' : `revoked (${n} sessions)`;
+        },
+      };
     case 'drain':
       if (!target) throw new Error('drain needs a HOST (its node name in the registry)');
       return { method: 'POST', path: '/drain', body: { timeoutSec: drainTimeoutSec }, summarize: () => 'draining' };
@@ -54,7 +58,12 @@ export function fleetRequest(action: string, target: string | undefined, drainTi
 }
 
 /** Call one host's API; never waits longer than `timeoutMs`, never throws. */
-export async function callHost(host: Pick<TurnHost, 'name' | 'restAddr'>, req: FleetRequest, key: string | null, timeoutMs: number): Promise<HostResult> {
+export async function callHost(
+  host: Pick<TurnHost, 'name' | 'restAddr'>,
+  req: FleetRequest,
+  key: string | null,
+  timeoutMs: number,
+): Promise<HostResult> {
   const base = { host: host.name, restAddr: host.restAddr };
   const headers: Record<string, string> = {};
   if (key) headers.authorization = `Bearer ${key}`;
@@ -75,14 +84,21 @@ export async function callHost(host: Pick<TurnHost, 'name' | 'restAddr'>, req: F
     }
     if (!res.ok) {
       const why = (body as { error?: unknown } | null)?.error;
-      return { ...base, ok: false, status: res.status, detail: `HTTP ${res.status}${typeof why === 'string' ? `: ${why}` : ''}`, body };
+      return {
+        ...base,
+        ok: false,
+        status: res.status,
+        detail: `HTTP ${res.status}${typeof why === 'string' ? `: ${why}` : ''}`,
+        body,
+      };
     }
     return { ...base, ok: true, status: res.status, detail: req.summarize(body), body };
   } catch (err) {
     const e = err as Error & { cause?: { code?: string; message?: string } };
-    const detail = e.name === 'TimeoutError' || e.name === 'AbortError'
-      ? `no answer within ${timeoutMs / 1000} s`
-      : (e.cause?.code ?? e.cause?.message ?? e.message);
+    const detail =
+      e.name === 'TimeoutError' || e.name === 'AbortError'
+        ? `no answer within ${timeoutMs / 1000} s`
+        : (e.cause?.code ?? e.cause?.message ?? e.message);
     return { ...base, ok: false, status: null, detail, body: null };
   }
 }
@@ -124,7 +140,9 @@ async function runFleet(action: string, target: string | undefined, opts: FleetO
   }
   if (hosts.length === 0) return fail(`no TURN hosts in the registry (${opts.path})`, 1);
   const key = opts.key ?? process.env.TURN_MONITOR_API_KEY ?? null;
-  const results = (await Promise.all(hosts.map((h) => callHost(h, req, key, timeoutMs)))).sort((a, b) => a.host.localeCompare(b.host));
+  const results = (await Promise.all(hosts.map((h) => callHost(h, req, key, timeoutMs)))).sort((a, b) =>
+    a.host.localeCompare(b.host),
+  );
   process.stdout.write(opts.json ? `${JSON.stringify(results)}\n` : renderResults(results));
   return results.every((r) => r.ok) ? 0 : 1;
 }
@@ -132,7 +150,9 @@ async function runFleet(action: string, target: string | undefined, opts: FleetO
 export function registerFleet(program: Command): void {
   program
     .command('fleet')
-    .description('act on every TURN host in the registry: sessions | revoke CLIENT | drain HOST (one line per host; exit 1 if any failed)')
+    .description(
+      'act on every TURN host in the registry: sessions | revoke CLIENT | drain HOST (one line per host; exit 1 if any failed)',
+    )
     .argument('<action>', 'sessions | revoke | drain')
     .argument('[target]', 'the client id (revoke) or the host node name (drain)')
     .requiredOption('--zookeeper <host:port>', 'ZooKeeper connect string')

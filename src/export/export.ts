@@ -39,8 +39,16 @@ export class Export implements Subsystem {
     this.log = deps.logger.child({ component: 'export' });
     this.now = deps.now ?? Date.now;
     const { registry } = deps;
-    this.rows = new Counter({ name: 'turn_monitor_export_rows_total', help: 'Allocation rows committed to PostgreSQL', registers: [registry] });
-    this.failures = new Counter({ name: 'turn_monitor_export_failures_total', help: 'Failed export attempts (connect, migrate or batch)', registers: [registry] });
+    this.rows = new Counter({
+      name: 'turn_monitor_export_rows_total',
+      help: 'Allocation rows committed to PostgreSQL',
+      registers: [registry],
+    });
+    this.failures = new Counter({
+      name: 'turn_monitor_export_failures_total',
+      help: 'Failed export attempts (connect, migrate or batch)',
+      registers: [registry],
+    });
     const figures = () => this.figures();
     new Gauge({
       name: 'turn_monitor_export_backlog_rows',
@@ -80,14 +88,25 @@ export class Export implements Subsystem {
         failed: (message, first) => {
           this.failures.inc();
           // Once per outage at warn; the retries at debug.
-          if (first) this.log.warn({ event: 'export-failed', err: message }, 'export to PostgreSQL failed; records wait in usage.db and are retried');
+          if (first)
+            this.log.warn(
+              { event: 'export-failed', err: message },
+              'export to PostgreSQL failed; records wait in usage.db and are retried',
+            );
           else this.log.debug({ event: 'export-retry-failed', err: message }, 'export retry failed');
         },
         recovered: () => this.log.info({ event: 'export-recovered' }, 'export to PostgreSQL works again'),
-        migrated: (applied) => this.log.info({ event: 'export-ready', hostId: this.deps.hostId, migrationsApplied: applied }, 'PostgreSQL schema ready'),
+        migrated: (applied) =>
+          this.log.info(
+            { event: 'export-ready', hostId: this.deps.hostId, migrationsApplied: applied },
+            'PostgreSQL schema ready',
+          ),
       },
     );
-    this.log.info({ event: 'export-starting', hostId: this.deps.hostId, backlog: this.outbox.backlog() }, 'exporting usage to PostgreSQL');
+    this.log.info(
+      { event: 'export-starting', hostId: this.deps.hostId, backlog: this.outbox.backlog() },
+      'exporting usage to PostgreSQL',
+    );
     this.shipper.start();
     await Promise.resolve();
   }
@@ -103,10 +122,14 @@ export class Export implements Subsystem {
         this.cache ??= { at: now, backlog: 0, oldest: null };
       }
     }
-    const oldestUnshippedSec = this.cache.oldest === null ? 0 : Math.max(0, Math.round((now - this.cache.oldest) / 100) / 10);
+    const oldestUnshippedSec =
+      this.cache.oldest === null ? 0 : Math.max(0, Math.round((now - this.cache.oldest) / 100) / 10);
     if (oldestUnshippedSec > BACKLOG_WARN_SEC && !this.backlogWarned) {
       this.backlogWarned = true;
-      this.log.warn({ event: 'export-backlog-old', backlog: this.cache.backlog, oldestUnshippedSec }, 'export backlog holds more than a day of records');
+      this.log.warn(
+        { event: 'export-backlog-old', backlog: this.cache.backlog, oldestUnshippedSec },
+        'export backlog holds more than a day of records',
+      );
     } else if (oldestUnshippedSec < BACKLOG_WARN_SEC) this.backlogWarned = false;
     return { backlog: this.cache.backlog, oldestUnshippedSec };
   }

@@ -25,7 +25,12 @@ function fromPg(r: Record<string, unknown>): TimedRow {
  * `usage --fleet`: the same views as `usage`, over every host's records in PostgreSQL. Sessions
  * are per host; the user view sums across hosts.
  */
-export async function queryFleetUsage(url: string, view: UsageView, f: FleetFilter, now = Date.now()): Promise<Record<string, unknown>[]> {
+export async function queryFleetUsage(
+  url: string,
+  view: UsageView,
+  f: FleetFilter,
+  now = Date.now(),
+): Promise<Record<string, unknown>[]> {
   const secrets = secretsOf(url);
   const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 10_000, query_timeout: 60_000 });
   client.on('error', () => undefined);
@@ -41,7 +46,10 @@ export async function queryFleetUsage(url: string, view: UsageView, f: FleetFilt
     if (f.hostId !== undefined) add('host_id = ?', f.hostId);
     if (f.to !== undefined) add('started_at < ?', new Date(f.to));
     if (f.from !== undefined) add('(ended_at IS NULL OR ended_at >= ?)', new Date(f.from));
-    const { rows } = await client.query(`SELECT * FROM ${SCHEMA}.allocations WHERE ${where.join(' AND ')} ORDER BY started_at, host_id, run, allocation_id`, params);
+    const { rows } = await client.query(
+      `SELECT * FROM ${SCHEMA}.allocations WHERE ${where.join(' AND ')} ORDER BY started_at, host_id, run, allocation_id`,
+      params,
+    );
     return usageFromRows(rows.map(fromPg), view, now);
   } catch (err) {
     throw new Error(describePgError(err, secrets));

@@ -39,14 +39,18 @@ export class Outbox {
     this.db = new Database(file, { fileMustExist: true });
     this.db.pragma('busy_timeout = 5000');
     this.db.transaction(() => {
-      const exists = this.db.prepare(`SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'export_outbox'`).get();
+      const exists = this.db
+        .prepare(`SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'export_outbox'`)
+        .get();
       if (!exists) {
         this.db.exec(`CREATE TABLE export_outbox (
           alloc_id INTEGER PRIMARY KEY,
           version INTEGER NOT NULL,
           marked_at INTEGER NOT NULL
         )`);
-        this.db.exec(`INSERT INTO export_outbox (alloc_id, version, marked_at) SELECT id, 1, ${NOW_MS} FROM allocations`);
+        this.db.exec(
+          `INSERT INTO export_outbox (alloc_id, version, marked_at) SELECT id, 1, ${NOW_MS} FROM allocations`,
+        );
       }
       this.db.exec(mark('INSERT'));
       this.db.exec(mark('UPDATE'));
@@ -67,7 +71,11 @@ export class Outbox {
 
   /** Up to `limit` marked rows in record order, after record `after` (to read ahead of a batch in flight). */
   take(limit: number, after = -1): MarkedRow[] {
-    return (this.takeStmt.all(after, limit) as DbRow[]).map(({ _alloc_id, _version, ...row }) => ({ allocId: _alloc_id as number, version: _version as number, row }));
+    return (this.takeStmt.all(after, limit) as DbRow[]).map(({ _alloc_id, _version, ...row }) => ({
+      allocId: _alloc_id as number,
+      version: _version as number,
+      row,
+    }));
   }
 
   /** PostgreSQL committed these versions: clear their marks (a record changed since stays marked). */

@@ -28,7 +28,9 @@ export function redact(message: string, secrets: string[]): string {
 export function describePgError(err: unknown, secrets: string[]): string {
   const e = err as { message?: string; code?: string };
   let reason = e?.message ?? String(err);
-  if (e?.code === 'ERR_INVALID_URL') reason = 'not a valid connection string (check the host, port and that special characters in the password are percent-encoded)';
+  if (e?.code === 'ERR_INVALID_URL')
+    reason =
+      'not a valid connection string (check the host, port and that special characters in the password are percent-encoded)';
   else if (e?.code === '28P01') reason = `${reason} (wrong password)`;
   else if (e?.code === 'ENOTFOUND' || e?.code === 'EAI_AGAIN') reason = `unknown host (${reason})`;
   return redact(`export.postgres.url: ${reason}`, secrets);

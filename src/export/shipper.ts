@@ -173,7 +173,10 @@ export class Shipper {
     let committed = batch.length > 0 ? send(batch.length, this.params(batch)) : null;
     let sent = 0;
     while (committed) {
-      const next = batch.length === size && (final || !this.stopped) ? this.outbox.take(size, batch[batch.length - 1].allocId) : [];
+      const next =
+        batch.length === size && (final || !this.stopped)
+          ? this.outbox.take(size, batch[batch.length - 1].allocId)
+          : [];
       const nextParams = next.length > 0 ? this.params(next) : null;
       await committed;
       committed = nextParams ? send(next.length, nextParams) : null;

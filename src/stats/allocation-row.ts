@@ -21,7 +21,12 @@ export interface Column {
   nullable: boolean;
 }
 
-const col = (sql: string, kind: Kind, key: keyof AllocationRow | null, nullable = false): Column => ({ sql, kind, key, nullable });
+const col = (sql: string, kind: Kind, key: keyof AllocationRow | null, nullable = false): Column => ({
+  sql,
+  kind,
+  key,
+  nullable,
+});
 
 export const COLUMNS: readonly Column[] = [
   col('allocation_id', 'text', 'allocationId'),
@@ -72,8 +77,24 @@ export type DbRow = Record<string, string | number | null>;
 export function recordValues(r: AllocationRecord): (string | number | null)[] {
   const { client, peer } = finalCounters(r);
   return [
-    r.allocationId, r.run, r.kind, r.realm, r.username, r.clientId, r.transport, r.local, r.remote, r.lifetime,
-    r.startedAt, r.endedAt, r.lastEventAt, r.endReason, r.endDetail, ...client, ...peer, r.complete ? 1 : 0,
+    r.allocationId,
+    r.run,
+    r.kind,
+    r.realm,
+    r.username,
+    r.clientId,
+    r.transport,
+    r.local,
+    r.remote,
+    r.lifetime,
+    r.startedAt,
+    r.endedAt,
+    r.lastEventAt,
+    r.endReason,
+    r.endDetail,
+    ...client,
+    ...peer,
+    r.complete ? 1 : 0,
   ];
 }
 

@@ -19,7 +19,14 @@ harnessTest(
     const configFile = path.join(h.dir, 'monitor.json');
     let m = await startMonitor(h, config, { configFile });
     const relay = async () => {
-      const r = await runUclient(h, { turnPort: m.turnPort, peerPort: peer.port, ...USER, clients: 2, messages: 40, length: 100 });
+      const r = await runUclient(h, {
+        turnPort: m.turnPort,
+        peerPort: peer.port,
+        ...USER,
+        clients: 2,
+        messages: 40,
+        length: 100,
+      });
       assert.equal(r.code, 0, r.output.slice(-300));
     };
     await relay();
@@ -32,7 +39,10 @@ harnessTest(
     await waitUntil('export degraded', async () => (await m.health()).body.export.status === 'degraded', 10_000);
     const down = (await m.health()).body;
     assert.equal(down.status, 'degraded');
-    assert.ok(down.export.backlog > 0 && down.export.lastError.startsWith('export.postgres.url: '), JSON.stringify(down.export));
+    assert.ok(
+      down.export.backlog > 0 && down.export.lastError.startsWith('export.postgres.url: '),
+      JSON.stringify(down.export),
+    );
     assert.ok(/^turn_monitor_export_failures_total [1-9]/m.test((await m.get('/metrics')).text));
     assert.ok(await m.stunAnswers(), 'turnserver unaffected');
     await pg.start();
@@ -67,7 +77,9 @@ harnessTest(
     assert.ok(shippedAtKill < atKill + 3000, `monitor killed mid-stream (${shippedAtKill} shipped)`);
     m = await startMonitor(h, config, { rawConfig: m.config, configFile });
     await waitUntil('every record after the monitor restart', () => pgMatches(pg, m, HOST), 30_000);
-    const dupes = await pg.query(`SELECT run, allocation_id FROM turn_monitor.allocations GROUP BY 1, 2 HAVING count(*) > 1`);
+    const dupes = await pg.query(
+      `SELECT run, allocation_id FROM turn_monitor.allocations GROUP BY 1, 2 HAVING count(*) > 1`,
+    );
     assert.deepEqual(dupes, []);
     assert.equal((await m.stop()).code, 0);
     assert.equal(m.output().includes(PG_PASSWORD), false, 'the password is never logged');
@@ -83,10 +95,16 @@ harnessTest(
     const cases: [string, string, RegExp][] = [
       ['syntax', `postgres://postgres:${secret}@127.0.0.1:notaport/postgres`, /not a valid connection string/],
       ['unknown-host', `postgres://postgres:${secret}@no-such-host.invalid:5432/postgres`, /unknown host/],
-      ['password', `postgres://postgres:${secret}@127.0.0.1:${pg.port}/postgres`, /password authentication failed.*wrong password/],
+      [
+        'password',
+        `postgres://postgres:${secret}@127.0.0.1:${pg.port}/postgres`,
+        /password authentication failed.*wrong password/,
+      ],
     ];
     const monitors = await Promise.all(
-      cases.map(([id, url]) => startMonitor(h, exportConfig(h, { url }, id), { configFile: path.join(h.dir, `${id}.json`) })),
+      cases.map(([id, url]) =>
+        startMonitor(h, exportConfig(h, { url }, id), { configFile: path.join(h.dir, `${id}.json`) }),
+      ),
     );
     for (const [i, [id, , reason]] of cases.entries()) {
       const m = monitors[i];

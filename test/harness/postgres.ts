@@ -47,7 +47,21 @@ export async function startPostgres(h: Harness): Promise<Postgres> {
   writeFileSync(pwfile, PG_PASSWORD);
   chownSync(pwfile, ids.uid, ids.gid);
   const data = path.join(dir, 'data');
-  const init = await h.run('initdb', `${BIN}/initdb`, ['-D', data, '-U', 'postgres', '--auth-local=trust', '--auth-host=scram-sha-256', `--pwfile=${pwfile}`, '--no-sync'], { ...ids, cwd: dir });
+  const init = await h.run(
+    'initdb',
+    `${BIN}/initdb`,
+    [
+      '-D',
+      data,
+      '-U',
+      'postgres',
+      '--auth-local=trust',
+      '--auth-host=scram-sha-256',
+      `--pwfile=${pwfile}`,
+      '--no-sync',
+    ],
+    { ...ids, cwd: dir },
+  );
   if (init.code !== 0) throw new Error(`initdb failed: ${init.output}`);
   let tracked: Tracked | null = null;
   const url = `postgres://postgres:${PG_PASSWORD}@127.0.0.1:${port}/postgres`;
@@ -66,12 +80,22 @@ export async function startPostgres(h: Harness): Promise<Postgres> {
   };
   const start = async () => {
     // After a crash the old backends may hold the shared memory a moment: retry the start.
-    await waitUntil(`postgres on ${port}`, async () => {
-      if (!tracked || !isAlive(tracked.pid) || tracked.child.exitCode !== null) {
-        tracked = h.spawn('postgres', `${BIN}/postgres`, ['-D', data, '-p', String(port), '-k', dir, '-c', 'listen_addresses=127.0.0.1', '-c', 'fsync=off'], { ...ids, cwd: dir });
-      }
-      return ready();
-    }, 20_000, 100);
+    await waitUntil(
+      `postgres on ${port}`,
+      async () => {
+        if (!tracked || !isAlive(tracked.pid) || tracked.child.exitCode !== null) {
+          tracked = h.spawn(
+            'postgres',
+            `${BIN}/postgres`,
+            ['-D', data, '-p', String(port), '-k', dir, '-c', 'listen_addresses=127.0.0.1', '-c', 'fsync=off'],
+            { ...ids, cwd: dir },
+          );
+        }
+        return ready();
+      },
+      20_000,
+      100,
+    );
   };
   await start();
   return {

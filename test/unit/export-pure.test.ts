@@ -8,14 +8,23 @@ import { renderResults } from '../../src/cli/fleet.js';
 test('export.postgres: defaults off; the url must be postgres:// and is never echoed', () => {
   const c = buildConfig({}, '/x');
   assert.deepEqual(c.export.postgres, { url: null, hostId: null, intervalSec: 5, batchSize: 500 });
-  assert.equal(buildConfig({ export: { postgres: { url: 'postgresql://u@h/db' } } }, '/x').export.postgres.url, 'postgresql://u@h/db');
+  assert.equal(
+    buildConfig({ export: { postgres: { url: 'postgresql://u@h/db' } } }, '/x').export.postgres.url,
+    'postgresql://u@h/db',
+  );
   const url = 'mysql://root:hunter2-secret@db/x';
-  assert.throws(() => buildConfig({ export: { postgres: { url } } }, '/x'), (err: Error) => {
-    assert.ok(err instanceof ConfigError);
-    assert.match(err.message, /config key "export\.postgres\.url": must be a postgres:\/\/ or postgresql:\/\/ connection string/);
-    assert.equal(err.message.includes('hunter2'), false);
-    return true;
-  });
+  assert.throws(
+    () => buildConfig({ export: { postgres: { url } } }, '/x'),
+    (err: Error) => {
+      assert.ok(err instanceof ConfigError);
+      assert.match(
+        err.message,
+        /config key "export\.postgres\.url": must be a postgres:\/\/ or postgresql:\/\/ connection string/,
+      );
+      assert.equal(err.message.includes('hunter2'), false);
+      return true;
+    },
+  );
   assert.throws(() => buildConfig({ export: { postgres: { batchSize: 0 } } }, '/x'), /export\.postgres\.batchSize/);
 });
 
@@ -24,10 +33,21 @@ test('pg errors are named by the key, with the password (raw or percent-decoded)
   const secrets = secretsOf(url);
   assert.ok(secrets.includes('p@ss:word') && secrets.includes('p%40ss%3Aword'));
   assert.equal(redact(`failed for ${url} with p@ss:word`, secrets), 'failed for *** with ***');
-  assert.equal(describePgError(Object.assign(new Error('password authentication failed for user "bill"'), { code: '28P01' }), secrets),
-    'export.postgres.url: password authentication failed for user "bill" (wrong password)');
-  assert.match(describePgError(Object.assign(new TypeError('Invalid URL'), { code: 'ERR_INVALID_URL', input: url }), secrets), /^export\.postgres\.url: not a valid connection string/);
-  assert.equal(describePgError(new Error(`connect to ${url} refused`), secrets), 'export.postgres.url: connect to *** refused');
+  assert.equal(
+    describePgError(
+      Object.assign(new Error('password authentication failed for user "bill"'), { code: '28P01' }),
+      secrets,
+    ),
+    'export.postgres.url: password authentication failed for user "bill" (wrong password)',
+  );
+  assert.match(
+    describePgError(Object.assign(new TypeError('Invalid URL'), { code: 'ERR_INVALID_URL', input: url }), secrets),
+    /^export\.postgres\.url: not a valid connection string/,
+  );
+  assert.equal(
+    describePgError(new Error(`connect to ${url} refused`), secrets),
+    'export.postgres.url: connect to *** refused',
+  );
 });
 
 test('the multi-row upsert: one parameter per column per row; counters only grow, the end is set once', () => {
