@@ -27,7 +27,8 @@ export function redact(message: string, secrets: string[]): string {
 /** One line for logs and /health, naming the config key; `err` may be anything pg threw. */
 export function describePgError(err: unknown, secrets: string[]): string {
   const e = err as { message?: string; code?: string };
-  let reason = e?.message ?? String(err);
+  // A refused connection to a name with several addresses is an AggregateError with no message.
+  let reason = e?.message || e?.code || String(err);
   if (e?.code === 'ERR_INVALID_URL')
     reason =
       'not a valid connection string (check the host, port and that special characters in the password are percent-encoded)';

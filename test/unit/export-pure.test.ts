@@ -50,6 +50,13 @@ test('pg errors are named by the key, with the password (raw or percent-decoded)
   );
 });
 
+test('an error without a message (AggregateError of a refused multi-address connect) still says why', () => {
+  assert.equal(
+    describePgError(Object.assign(new AggregateError([], ''), { code: 'ECONNREFUSED' }), []),
+    'export.postgres.url: ECONNREFUSED',
+  );
+});
+
 test('the multi-row upsert: one parameter per column per row; counters only grow, the end is set once', () => {
   const sql = upsertSql(3);
   assert.equal((sql.match(/\$\d+/g) ?? []).length, 3 * upsertColumns.length);
