@@ -7,6 +7,7 @@ import { parseArgs } from 'node:util';
 import { Harness } from '../test/harness/harness.js';
 import { credentialApi } from './credential-api.js';
 import { discovery } from './discovery.js';
+import { exportBench } from './export.js';
 import { summarize, type Benchmark, type Summary } from './lib.js';
 import { memory } from './memory.js';
 import { recovery } from './recovery.js';
@@ -18,7 +19,7 @@ import { statsIngest } from './stats-ingest.js';
 import { statsIngestLog } from './stats-ingest-log.js';
 import { tlsReload } from './tls-reload.js';
 
-const ALL: Benchmark[] = [statsIngest, statsIngestLog, credentialApi, relay, relayTls, recovery, tlsReload, memory, discovery, revoke, sessions];
+const ALL: Benchmark[] = [statsIngest, statsIngestLog, credentialApi, relay, relayTls, recovery, tlsReload, memory, discovery, revoke, sessions, exportBench];
 
 const { values } = parseArgs({ options: { only: { type: 'string' }, out: { type: 'string', default: 'bench-results.json' } } });
 const selected = values.only ? ALL.filter((b) => b.name === values.only) : ALL;

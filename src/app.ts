@@ -1,9 +1,12 @@
+import os from 'node:os';
 import { Admin } from './admin/admin.js';
 import type { Config } from './config/schema.js';
 import { SessionControl } from './control/session-control.js';
 import type { AppContext } from './context.js';
 import { createCredentials } from './credentials/index.js';
 import { createDiscovery } from './discovery/index.js';
+import { nodeNameFor } from './discovery/identity.js';
+import { createExport } from './export/index.js';
 import { HttpServer, type HealthReport } from './http/http-server.js';
 import { credentialHandler, rotateRoute } from './http/routes/credentials.js';
 import { tlsRoutes } from './http/routes/tls.js';
@@ -61,7 +64,10 @@ export class App {
     http.addRoutes(tlsRoutes(tls));
     http.addRoutes(sessionRoutes(control, config.credentials.mode, logger.child({ component: 'sessions' })));
     const discovery = createDiscovery(this.ctx, { httpAddress: () => http.address, usage: stats.usage });
-    this.subsystems = [tls, credentials, stats, admin, control, supervisor, http, discovery];
+    // After stats (its tables exist) and stopped after turnserver, so the closes of the stop ship.
+    const hostId = config.export.postgres.hostId ?? nodeNameFor(config, os.hostname());
+    const exporter = createExport(this.ctx, { hostId });
+    this.subsystems = [tls, credentials, stats, exporter, admin, control, supervisor, http, discovery];
   }
 
   /** Start everything; on a start-up failure stop what did start and rethrow. */

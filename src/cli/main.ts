@@ -2,6 +2,7 @@ import { Command } from 'commander';
 import { packageVersion } from '../config/package.js';
 import { registerCredential } from './credential.js';
 import { registerDemo } from './demo.js';
+import { registerFleet } from './fleet.js';
 import { registerServers } from './servers.js';
 import { registerSessions } from './sessions.js';
 import { registerStart } from './start.js';
@@ -19,6 +20,7 @@ registerUsage(program);
 registerSessions(program);
 registerServers(program);
 registerTls(program);
+registerFleet(program);
 registerDemo(program);
 
 await program.parseAsync(process.argv);

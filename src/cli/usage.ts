@@ -1,8 +1,9 @@
 import type { Command } from 'commander';
 import { loadConfig } from '../config/load.js';
-import { formatUsage, parseFilter, queryUsage, type UsageView } from '../stats/query.js';
-import { UsageStore } from '../stats/store.js';
+import { formatUsage, parseFilter, type UsageView } from '../stats/query.js';
+import { UsageReader } from '../stats/reader.js';
 import { runCli } from './api-client.js';
+import { queryFleetUsage } from '../export/fleet-reader.js';
 
 interface Options {
   config?: string;
@@ -11,9 +12,14 @@ interface Options {
   from?: string;
   to?: string;
   format: string;
+  fleet?: boolean;
+  host?: string;
 }
 
-/** `turn-monitor usage`: reads the usage db directly, so it works while the monitor is stopped. */
+/**
+ * `turn-monitor usage`: reads the usage db directly, so it works while the monitor is stopped;
+ * `--fleet` reads every host's records from PostgreSQL instead.
+ */
 export function registerUsage(program: Command): void {
   program
     .command('usage')
@@ -24,22 +30,32 @@ export function registerUsage(program: Command): void {
     .option('--from <iso>', 'only usage live at or after this time')
     .option('--to <iso>', 'only usage that started before this time')
     .option('--format <format>', 'table | json | csv', 'table')
+    .option('--fleet', 'every host\'s usage, from PostgreSQL (export.postgres.url in the config)')
+    .option('--host <id>', 'with --fleet: only this host id')
     .action((opts: Options) =>
       runCli(async () => {
         if (!['allocation', 'session', 'user', 'unattributed'].includes(opts.by)) throw new Error('--by must be allocation, session, user or unattributed');
         if (!['table', 'json', 'csv'].includes(opts.format)) throw new Error('--format must be table, json or csv');
         const filter = parseFilter(opts);
         const config = loadConfig(opts.config ?? process.env.TURN_MONITOR_CONFIG);
-        let store: UsageStore;
+        if (opts.host !== undefined && !opts.fleet) throw new Error('--host needs --fleet');
+        if (opts.fleet) {
+          const { url } = config.export.postgres;
+          if (url === null) throw new Error('--fleet needs export.postgres.url in the config');
+          const rows = await queryFleetUsage(url, opts.by as UsageView, { ...filter, hostId: opts.host });
+          process.stdout.write(formatUsage(rows, opts.format as 'table' | 'json' | 'csv'));
+          return;
+        }
+        let reader: UsageReader;
         try {
-          store = new UsageStore(config.stats.dbFile, { readonly: true });
+          reader = new UsageReader(config.stats.dbFile);
         } catch (err) {
           throw new Error(`cannot open the usage database ${config.stats.dbFile}: ${(err as Error).message}`);
         }
         try {
-          process.stdout.write(formatUsage(queryUsage(store.db, opts.by as UsageView, filter), opts.format as 'table' | 'json' | 'csv'));
+          process.stdout.write(formatUsage(reader.query(opts.by as UsageView, filter), opts.format as 'table' | 'json' | 'csv'));
         } finally {
-          store.close();
+          reader.close();
         }
       }),
     );

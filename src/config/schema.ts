@@ -116,6 +116,24 @@ const stats = z.strictObject({
   deleteGraceMs: positiveInt.default(2000),
 });
 
+const exportPostgres = z.strictObject({
+  // postgres://user:password@host:port/db; PG* environment variables fill what it leaves out.
+  // Only the scheme is checked here (messages never echo the value: it may carry a password);
+  // connection problems are reported at run time, without the password.
+  url: z
+    .string()
+    .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// or postgresql:// connection string')
+    .nullable()
+    .default(null),
+  hostId: z.string().min(1).max(200).nullable().default(null),
+  intervalSec: z.number().positive().default(5),
+  batchSize: z.number().int().min(1).max(2000).default(500),
+});
+
+const exportConfig = z.strictObject({
+  postgres: exportPostgres.prefault({}),
+});
+
 export const configSchema = z.strictObject({
   dataDir: z.string().min(1).default('./data'),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info'),
@@ -126,6 +144,7 @@ export const configSchema = z.strictObject({
   zookeeper: zookeeper.prefault({}),
   discovery: discovery.prefault({}),
   stats: stats.prefault({}),
+  export: exportConfig.prefault({}),
 });
 
 export type ConfigInput = z.input<typeof configSchema>;

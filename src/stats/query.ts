@@ -1,5 +1,7 @@
 import type Database from 'better-sqlite3';
-import { finalCounters, type AllocationRecord } from './model.js';
+import { COUNTERS, rowFromDb, type AllocationRow, type CounterKey, type DbRow } from './allocation-row.js';
+
+export { liveRow, type AllocationRow } from './allocation-row.js';
 
 export type UsageView = 'allocation' | 'session' | 'user' | 'unattributed';
 
@@ -11,50 +13,13 @@ export interface UsageFilter {
   to?: number;
 }
 
-const COUNTERS = ['rcvp', 'rcvb', 'sentp', 'sentb', 'peerRcvp', 'peerRcvb', 'peerSentp', 'peerSentb'] as const;
-type CounterKey = (typeof COUNTERS)[number];
-
-export interface AllocationRow extends Record<CounterKey, number> {
-  allocationId: string;
-  run: string;
-  realm: string | null;
-  username: string;
-  clientId: string;
-  transport: string | null;
-  startedAt: string;
-  endedAt: string | null;
-  endReason: string | null;
-  endDetail: string | null;
-  complete: boolean;
-}
+/** A row with its times in ms, as the views below group them; `hostId` set for fleet rows. */
+export type TimedRow = AllocationRow & { hostId?: string; _start: number; _end: number | null };
 
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
 
-interface DbRow {
-  run: string; allocation_id: string; realm: string | null; username: string; client_id: string; transport: string | null;
-  started_at: number; ended_at: number | null; end_reason: string | null; end_detail: string | null; complete: number;
-  rcvp: number; rcvb: number; sentp: number; sentb: number; peer_rcvp: number; peer_rcvb: number; peer_sentp: number; peer_sentb: number;
-}
-
-function toRow(r: DbRow): AllocationRow & { _start: number; _end: number | null } {
-  return {
-    allocationId: r.allocation_id, run: r.run, realm: r.realm, username: r.username, clientId: r.client_id, transport: r.transport,
-    startedAt: iso(r.started_at) as string, endedAt: iso(r.ended_at), endReason: r.end_reason, endDetail: r.end_detail,
-    rcvp: r.rcvp, rcvb: r.rcvb, sentp: r.sentp, sentb: r.sentb,
-    peerRcvp: r.peer_rcvp, peerRcvb: r.peer_rcvb, peerSentp: r.peer_sentp, peerSentb: r.peer_sentb,
-    complete: r.complete === 1, _start: r.started_at, _end: r.ended_at,
-  };
-}
-
-/** An open allocation from the live model, in the same shape as a stored row. */
-export function liveRow(r: AllocationRecord): AllocationRow {
-  const { client, peer } = finalCounters(r);
-  return {
-    allocationId: r.allocationId, run: r.run, realm: r.realm, username: r.username, clientId: r.clientId, transport: r.transport,
-    startedAt: iso(r.startedAt) as string, endedAt: null, endReason: null, endDetail: r.endDetail,
-    rcvp: client[0], rcvb: client[1], sentp: client[2], sentb: client[3],
-    peerRcvp: peer[0], peerRcvb: peer[1], peerSentp: peer[2], peerSentb: peer[3], complete: r.complete,
-  };
+export function timed(row: AllocationRow, start: number, end: number | null): TimedRow {
+  return { ...row, _start: start, _end: end };
 }
 
 function selectRows(db: Database.Database, kind: 'allocation' | 'unattributed', f: UsageFilter) {
@@ -63,7 +28,9 @@ function selectRows(db: Database.Database, kind: 'allocation' | 'unattributed', 
   if (f.to !== undefined) where.push('started_at < @to');
   if (f.from !== undefined) where.push('(ended_at IS NULL OR ended_at >= @from)');
   const sql = `SELECT * FROM allocations WHERE ${where.join(' AND ')} ORDER BY started_at, id`;
-  return (db.prepare(sql).all({ kind, user: f.user, from: f.from, to: f.to }) as DbRow[]).map(toRow);
+  return (db.prepare(sql).all({ kind, user: f.user, from: f.from, to: f.to }) as DbRow[]).map((r) =>
+    timed(rowFromDb(r), r.started_at as number, r.ended_at as number | null),
+  );
 }
 
 const strip = <T extends { _start: number; _end: number | null }>({ _start, _end, ...rest }: T) => rest;
@@ -78,13 +45,13 @@ function sum(rows: AllocationRow[]): Record<CounterKey, number> {
  * Sessions per (realm, clientId): allocations whose lifetimes overlap form one session, from its
  * first start to its last end (a still-open allocation extends to now).
  */
-function sessions(rows: ReturnType<typeof toRow>[], now: number) {
-  const byClient = new Map<string, ReturnType<typeof toRow>[]>();
+function sessions(rows: TimedRow[], now: number) {
+  const byClient = new Map<string, TimedRow[]>();
   for (const r of rows) {
-    const key = `${r.realm ?? ''}\u0000${r.clientId}`;
+    const key = `${r.hostId ?? ''}\u0000${r.realm ?? ''}\u0000${r.clientId}`;
     (byClient.get(key) ?? byClient.set(key, []).get(key)!).push(r);
   }
-  const out: (Record<CounterKey, number> & { realm: string | null; clientId: string; startedAt: string | null; endedAt: string | null; durationSec: number; allocations: number; relayed: boolean; complete: boolean })[] = [];
+  const out: (Record<CounterKey, number> & { hostId?: string; realm: string | null; clientId: string; startedAt: string | null; endedAt: string | null; durationSec: number; allocations: number; relayed: boolean; complete: boolean })[] = [];
   for (const list of byClient.values()) {
     list.sort((a, b) => a._start - b._start);
     let group: typeof list = [];
@@ -95,6 +62,7 @@ function sessions(rows: ReturnType<typeof toRow>[], now: number) {
       const start = group[0]._start;
       const counters = sum(group);
       out.push({
+        ...(group[0].hostId === undefined ? {} : { hostId: group[0].hostId }),
         realm: group[0].realm, clientId: group[0].clientId, startedAt: iso(start), endedAt: open ? null : iso(groupEnd),
         durationSec: Math.round(((open ? now : groupEnd) - start) / 1000), allocations: group.length, ...counters,
         relayed: counters.peerRcvb + counters.peerSentb > 0, complete: group.every((g) => g.complete),
@@ -116,16 +84,23 @@ function sessions(rows: ReturnType<typeof toRow>[], now: number) {
 
 /** Usage rows for one view: the CLI and GET /usage share this. */
 export function queryUsage(db: Database.Database, view: UsageView, f: UsageFilter, now = Date.now()): Record<string, unknown>[] {
-  if (view === 'unattributed') return selectRows(db, 'unattributed', f).map(strip);
-  const rows = selectRows(db, 'allocation', f);
-  if (view === 'allocation') return rows.map(strip);
+  return usageFromRows(selectRows(db, view === 'unattributed' ? 'unattributed' : 'allocation', f), view, now);
+}
+
+/**
+ * One view over selected rows (of the right kind). With fleet rows (`hostId` set) sessions are
+ * per host, and users are summed across hosts (`hostId` lists the hosts).
+ */
+export function usageFromRows(rows: TimedRow[], view: UsageView, now = Date.now()): Record<string, unknown>[] {
+  if (view === 'unattributed' || view === 'allocation') return rows.map(strip);
   const s = sessions(rows, now);
   if (view === 'session') return s;
   // eslint-disable-next-line @typescript-eslint/no-explicit-any -- a summed row whose counter keys come from COUNTERS
   const users = new Map<string, Record<string, any>>();
   for (const x of s) {
     const key = `${x.realm ?? ''}\u0000${x.clientId}`;
-    const u = users.get(key) ?? { realm: x.realm, clientId: x.clientId, sessions: 0, allocations: 0, durationSec: 0, ...sum([]), relayed: false, firstSeen: x.startedAt, lastSeen: x.endedAt };
+    const u = users.get(key) ?? { ...(x.hostId === undefined ? {} : { hostId: x.hostId }), realm: x.realm, clientId: x.clientId, sessions: 0, allocations: 0, durationSec: 0, ...sum([]), relayed: false, firstSeen: x.startedAt, lastSeen: x.endedAt };
+    if (x.hostId !== undefined && !String(u.hostId).split(',').includes(x.hostId)) u.hostId = [...String(u.hostId).split(','), x.hostId].sort().join(',');
     u.sessions++;
     u.allocations += x.allocations;
     u.durationSec += x.durationSec;

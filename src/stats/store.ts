@@ -1,7 +1,8 @@
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { finalCounters, type AllocationRecord } from './model.js';
+import { COLUMNS, recordValues } from './allocation-row.js';
+import type { AllocationRecord } from './model.js';
 
 /** Versioned schema: each entry runs once, in order, recorded in PRAGMA user_version. */
 const MIGRATIONS: string[] = [
@@ -32,45 +33,29 @@ const MIGRATIONS: string[] = [
    CREATE INDEX allocations_open ON allocations (ended_at) WHERE ended_at IS NULL;`,
 ];
 
+const names = COLUMNS.map((c) => c.sql);
+const UPSERT = `INSERT INTO allocations (${names.join(', ')}) VALUES (${names.map(() => '?').join(', ')})
+  ON CONFLICT (run, allocation_id) DO UPDATE SET ${names.filter((n) => n !== 'run' && n !== 'allocation_id').map((n) => `${n} = excluded.${n}`).join(', ')}`;
+
 /**
  * SQLite storage of allocation records (WAL, synchronous=NORMAL). Open allocations are stored
  * as checkpoints (ended_at NULL) and overwritten as they change; writes are batched in one
- * transaction per flush.
+ * transaction per flush. Read-only users (the CLI) open the file with UsageReader instead.
  */
 export class UsageStore {
   readonly db: Database.Database;
-  private readonly upsert: Database.Statement;
   private readonly writeBatch: (records: AllocationRecord[]) => void;
 
-  constructor(file: string, opts: { readonly?: boolean } = {}) {
-    if (!opts.readonly) mkdirSync(path.dirname(file), { recursive: true });
-    this.db = new Database(file, { readonly: opts.readonly ?? false, fileMustExist: opts.readonly ?? false });
-    if (!opts.readonly) {
-      this.db.pragma('journal_mode = WAL');
-      this.db.pragma('synchronous = NORMAL');
-      this.migrate();
-    }
+  constructor(file: string) {
+    mkdirSync(path.dirname(file), { recursive: true });
+    this.db = new Database(file);
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma('synchronous = NORMAL');
+    this.migrate();
     this.db.pragma('busy_timeout = 5000');
-    this.upsert = opts.readonly
-      ? (null as unknown as Database.Statement)
-      : this.db.prepare(`INSERT INTO allocations (run, allocation_id, kind, realm, username, client_id, transport, local, remote,
-          lifetime, started_at, ended_at, last_event_at, end_reason, end_detail, rcvp, rcvb, sentp, sentb,
-          peer_rcvp, peer_rcvb, peer_sentp, peer_sentb, complete)
-        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-        ON CONFLICT (run, allocation_id) DO UPDATE SET kind = excluded.kind, realm = excluded.realm,
-          username = excluded.username, client_id = excluded.client_id, transport = excluded.transport,
-          local = excluded.local, remote = excluded.remote, lifetime = excluded.lifetime,
-          started_at = excluded.started_at, ended_at = excluded.ended_at, last_event_at = excluded.last_event_at,
-          end_reason = excluded.end_reason, end_detail = excluded.end_detail, rcvp = excluded.rcvp,
-          rcvb = excluded.rcvb, sentp = excluded.sentp, sentb = excluded.sentb, peer_rcvp = excluded.peer_rcvp,
-          peer_rcvb = excluded.peer_rcvb, peer_sentp = excluded.peer_sentp, peer_sentb = excluded.peer_sentb,
-          complete = excluded.complete`);
+    const upsert = this.db.prepare(UPSERT);
     this.writeBatch = this.db.transaction((records: AllocationRecord[]) => {
-      for (const r of records) {
-        const { client, peer } = finalCounters(r);
-        this.upsert.run(r.run, r.allocationId, r.kind, r.realm, r.username, r.clientId, r.transport, r.local, r.remote,
-          r.lifetime, r.startedAt, r.endedAt, r.lastEventAt, r.endReason, r.endDetail, ...client, ...peer, r.complete ? 1 : 0);
-      }
+      for (const r of records) upsert.run(recordValues(r));
     });
   }
 

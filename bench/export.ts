@@ -1,0 +1,228 @@
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import pg from 'pg';
+import type { Redis } from 'ioredis';
+import { Outbox } from '../src/export/outbox.js';
+import { migrate, upsertColumns, upsertSql } from '../src/export/pg-schema.js';
+import { Shipper } from '../src/export/shipper.js';
+import type { AllocationRecord } from '../src/stats/model.js';
+import { UsageStore } from '../src/stats/store.js';
+import { exportConfig } from '../test/harness/export.js';
+import { startMonitor, type MonitorProcess } from '../test/harness/monitor.js';
+import { startPostgres, type Postgres } from '../test/harness/postgres.js';
+import { monitorRedisPort, publisher } from '../test/harness/statsdb.js';
+import { waitUntil } from '../src/process/wait.js';
+import { percentile, sleep, type Benchmark } from './lib.js';
+
+const ROWS = 20_000;
+const BATCH = 500;
+const CLOSES_PER_SEC = 1000;
+const CLOSE_SECONDS = 5;
+const INTERVAL_SEC = 5;
+/** host_id of the in-memory rows of the throughput figures (the running monitor exports as 'bench'). */
+const SYNTHETIC = 'synthetic';
+
+let db: string;
+let postgres: Postgres;
+let client: pg.Client;
+let monitor: MonitorProcess;
+let pub: Redis;
+let rows: unknown[][];
+
+function record(i: number): AllocationRecord {
+  const c: [number, number, number, number] = [i, i * 100, i + 1, (i + 1) * 100];
+  return {
+    run: 'bench-run',
+    allocationId: String(100_000_000_000_000_000n + BigInt(i)),
+    kind: 'allocation',
+    realm: 'bench.local',
+    username: `1795348399:client${i % 500}`,
+    clientId: `client${i % 500}`,
+    transport: 'UDP',
+    local: '127.0.0.1:3478',
+    remote: '127.0.0.1:50000',
+    lifetime: 600,
+    startedAt: 1_795_000_000_000 + i,
+    endedAt: 1_795_000_060_000 + i,
+    lastEventAt: 1_795_000_060_000 + i,
+    endReason: 'deleted',
+    endDetail: null,
+    client: c,
+    peer: c,
+    totalClient: c,
+    totalPeer: c,
+    altClient: null,
+    altPeer: null,
+    deletedAt: 1_795_000_060_000 + i,
+    deletedBy: ['redis'],
+    pendingReason: null,
+    altSawNew: false,
+    gap: false,
+    persisted: true,
+    pendingWrite: false,
+    complete: true,
+  };
+}
+
+/** Ours: outbox → Shipper → PostgreSQL (upsert, ack in SQLite) until the backlog is empty. */
+async function ours(): Promise<number> {
+  await client.query(`DELETE FROM turn_monitor.allocations WHERE host_id = '${SYNTHETIC}'`);
+  await client.query('VACUUM turn_monitor.allocations');
+  const sqlite = new Database(db);
+  sqlite.exec(`INSERT OR REPLACE INTO export_outbox (alloc_id, version, marked_at) SELECT id, 1, 0 FROM allocations`);
+  sqlite.close();
+  const outbox = new Outbox(db);
+  const shipper = new Shipper(
+    outbox,
+    { url: postgres.url, hostId: SYNTHETIC, intervalMs: 60_000, batchSize: BATCH, secrets: [] },
+    { shipped() {}, failed() {}, recovered() {}, migrated() {} },
+  );
+  await shipper.shipOnce(); // connect (and one batch) outside the timing
+  const t0 = performance.now();
+  const shipped = await shipper.shipAll();
+  const s = (performance.now() - t0) / 1000;
+  await shipper.stop();
+  outbox.close();
+  return shipped / s;
+}
+
+/** For the record: the same rows through our upsert statement straight from memory (no outbox). */
+async function bareUpsert(): Promise<number> {
+  await client.query(`DELETE FROM turn_monitor.allocations WHERE host_id = '${SYNTHETIC}'`);
+  await client.query('VACUUM turn_monitor.allocations');
+  const t0 = performance.now();
+  for (let i = BATCH; i < rows.length; i += BATCH) {
+    const batch = rows.slice(i, i + BATCH);
+    await client.query(upsertSql(batch.length), batch.flat());
+  }
+  return (rows.length - BATCH) / ((performance.now() - t0) / 1000);
+}
+
+/** Baseline: the same rows (already in memory) as bare multi-row INSERTs into a table of the same shape (key and indexes), no conflict handling, no outbox. */
+async function bare(): Promise<number> {
+  await client.query('TRUNCATE bench_bare');
+  await client.query('SELECT 1');
+  const t0 = performance.now();
+  for (let i = BATCH; i < rows.length; i += BATCH) {
+    const batch = rows.slice(i, i + BATCH);
+    const w = upsertColumns.length;
+    const values = batch.map((_, r) => `(${upsertColumns.map((_, j) => `$${r * w + j + 1}`).join(', ')})`);
+    await client.query(
+      `INSERT INTO bench_bare (${upsertColumns.join(', ')}) VALUES ${values.join(', ')}`,
+      batch.flat(),
+    );
+  }
+  return (rows.length - BATCH) / ((performance.now() - t0) / 1000);
+}
+
+/** 1,000 closes/s through the monitor (Redis → SQLite → outbox → PostgreSQL); seconds to visible, per close. */
+async function closeLatency(round: number): Promise<number[]> {
+  const n = CLOSES_PER_SEC * CLOSE_SECONDS;
+  const id = (i: number) => String(800_000_000_000_000_000n + BigInt(round * 100_000 + i));
+  const topic = (i: number) => `turn/realm/test.local/user/1795348399:load${i % 100}/allocation/${id(i)}`;
+  let p = pub.pipeline();
+  for (let i = 0; i < n; i++)
+    p.publish(
+      `${topic(i)}/status`,
+      'new lifetime=600, type=UDP, local=127.0.0.1:3478, remote=127.0.0.1:50000, ssl=NONE, cipher=NONE',
+    );
+  await p.exec();
+  await waitUntil(
+    'opened allocations shipped',
+    async () => {
+      const { rows: r } = await client.query<{ n: string }>(
+        `SELECT count(*) AS n FROM turn_monitor.allocations WHERE host_id = 'bench' AND allocation_id = ANY($1)`,
+        [Array.from({ length: n }, (_, i) => id(i))],
+      );
+      return Number(r[0].n) === n && (await monitor.health()).body.export.backlog === 0;
+    },
+    60_000,
+    200,
+  );
+  const sentAt = new Map<string, number>();
+  const perTick = CLOSES_PER_SEC / 100;
+  const start = Date.now();
+  for (let i = 0; i < n; i += perTick) {
+    const due = start + (i / CLOSES_PER_SEC) * 1000;
+    if (due > Date.now()) await sleep(due - Date.now());
+    p = pub.pipeline();
+    for (let j = i; j < i + perTick; j++) {
+      p.publish(`${topic(j)}/traffic`, 'rcvp=10, rcvb=1000, sentp=10, sentb=1000');
+      p.publish(`${topic(j)}/status`, 'deleted');
+      p.publish(`${topic(j)}/total_traffic`, 'rcvp=10, rcvb=1000, sentp=10, sentb=1000');
+      p.publish(`${topic(j)}/total_traffic/peer`, 'rcvp=0, rcvb=0, sentp=0, sentb=0');
+    }
+    const at = Date.now();
+    await p.exec();
+    for (let j = i; j < i + perTick; j++) sentAt.set(id(j), at);
+  }
+  const ids = [...sentAt.keys()];
+  await waitUntil(
+    'every close visible',
+    async () => {
+      const { rows: r } = await client.query<{ n: string }>(
+        `SELECT count(*) AS n FROM turn_monitor.allocations WHERE host_id = 'bench' AND allocation_id = ANY($1) AND ended_at IS NOT NULL`,
+        [ids],
+      );
+      return Number(r[0].n) === ids.length;
+    },
+    60_000,
+    100,
+  );
+  const { rows: seen } = await client.query<{ allocation_id: string; ms: string }>(
+    `SELECT allocation_id, (extract(epoch from shipped_at) * 1000)::bigint AS ms FROM turn_monitor.allocations WHERE host_id = 'bench' AND allocation_id = ANY($1)`,
+    [ids],
+  );
+  const lat = seen.map((r) => (Number(r.ms) - sentAt.get(r.allocation_id)!) / 1000);
+  return lat;
+}
+
+/**
+ * export: rows/s from the outbox into PostgreSQL against a bare pg multi-row INSERT of the same
+ * rows; and close → visible in PostgreSQL at 1,000 closes/s through a running monitor.
+ */
+export const exportBench: Benchmark = {
+  name: 'export',
+  goals: { ratio: '≥ 0.8', close_p99_s: `≤ ${2 + INTERVAL_SEC} (2 s + intervalSec)` },
+  async setup(h) {
+    postgres = await startPostgres(h);
+    client = new pg.Client({ connectionString: postgres.url });
+    client.on('error', () => undefined);
+    await client.connect();
+    h.onCleanup(() => client.end());
+    await migrate(client);
+    await client.query(`CREATE TABLE bench_bare (LIKE turn_monitor.allocations INCLUDING ALL)`);
+    db = path.join(h.dir, 'bench-usage.db');
+    const store = new UsageStore(db);
+    store.write(Array.from({ length: ROWS }, (_, i) => record(i)));
+    store.close();
+    new Outbox(db).close(); // creates the outbox and its triggers
+    const outbox = new Outbox(db);
+    rows = outbox
+      .take(ROWS)
+      .map(({ row }) => [
+        SYNTHETIC,
+        ...Object.values(row).map((v, j) => (j >= 10 && j <= 12 && v !== null ? new Date(v as number) : v)),
+      ]);
+    outbox.close();
+    monitor = await startMonitor(h, {
+      ...exportConfig(h, postgres, 'bench', { intervalSec: INTERVAL_SEC }),
+      logLevel: 'info',
+    });
+    pub = await publisher(h, await monitorRedisPort(monitor));
+  },
+  async round(_h, round) {
+    const a = await ours();
+    const b = await bare();
+    const u = await bareUpsert();
+    const lat = await closeLatency(round);
+    return {
+      ratio: a / b,
+      ours_rows_s: a,
+      bare_rows_s: b,
+      upsert_rows_s: u,
+      close_p50_s: percentile(lat, 50),
+      close_p99_s: percentile(lat, 99),
+    };
+  },
+};

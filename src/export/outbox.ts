@@ -1,0 +1,98 @@
+import Database from 'better-sqlite3';
+import { COLUMNS, type DbRow } from '../stats/allocation-row.js';
+
+/**
+ * The outbox in usage.db. Triggers on `allocations` mark a record in the very transaction that
+ * changed it (one mark per record: `version` counts the changes since it was last shipped), so
+ * no change can be written without its mark. The shipper reads marked rows, and clears a mark
+ * only for the version it sent, after PostgreSQL committed it: a record changed meanwhile stays
+ * marked and is sent again. Bounded: at most one mark per stored record.
+ *
+ * Kept in its own table and triggers (not in the store's migrations) so the stats store needs
+ * no change; created on the first start with the export on, which marks every existing record
+ * (the history ships once). With the export turned off again the triggers stay and keep marking,
+ * so turning it back on ships what changed meanwhile.
+ */
+const NOW_MS = `CAST(unixepoch('subsec') * 1000 AS INTEGER)`;
+const mark = (event: 'INSERT' | 'UPDATE') => `
+  CREATE TRIGGER IF NOT EXISTS export_outbox_${event.toLowerCase()} AFTER ${event} ON allocations BEGIN
+    INSERT INTO export_outbox (alloc_id, version, marked_at) VALUES (NEW.id, 1, ${NOW_MS})
+    ON CONFLICT (alloc_id) DO UPDATE SET version = version + 1;
+  END;`;
+
+export interface MarkedRow {
+  allocId: number;
+  version: number;
+  row: DbRow;
+}
+
+export class Outbox {
+  private readonly db: Database.Database;
+  private readonly takeStmt: Database.Statement;
+  private readonly ackStmt: Database.Statement;
+  private readonly countStmt: Database.Statement;
+  private readonly oldestStmt: Database.Statement;
+  private readonly ackBatch: (rows: MarkedRow[]) => number;
+
+  /** `file` must already hold the stats schema (the stats subsystem starts first). */
+  constructor(file: string) {
+    this.db = new Database(file, { fileMustExist: true });
+    this.db.pragma('busy_timeout = 5000');
+    this.db.transaction(() => {
+      const exists = this.db
+        .prepare(`SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'export_outbox'`)
+        .get();
+      if (!exists) {
+        this.db.exec(`CREATE TABLE export_outbox (
+          alloc_id INTEGER PRIMARY KEY,
+          version INTEGER NOT NULL,
+          marked_at INTEGER NOT NULL
+        )`);
+        this.db.exec(
+          `INSERT INTO export_outbox (alloc_id, version, marked_at) SELECT id, 1, ${NOW_MS} FROM allocations`,
+        );
+      }
+      this.db.exec(mark('INSERT'));
+      this.db.exec(mark('UPDATE'));
+    })();
+    const cols = COLUMNS.map((c) => `a.${c.sql}`).join(', ');
+    this.takeStmt = this.db.prepare(
+      `SELECT o.alloc_id AS _alloc_id, o.version AS _version, ${cols} FROM export_outbox o JOIN allocations a ON a.id = o.alloc_id WHERE o.alloc_id > ? ORDER BY o.alloc_id LIMIT ?`,
+    );
+    this.ackStmt = this.db.prepare(`DELETE FROM export_outbox WHERE alloc_id = ? AND version = ?`);
+    this.countStmt = this.db.prepare(`SELECT count(*) AS n FROM export_outbox`).pluck();
+    this.oldestStmt = this.db.prepare(`SELECT min(marked_at) FROM export_outbox`).pluck();
+    this.ackBatch = this.db.transaction((rows: MarkedRow[]) => {
+      let n = 0;
+      for (const r of rows) n += this.ackStmt.run(r.allocId, r.version).changes;
+      return n;
+    });
+  }
+
+  /** Up to `limit` marked rows in record order, after record `after` (to read ahead of a batch in flight). */
+  take(limit: number, after = -1): MarkedRow[] {
+    return (this.takeStmt.all(after, limit) as DbRow[]).map(({ _alloc_id, _version, ...row }) => ({
+      allocId: _alloc_id as number,
+      version: _version as number,
+      row,
+    }));
+  }
+
+  /** PostgreSQL committed these versions: clear their marks (a record changed since stays marked). */
+  ack(rows: MarkedRow[]): number {
+    return rows.length === 0 ? 0 : this.ackBatch(rows);
+  }
+
+  backlog(): number {
+    return this.countStmt.get() as number;
+  }
+
+  /** Time (epoch ms) of the oldest mark, or null when everything is shipped. */
+  oldestMarkedAt(): number | null {
+    return (this.oldestStmt.get() as number | null) ?? null;
+  }
+
+  close(): void {
+    this.db.close();
+  }
+}

@@ -1,0 +1,222 @@
+import pg from 'pg';
+import { Backoff } from '../process/backoff.js';
+import { COLUMNS } from '../stats/allocation-row.js';
+import type { MarkedRow, Outbox } from './outbox.js';
+import { describePgError } from './pg-url.js';
+import { migrate, upsertSql } from './pg-schema.js';
+
+export interface ShipperOptions {
+  url: string;
+  hostId: string;
+  intervalMs: number;
+  batchSize: number;
+  /** Strings never to show (the password, the URL). */
+  secrets: string[];
+  backoff?: { baseMs: number; maxMs: number };
+  /** Per connection attempt and per query; a frozen server counts as down after this. */
+  timeoutMs?: number;
+}
+
+export interface ShipperEvents {
+  shipped(rows: number): void;
+  failed(message: string, first: boolean): void;
+  recovered(): void;
+  migrated(applied: number): void;
+}
+
+const timeCols = new Set(COLUMNS.filter((c) => c.kind === 'time').map((c) => c.sql));
+const boolCols = new Set(COLUMNS.filter((c) => c.kind === 'bool').map((c) => c.sql));
+
+/**
+ * Sends the outbox to PostgreSQL: batches of marked rows in one multi-row upsert each (atomic on
+ * its own), acknowledged in SQLite only after the statement returned, i.e. after PostgreSQL
+ * committed it. Whatever goes wrong in between (server down, killed, password refused, the
+ * monitor killed) leaves the marks in place and the rows are sent again; the upsert is
+ * idempotent, so a row sent twice lands once. Failures retry with capped backoff.
+ */
+export class Shipper {
+  private client: pg.Client | null = null;
+  private migrated = false;
+  private stopped = false;
+  private wake: (() => void) | null = null;
+  private loop: Promise<void> | null = null;
+  private readonly backoff: Backoff;
+  private failing = false;
+  lastError: string | null = null;
+  lastShippedAt: number | null = null;
+  connected = false;
+  rowsShipped = 0;
+  failures = 0;
+
+  constructor(
+    private readonly outbox: Outbox,
+    private readonly opts: ShipperOptions,
+    private readonly on: ShipperEvents,
+  ) {
+    this.backoff = new Backoff(opts.backoff?.baseMs ?? 500, opts.backoff?.maxMs ?? 30_000);
+  }
+
+  start(): void {
+    this.loop ??= this.run();
+  }
+
+  /** Ship now instead of at the next interval. */
+  poke(): void {
+    this.wake?.();
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, ms);
+      function done() {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.wake = () => {
+        this.wake = null;
+        done();
+      };
+    });
+  }
+
+  private async run(): Promise<void> {
+    while (!this.stopped) {
+      let delay = this.opts.intervalMs;
+      try {
+        await this.shipAll();
+        if (this.failing) {
+          this.failing = false;
+          this.on.recovered();
+        }
+        this.lastError = null;
+        this.backoff.reset();
+      } catch (err) {
+        this.failures++;
+        this.lastError = describePgError(err, this.opts.secrets);
+        this.on.failed(this.lastError, !this.failing);
+        this.failing = true;
+        this.drop();
+        delay = this.backoff.next();
+      }
+      if (this.stopped) break;
+      await this.sleep(delay);
+    }
+  }
+
+  private async connect(): Promise<pg.Client> {
+    if (this.client) return this.client;
+    const timeout = this.opts.timeoutMs ?? 10_000;
+    const client = new pg.Client({
+      connectionString: this.opts.url,
+      connectionTimeoutMillis: timeout,
+      query_timeout: timeout,
+      keepAlive: true,
+      application_name: `turn-monitor ${this.opts.hostId}`.slice(0, 63),
+    });
+    // An idle connection that breaks emits 'error' (unhandled, it would crash the monitor).
+    client.on('error', () => this.drop(client));
+    client.on('end', () => this.drop(client));
+    this.client = client;
+    try {
+      await client.connect();
+      if (!this.migrated) {
+        const applied = await migrate(client);
+        this.migrated = true;
+        this.on.migrated(applied);
+      }
+    } catch (err) {
+      this.drop(client);
+      throw err;
+    }
+    this.connected = true;
+    return client;
+  }
+
+  private drop(which: pg.Client | null = this.client): void {
+    if (!which || which !== this.client) return;
+    this.client = null;
+    this.connected = false;
+    which.end().catch(() => undefined);
+  }
+
+  /** One batch: returns how many rows were sent (0: nothing to do). */
+  async shipOnce(): Promise<number> {
+    const batch = this.outbox.take(this.opts.batchSize);
+    const client = await this.connect();
+    if (batch.length === 0) return 0;
+    await client.query(upsertSql(batch.length), this.params(batch));
+    // Committed (a single statement commits on its own): only now may the marks go.
+    this.outbox.ack(batch);
+    this.rowsShipped += batch.length;
+    this.lastShippedAt = Date.now();
+    this.on.shipped(batch.length);
+    return batch.length;
+  }
+
+  /**
+   * Every marked row, batch after batch, keeping PostgreSQL busy: while it commits one batch the
+   * next is read from SQLite and its parameters built, and it is sent as soon as the first
+   * returned, before the first's marks are cleared. Batches are disjoint (each starts after the
+   * previous one's last record); a row changed after it was read keeps its newer mark and goes
+   * again. Stops at a short batch (or after the current one once stopped, unless `final`);
+   * returns the rows sent.
+   */
+  async shipAll(final = false): Promise<number> {
+    const client = await this.connect();
+    const size = this.opts.batchSize;
+    const send = (rows: number, params: unknown[]) => {
+      const p = client.query(upsertSql(rows), params);
+      p.catch(() => undefined); // awaited in the loop; must not count as unhandled meanwhile
+      return p;
+    };
+    let batch = this.outbox.take(size);
+    let committed = batch.length > 0 ? send(batch.length, this.params(batch)) : null;
+    let sent = 0;
+    while (committed) {
+      const next =
+        batch.length === size && (final || !this.stopped)
+          ? this.outbox.take(size, batch[batch.length - 1].allocId)
+          : [];
+      const nextParams = next.length > 0 ? this.params(next) : null;
+      await committed;
+      committed = nextParams ? send(next.length, nextParams) : null;
+      // Committed: only now may this batch's marks go.
+      this.outbox.ack(batch);
+      sent += batch.length;
+      this.rowsShipped += batch.length;
+      this.lastShippedAt = Date.now();
+      this.on.shipped(batch.length);
+      batch = next;
+    }
+    return sent;
+  }
+
+  private params(batch: MarkedRow[]): unknown[] {
+    const out: unknown[] = [];
+    for (const { row } of batch) {
+      out.push(this.opts.hostId);
+      for (const c of COLUMNS) {
+        const v = row[c.sql];
+        out.push(v === null ? null : timeCols.has(c.sql) ? new Date(v as number) : boolCols.has(c.sql) ? v === 1 : v);
+      }
+    }
+    return out;
+  }
+
+  /**
+   * Stop the loop; with `drainMs` a last pass ships what is marked while the server answers.
+   * Never waits longer than that on a server that does not.
+   */
+  async stop(drainMs = 0): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.wake?.();
+    const bounded = (p: Promise<unknown>, ms: number) =>
+      Promise.race([p.catch(() => undefined), new Promise<void>((r) => setTimeout(r, ms).unref())]);
+    await bounded(this.loop ?? Promise.resolve(), Math.max(drainMs, 1000));
+    if (drainMs > 0 && !this.failing && this.client) {
+      await bounded(this.shipAll(true), drainMs);
+    }
+    this.drop();
+  }
+}

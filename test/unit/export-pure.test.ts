@@ -1,0 +1,75 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { buildConfig, ConfigError } from '../../src/config/load.js';
+import { describePgError, redact, secretsOf } from '../../src/export/pg-url.js';
+import { upsertColumns, upsertSql } from '../../src/export/pg-schema.js';
+import { renderResults } from '../../src/cli/fleet.js';
+
+test('export.postgres: defaults off; the url must be postgres:// and is never echoed', () => {
+  const c = buildConfig({}, '/x');
+  assert.deepEqual(c.export.postgres, { url: null, hostId: null, intervalSec: 5, batchSize: 500 });
+  assert.equal(
+    buildConfig({ export: { postgres: { url: 'postgresql://u@h/db' } } }, '/x').export.postgres.url,
+    'postgresql://u@h/db',
+  );
+  const url = 'mysql://root:hunter2-secret@db/x';
+  assert.throws(
+    () => buildConfig({ export: { postgres: { url } } }, '/x'),
+    (err: Error) => {
+      assert.ok(err instanceof ConfigError);
+      assert.match(
+        err.message,
+        /config key "export\.postgres\.url": must be a postgres:\/\/ or postgresql:\/\/ connection string/,
+      );
+      assert.equal(err.message.includes('hunter2'), false);
+      return true;
+    },
+  );
+  assert.throws(() => buildConfig({ export: { postgres: { batchSize: 0 } } }, '/x'), /export\.postgres\.batchSize/);
+});
+
+test('pg errors are named by the key, with the password (raw or percent-decoded) redacted', () => {
+  const url = 'postgres://bill:p%40ss%3Aword@db.example:5432/usage';
+  const secrets = secretsOf(url);
+  assert.ok(secrets.includes('p@ss:word') && secrets.includes('p%40ss%3Aword'));
+  assert.equal(redact(`failed for ${url} with p@ss:word`, secrets), 'failed for *** with ***');
+  assert.equal(
+    describePgError(
+      Object.assign(new Error('password authentication failed for user "bill"'), { code: '28P01' }),
+      secrets,
+    ),
+    'export.postgres.url: password authentication failed for user "bill" (wrong password)',
+  );
+  assert.match(
+    describePgError(Object.assign(new TypeError('Invalid URL'), { code: 'ERR_INVALID_URL', input: url }), secrets),
+    /^export\.postgres\.url: not a valid connection string/,
+  );
+  assert.equal(
+    describePgError(new Error(`connect to ${url} refused`), secrets),
+    'export.postgres.url: connect to *** refused',
+  );
+});
+
+test('an error without a message (AggregateError of a refused multi-address connect) still says why', () => {
+  assert.equal(
+    describePgError(Object.assign(new AggregateError([], ''), { code: 'ECONNREFUSED' }), []),
+    'export.postgres.url: ECONNREFUSED',
+  );
+});
+
+test('the multi-row upsert: one parameter per column per row; counters only grow, the end is set once', () => {
+  const sql = upsertSql(3);
+  assert.equal((sql.match(/\$\d+/g) ?? []).length, 3 * upsertColumns.length);
+  assert.match(sql, /rcvb = GREATEST\(turn_monitor\.allocations\.rcvb, EXCLUDED\.rcvb\)/);
+  assert.match(sql, /ended_at = COALESCE\(turn_monitor\.allocations\.ended_at, EXCLUDED\.ended_at\)/);
+  assert.match(sql, /end_reason = CASE WHEN turn_monitor\.allocations\.ended_at IS NULL THEN EXCLUDED\.end_reason/);
+  assert.equal(upsertSql(3), sql, 'cached');
+});
+
+test('fleet output: one aligned line per host', () => {
+  const out = renderResults([
+    { host: 'a:3478', restAddr: 'x', ok: true, status: 200, detail: '2 sessions', body: [] },
+    { host: 'long-host:3478', restAddr: 'y', ok: false, status: null, detail: 'ECONNREFUSED', body: null },
+  ]);
+  assert.equal(out, 'a:3478          ok     2 sessions\nlong-host:3478  error  ECONNREFUSED\n');
+});
