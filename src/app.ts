@@ -62,10 +62,22 @@ export class App {
 
   /** Idempotent: stop started subsystems in reverse order; one failing does not skip the rest. */
   stop(): Promise<void> {
+    return this.stopAll(false);
+  }
+
+  /**
+   * Handover: like stop(), but turnserver and the private Redis go on serving and nothing is
+   * withdrawn from discovery; the next monitor adopts them. (If a stop already began, that stop.)
+   */
+  handover(): Promise<void> {
+    return this.stopAll(true);
+  }
+
+  private stopAll(release: boolean): Promise<void> {
     this.stopping ??= (async () => {
       for (const subsystem of [...this.started].reverse()) {
         try {
-          await subsystem.stop();
+          await (release && subsystem.release ? subsystem.release() : subsystem.stop());
           this.log.debug({ event: 'stopped', subsystem: subsystem.name }, `stopped ${subsystem.name}`);
         } catch (err) {
           this.log.error({ event: 'stop-failed', subsystem: subsystem.name, err: (err as Error).message }, `stopping ${subsystem.name} failed`);

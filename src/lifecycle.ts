@@ -7,6 +7,12 @@ export interface Subsystem {
   stop(): Promise<void>;
   /** A JSON-able view for GET /health. */
   health(): SubsystemHealth;
+  /**
+   * Handover (a monitor restart that is not a host stop): stop our own parts like stop(), but
+   * leave every child process serving and withdraw nothing, for the next monitor to adopt.
+   * Subsystems without one are stopped.
+   */
+  release?(): Promise<void>;
   /** Forced exit (second signal): SIGKILL any child process at once, synchronously. */
   forceKill?(): void;
 }

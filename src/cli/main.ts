@@ -2,6 +2,7 @@ import { Command } from 'commander';
 import { packageVersion } from '../config/package.js';
 import { registerCredential } from './credential.js';
 import { registerDemo } from './demo.js';
+import { registerRestart } from './restart.js';
 import { registerServers } from './servers.js';
 import { registerStart } from './start.js';
 import { registerUsage } from './usage.js';
@@ -12,6 +13,7 @@ const program = new Command('turn-monitor')
   .showHelpAfterError();
 
 registerStart(program);
+registerRestart(program);
 registerCredential(program);
 registerUsage(program);
 registerServers(program);

@@ -27,6 +27,8 @@ const turnserver = z
     probeIntervalMs: positiveInt.default(5000),
     probeTimeoutMs: positiveInt.default(1000),
     readyTimeoutMs: positiveInt.default(10_000),
+    // turnserver's log file is renamed to .1 (one old file kept) and reopened at this size.
+    logMaxBytes: positiveInt.default(64 * 1024 * 1024),
     allowLoopbackPeers: z.boolean().default(false),
     extraConfig: z.array(z.string().regex(/^[^\n\r]*$/, 'must be single lines')).default([]),
   })
@@ -85,7 +87,8 @@ const discovery = z.strictObject({
 });
 
 const stats = z.strictObject({
-  source: z.enum(['redis', 'log', 'both']).default('redis'),
+  // auto: 'log' below coturn 4.13.0 (a '%' username crashes it while redis-statsdb is on), else 'both'.
+  source: z.enum(['auto', 'redis', 'log', 'both']).default('auto'),
   dbFile: z.string().min(1).default('usage.db'),
   checkpointMs: positiveInt.default(1000),
   deleteGraceMs: positiveInt.default(2000),

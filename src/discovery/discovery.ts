@@ -174,6 +174,19 @@ export class Discovery implements Subsystem {
     return this.stopping;
   }
 
+  /**
+   * Handover: stop measuring and leave the node as it is (ephemeral: it outlives our exit by the
+   * session timeout, and the next monitor takes it over), so watchers see no withdrawal.
+   */
+  release(): Promise<void> {
+    this.stopping ??= (async () => {
+      if (this.timer) clearInterval(this.timer);
+      this.ctx.supervisor.off('ready', this.onReady);
+      this.ctx.supervisor.off('exit', this.onExit);
+    })();
+    return this.stopping;
+  }
+
   health(): SubsystemHealth {
     const zk = this.session.state;
     const serving = this.ctx.supervisor.isReady;

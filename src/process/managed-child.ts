@@ -4,7 +4,7 @@ import { execa, type ResultPromise } from 'execa';
 import type { Logger } from '../log/logger.js';
 import { StartupError } from '../lifecycle.js';
 import { Backoff } from './backoff.js';
-import { killPid } from './pids.js';
+import { isAlive, killPid, procStartMs, waitForPidExit } from './pids.js';
 
 // Readiness: turnserver answers STUN ~30-150 ms after spawn. One readiness probe lasts
 // READY_PROBE_MS and resends every 20 ms (stunProbe), with READY_PROBE_GAP_MS between probes, so
@@ -30,8 +30,16 @@ export interface ManagedChildOptions {
   spawnSpec(): Promise<SpawnSpec>;
   /** One readiness/liveness check; true when the child is serving. */
   probe(timeoutMs?: number): Promise<boolean>;
-  /** Pids of copies left running by an earlier monitor; stopped before the first spawn. */
+  /** Pids of copies left running by an earlier monitor; stopped before the first spawn (or one adopted, see adopt). */
   findOrphans(): number[];
+  /**
+   * Adopt a single copy left running by an earlier monitor when it answers its probe, instead of
+   * stopping it: it is then watched like a child (liveness by polling its pid, plus the probe) and
+   * replaced by a child of ours restartDelayMs after it dies.
+   */
+  adopt?: boolean;
+  /** 'pipe' (default): stdout/stderr lines go to onLine. 'ignore': the child logs elsewhere (a file), so it outlives us. */
+  output?: 'pipe' | 'ignore';
   /** Each line the child writes on stdout or stderr. */
   onLine(line: string, stream: 'stdout' | 'stderr'): void;
   /** A line that proves the child cannot start (port taken): fail fast instead of waiting. */
@@ -56,12 +64,25 @@ export interface ChildExit {
 
 export interface ChildRun {
   pid: number;
+  /** `<process start, ms since epoch, from /proc>-<pid>`: the same for every monitor that looks at this process. */
   runId: string;
   startedAt: Date;
+  /** Started by an earlier monitor and adopted by this one. */
+  adopted?: boolean;
 }
+
+/** A run id that any monitor derives alike from the process itself (pid + its start time in /proc). */
+export function runIdOf(pid: number, fallback = Date.now()): string {
+  return `${procStartMs(pid) ?? fallback}-${pid}`;
+}
+
+/** How often an adopted process (not our child: no exit event) is checked for life. */
+const ADOPTED_POLL_MS = 100;
 
 export interface ManagedChildEvents {
   spawn: [ChildRun];
+  /** A copy left by an earlier monitor serves and is now ours to watch (followed by 'ready'). */
+  adopted: [ChildRun];
   /** The child answered its probe: it serves. */
   ready: [ChildRun];
   exit: [ChildExit];
@@ -90,6 +111,9 @@ export class ManagedChild extends EventEmitter<ManagedChildEvents> {
   private readonly log: Logger;
   private spawnCount = 0;
   private probeMisses = 0;
+  private adoptedPid: number | null = null;
+  private adoptedTimer: NodeJS.Timeout | null = null;
+  private adoptedExited: (() => void) | null = null;
   lastExit: ChildExit | null = null;
   lastProbeOkAt: Date | null = null;
 
@@ -115,18 +139,57 @@ export class ManagedChild extends EventEmitter<ManagedChildEvents> {
   get restarts(): number {
     return Math.max(0, this.spawnCount - 1);
   }
+  /** The current process was started by an earlier monitor. */
+  get adopted(): boolean {
+    return this.adoptedPid !== null;
+  }
 
   /** Resolves once the first child serves; rejects with StartupError if it never does. */
   async start(): Promise<void> {
     if (this.current !== 'idle') throw new Error(`${this.opts.name} already started`);
-    for (const pid of this.opts.findOrphans()) {
-      this.log.warn({ event: 'orphan', orphanPid: pid }, `stopping ${this.opts.name} left running by an earlier monitor`);
-      await killPid(pid, this.opts.stopTimeoutMs);
+    const orphans = this.opts.findOrphans();
+    if (this.opts.adopt && orphans.length === 1) {
+      if (await this.opts.probe()) return this.adoptPid(orphans[0]);
+      this.log.warn({ event: 'orphan', orphanPid: orphans[0], why: 'no-answer' }, `stopping ${this.opts.name} left running by an earlier monitor: it does not answer`);
+      await killPid(orphans[0], this.opts.stopTimeoutMs);
+    } else {
+      for (const pid of orphans) {
+        const why = this.opts.adopt ? 'several' : 'not-adoptable';
+        this.log.warn({ event: 'orphan', orphanPid: pid, why }, `stopping ${this.opts.name} left running by an earlier monitor`);
+        await killPid(pid, this.opts.stopTimeoutMs);
+      }
     }
     await new Promise<void>((resolve, reject) => {
       this.firstStart = { resolve, reject };
       void this.spawn();
     });
+  }
+
+  /** Watch a serving process an earlier monitor started: it is ours now, though not our child. */
+  private adoptPid(pid: number): void {
+    this.spawnCount = 1;
+    const startedAt = new Date(procStartMs(pid) ?? Date.now());
+    const run: ChildRun = { pid, runId: runIdOf(pid), startedAt, adopted: true };
+    this.run = run;
+    this.adoptedPid = pid;
+    this.exited = new Promise<void>((resolve) => (this.adoptedExited = resolve));
+    this.adoptedTimer = setInterval(() => {
+      if (!isAlive(pid)) this.onAdoptedExit(run);
+    }, ADOPTED_POLL_MS);
+    this.log.info({ event: 'adopted', childPid: pid, runId: run.runId }, `${this.opts.name} left running by an earlier monitor serves: adopted`);
+    this.emit('adopted', run);
+    this.onReady(run);
+  }
+
+  private onAdoptedExit(run: ChildRun): void {
+    if (this.adoptedPid !== run.pid) return;
+    if (this.adoptedTimer) clearInterval(this.adoptedTimer);
+    this.adoptedTimer = null;
+    this.adoptedPid = null;
+    this.adoptedExited?.();
+    this.adoptedExited = null;
+    // Not our child: its exit status is not ours to read.
+    this.onExit(run, null, null);
   }
 
   private setState(state: ChildState): void {
@@ -162,13 +225,14 @@ export class ManagedChild extends EventEmitter<ManagedChildEvents> {
     this.setState('starting');
     this.ready = false;
     this.probeMisses = 0;
+    const output = this.opts.output ?? 'pipe';
     const child = execa(spec.file, spec.args, {
       cwd: spec.cwd,
       reject: false,
       buffer: false,
       stdin: 'ignore',
-      stdout: 'pipe',
-      stderr: 'pipe',
+      stdout: output,
+      stderr: output,
       cleanup: true,
       // Own process group: a Ctrl-C or a group signal meant for the monitor must not reach
       // turnserver before the monitor has withdrawn the host from discovery.
@@ -186,7 +250,7 @@ export class ManagedChild extends EventEmitter<ManagedChildEvents> {
     }
     this.spawnCount++;
     const startedAt = new Date();
-    const run: ChildRun = { pid: child.pid, runId: `${startedAt.getTime()}-${child.pid}`, startedAt };
+    const run: ChildRun = { pid: child.pid, runId: runIdOf(child.pid, startedAt.getTime()), startedAt };
     this.run = run;
     this.pipeLines(child, run);
     child.once('exit', (code, signal) => this.onExit(run, code, signal));
@@ -319,9 +383,15 @@ export class ManagedChild extends EventEmitter<ManagedChildEvents> {
     this.restartTimer = setTimeout(() => void this.spawn(dueAt), Math.max(0, dueAt - PREPARE_LEAD_MS - Date.now()));
   }
 
+  /** A line (from wherever the child logs) proves it cannot start: fail start() now. */
+  startupFailed(reason: string): void {
+    if (!this.ready && this.firstStart && this.run) this.abortFirstStart(reason);
+  }
+
   private killChild(signal: NodeJS.Signals): void {
     try {
-      this.child?.kill(signal);
+      if (this.adoptedPid !== null) process.kill(this.adoptedPid, signal);
+      else this.child?.kill(signal);
     } catch {
       /* already gone */
     }
@@ -329,6 +399,13 @@ export class ManagedChild extends EventEmitter<ManagedChildEvents> {
 
   private async killAndWait(): Promise<void> {
     this.clearTimers();
+    if (this.adoptedPid !== null && this.run) {
+      const run = this.run;
+      await killPid(run.pid, this.opts.stopTimeoutMs);
+      await waitForPidExit(run.pid, 1000);
+      this.onAdoptedExit(run);
+      return;
+    }
     const child = this.child;
     if (!child || child.pid === undefined) return;
     this.killChild('SIGTERM');
@@ -351,6 +428,21 @@ export class ManagedChild extends EventEmitter<ManagedChildEvents> {
       this.firstStart?.reject(new StartupError(`${this.opts.name} stopped before it was ready`));
       this.firstStart = null;
     });
+  }
+
+  /**
+   * Handover: stop watching, leave the process serving (a next monitor adopts it). Idempotent;
+   * after it, stop() does nothing.
+   */
+  release(): void {
+    if (this.stopping) return;
+    this.stopping = Promise.resolve();
+    this.clearTimers();
+    if (this.adoptedTimer) clearInterval(this.adoptedTimer);
+    this.adoptedTimer = null;
+    this.child?.removeAllListeners('exit');
+    this.log.info({ event: 'released', childPid: this.pid }, `${this.opts.name} left serving for the next monitor`);
+    this.setState('stopped');
   }
 
   /** Forced exit (second signal): SIGKILL the current child at once, synchronously. */

@@ -30,7 +30,22 @@ const MIGRATIONS: string[] = [
    CREATE INDEX allocations_started ON allocations (started_at);
    CREATE INDEX allocations_client ON allocations (realm, client_id, started_at);
    CREATE INDEX allocations_open ON allocations (ended_at) WHERE ended_at IS NULL;`,
+  // Where the log source stands (turnserver run, log file identity, byte offset): written in the
+  // same transaction as the usage it produced, so a restarted monitor resumes exactly there.
+  `CREATE TABLE log_position (
+     id INTEGER PRIMARY KEY CHECK (id = 1),
+     run TEXT NOT NULL,
+     file TEXT NOT NULL,
+     offset INTEGER NOT NULL
+   );`,
 ];
+
+/** The log source's committed read position. */
+export interface LogPosition {
+  run: string;
+  file: string;
+  offset: number;
+}
 
 /**
  * SQLite storage of allocation records (WAL, synchronous=NORMAL). Open allocations are stored
@@ -40,7 +55,7 @@ const MIGRATIONS: string[] = [
 export class UsageStore {
   readonly db: Database.Database;
   private readonly upsert: Database.Statement;
-  private readonly writeBatch: (records: AllocationRecord[]) => void;
+  private readonly writeBatch: (records: AllocationRecord[], position: LogPosition | null) => void;
 
   constructor(file: string, opts: { readonly?: boolean } = {}) {
     if (!opts.readonly) mkdirSync(path.dirname(file), { recursive: true });
@@ -65,7 +80,12 @@ export class UsageStore {
           rcvb = excluded.rcvb, sentp = excluded.sentp, sentb = excluded.sentb, peer_rcvp = excluded.peer_rcvp,
           peer_rcvb = excluded.peer_rcvb, peer_sentp = excluded.peer_sentp, peer_sentb = excluded.peer_sentb,
           complete = excluded.complete`);
-    this.writeBatch = this.db.transaction((records: AllocationRecord[]) => {
+    const savePosition = opts.readonly
+      ? null
+      : this.db.prepare(`INSERT INTO log_position (id, run, file, offset) VALUES (1, ?, ?, ?)
+          ON CONFLICT (id) DO UPDATE SET run = excluded.run, file = excluded.file, offset = excluded.offset`);
+    this.writeBatch = this.db.transaction((records: AllocationRecord[], position: LogPosition | null) => {
+      if (position) savePosition?.run(position.run, position.file, position.offset);
       for (const r of records) {
         const { client, peer } = finalCounters(r);
         this.upsert.run(r.run, r.allocationId, r.kind, r.realm, r.username, r.clientId, r.transport, r.local, r.remote,
@@ -84,8 +104,9 @@ export class UsageStore {
     }
   }
 
-  write(records: AllocationRecord[]): void {
-    if (records.length > 0) this.writeBatch(records);
+  /** Records (and the log position they were read up to) in one transaction. */
+  write(records: AllocationRecord[], position: LogPosition | null = null): void {
+    if (records.length > 0 || position) this.writeBatch(records, position);
   }
 
   /**

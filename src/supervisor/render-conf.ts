@@ -7,6 +7,8 @@ export interface TurnPaths {
   conf: string;
   pidfile: string;
   userdb: string;
+  /** turnserver's own log (--log-file): outlives the monitor; `.1` is the one rotated file. */
+  log: string;
 }
 
 export function turnPaths(config: Config): TurnPaths {
@@ -14,6 +16,7 @@ export function turnPaths(config: Config): TurnPaths {
     conf: path.join(config.dataDir, 'turnserver.conf'),
     pidfile: path.join(config.dataDir, 'turnserver.pid'),
     userdb: path.join(config.dataDir, 'turndb'),
+    log: path.join(config.dataDir, 'turnserver.log'),
   };
 }
 
@@ -45,8 +48,12 @@ export function renderTemplate(template: string, config: Config, monitorLines: r
 
 /** Render the template into dataDir atomically (mode 0600: it may name a Redis password). */
 export async function writeTurnConf(config: Config, monitorLines: readonly string[]): Promise<string> {
-  const template = await readFile(config.turnserver.template, 'utf8');
   const target = turnPaths(config).conf;
-  await writeFileAtomic(target, renderTemplate(template, config, monitorLines), 0o600);
+  await writeFileAtomic(target, await renderTurnConf(config, monitorLines), 0o600);
   return target;
+}
+
+/** The conf text a spawn now would get (compared with the running turnserver's to see if it is stale). */
+export async function renderTurnConf(config: Config, monitorLines: readonly string[]): Promise<string> {
+  return renderTemplate(await readFile(config.turnserver.template, 'utf8'), config, monitorLines);
 }
