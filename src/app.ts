@@ -2,6 +2,9 @@ import type { Config } from './config/schema.js';
 import type { AppContext } from './context.js';
 import { createCredentials } from './credentials/index.js';
 import { createDiscovery } from './discovery/index.js';
+import { Drain, type DrainControl } from './drain/drain.js';
+import { registerDrainMetrics } from './drain/metrics.js';
+import { drainRoutes } from './http/routes/drain.js';
 import { HttpServer, type HealthReport } from './http/http-server.js';
 import { credentialHandler, rotateRoute } from './http/routes/credentials.js';
 import { usageRoutes } from './http/routes/usage.js';
@@ -21,12 +24,19 @@ import { TurnserverSupervisor } from './supervisor/turnserver-supervisor.js';
 export class App {
   readonly ctx: AppContext;
   readonly http: HttpServer;
+  /** One drain of this host, whoever asks (signal, POST /drain). */
+  readonly drain: Drain;
   private readonly subsystems: Subsystem[];
   private readonly started: Subsystem[] = [];
   private stopping: Promise<void> | null = null;
   private readonly log: Logger;
 
-  constructor(config: Config, logger: Logger, options: { now?: () => number } = {}) {
+  /**
+   * `drainControl`: how turnserver refuses new allocations and cancels sessions (the admin
+   * channel); without it a drain still withdraws, stops credentials and waits, but turnserver
+   * keeps accepting allocations and nothing is cancelled at the deadline.
+   */
+  constructor(config: Config, logger: Logger, options: { now?: () => number; drainControl?: DrainControl | null } = {}) {
     this.log = logger.child({ component: 'app' });
     const registry = createRegistry();
     const supervisor = new TurnserverSupervisor(config, logger);
@@ -38,10 +48,23 @@ export class App {
     const stats = createStats(this.ctx);
     const http = this.http;
     const { rateLimitPerMinute } = config.http;
-    http.addFastRoute('GET', '/turncredential', credentialHandler(credentials, { authorized: http.tools.authorized, limitPerMinute: rateLimitPerMinute }));
+    const discovery = createDiscovery(this.ctx, { httpAddress: () => http.address, usage: stats.usage });
+    let credentialsPaused = false;
+    this.drain = new Drain({
+      control: options.drainControl ?? null,
+      withdraw: (held) => discovery.hold(held),
+      pauseCredentials: (paused) => (credentialsPaused = paused),
+      openAllocations: () => stats.usage.openAllocationIds(),
+      restartTurnserver: () => supervisor.recycle(),
+      minAllocations: config.lifecycle.drainMinAllocations,
+      log: logger.child({ component: 'drain' }),
+    });
+    registerDrainMetrics(registry, this.drain);
+    const unavailable = () => (credentialsPaused ? Math.max(1, Math.ceil(config.lifecycle.drainTimeoutSec)) : null);
+    http.addFastRoute('GET', '/turncredential', credentialHandler(credentials, { authorized: http.tools.authorized, limitPerMinute: rateLimitPerMinute, unavailable }));
     http.addRoutes(rotateRoute(credentials, logger.child({ component: 'credentials' })));
     http.addRoutes(usageRoutes(stats.pipeline));
-    const discovery = createDiscovery(this.ctx, { httpAddress: () => http.address, usage: stats.usage });
+    http.addRoutes(drainRoutes(this.drain, config.lifecycle.drainTimeoutSec));
     this.subsystems = [credentials, stats, supervisor, http, discovery];
   }
 
@@ -98,7 +121,7 @@ export class App {
     const others = Object.values(parts).filter((h) => h !== turn);
     const status =
       turn.status !== 'ok' ? 'down' : others.some((h) => h.status === 'degraded' || h.status === 'down') ? 'degraded' : 'ok';
-    return { status, ...parts };
+    return { status, ...parts, draining: this.drain.status() };
   }
 }
 

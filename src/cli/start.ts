@@ -31,17 +31,30 @@ export async function runStart(configFile: string | undefined): Promise<number> 
   const app = new App(config, logger);
 
   let signals = 0;
+  let up = false;
+  const stopAndExit = () =>
+    void app.stop().then(() => {
+      log.info({ event: 'stopped' }, 'turn-monitor stopped');
+      process.exit(0);
+    });
+  // A drain that ends in 'stop' (signal, POST /drain, `turn-monitor drain`) stops the monitor.
+  app.drain.on('finished', (outcome) => {
+    if (outcome.then === 'stop' && !outcome.aborted) stopAndExit();
+  });
   const shutdown = (signal: string) => {
     if (++signals > 1) {
       log.warn({ event: 'forced-exit', signal }, 'second signal: killing turnserver and exiting without waiting');
       app.forceKill(); // never leave an orphan behind, even in a hurry
       process.exit(1);
     }
+    const { drainTimeoutSec } = config.lifecycle;
+    if (up && drainTimeoutSec > 0 && !app.drain.draining) {
+      log.info({ event: 'shutdown', signal, drainTimeoutSec }, 'draining, then shutting down (a second signal stops at once)');
+      void app.drain.run(drainTimeoutSec, 'stop');
+      return;
+    }
     log.info({ event: 'shutdown', signal }, 'shutting down');
-    void app.stop().then(() => {
-      log.info({ event: 'stopped' }, 'turn-monitor stopped');
-      process.exit(0);
-    });
+    stopAndExit();
   };
   process.on('SIGINT', () => shutdown('SIGINT'));
   process.on('SIGTERM', () => shutdown('SIGTERM'));
@@ -73,6 +86,7 @@ export async function runStart(configFile: string | undefined): Promise<number> 
     return err instanceof StartupError ? err.exitCode : 1;
   }
   if (signals > 0) return new Promise(() => undefined); // shutdown() exits
+  up = true;
   log.info({ event: 'started', http: app.http.address }, 'turn-monitor is up');
   // pm2 (wait_ready) waits for this message before it counts the app online.
   process.send?.('ready');

@@ -94,6 +94,13 @@ const stats = z.strictObject({
   deleteGraceMs: positiveInt.default(2000),
 });
 
+const lifecycle = z.strictObject({
+  // SIGTERM/SIGINT drain for at most this long before turnserver is stopped; fits pm2's
+  // kill_timeout (25 s) with the stop after it (discovery.drainMs + turnserver.stopTimeoutMs).
+  drainTimeoutSec: z.number().min(0).max(3600).default(10),
+  drainMinAllocations: z.number().int().min(0).default(0),
+});
+
 export const configSchema = z.strictObject({
   dataDir: z.string().min(1).default('./data'),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info'),
@@ -104,6 +111,7 @@ export const configSchema = z.strictObject({
   zookeeper: zookeeper.prefault({}),
   discovery: discovery.prefault({}),
   stats: stats.prefault({}),
+  lifecycle: lifecycle.prefault({}),
 });
 
 export type ConfigInput = z.input<typeof configSchema>;

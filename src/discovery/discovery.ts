@@ -40,7 +40,8 @@ export class Discovery implements Subsystem {
   private sampling = false;
   private stopping: Promise<void> | null = null;
   private started = false;
-  private readonly onReady = () => void this.publisher.setWanted(!this.stopping, 'turnserver-ready');
+  private held = false;
+  private readonly onReady = () => void this.publisher.setWanted(!this.stopping && !this.held, 'turnserver-ready');
   private readonly onExit = () => void this.publisher.setWanted(false, 'turnserver-exit');
 
   constructor(
@@ -172,6 +173,13 @@ export class Discovery implements Subsystem {
       if (withdrawn && drainMs > 0) await new Promise((r) => setTimeout(r, drainMs));
     })();
     return this.stopping;
+  }
+
+  /** A drain: withdraw the node (held) until released, whatever turnserver does meanwhile. */
+  async hold(held: boolean): Promise<void> {
+    this.held = held;
+    if (this.stopping) return;
+    await this.publisher.setWanted(!held && this.ctx.supervisor.isReady, held ? 'drain' : 'drain-cancelled');
   }
 
   /**

@@ -383,6 +383,11 @@ export class ManagedChild extends EventEmitter<ManagedChildEvents> {
     this.restartTimer = setTimeout(() => void this.spawn(dueAt), Math.max(0, dueAt - PREPARE_LEAD_MS - Date.now()));
   }
 
+  /** Replace the running process (a drain-restart): SIGTERM; the exit path starts a new one restartDelayMs later. */
+  recycle(): void {
+    if (!this.stopping) this.killChild('SIGTERM');
+  }
+
   /** A line (from wherever the child logs) proves it cannot start: fail start() now. */
   startupFailed(reason: string): void {
     if (!this.ready && this.firstStart && this.run) this.abortFirstStart(reason);

@@ -87,7 +87,10 @@ export class Stats implements Subsystem, TurnConfContributor {
   }
 
   /** What others may read of live usage. */
-  readonly usage: UsageView = { openAllocationCount: () => this.pipeline.model.openCount };
+  readonly usage: UsageView = {
+    openAllocationCount: () => this.pipeline.model.openCount,
+    openAllocationIds: () => this.pipeline.model.openRecords().map((r) => r.allocationId),
+  };
 
   private readonly onChildSpawn = (run: ChildRun): void => {
     if (!this.leftoversHandled) {

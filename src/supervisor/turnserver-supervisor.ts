@@ -148,6 +148,12 @@ export class TurnserverSupervisor extends EventEmitter<TurnserverEvents> impleme
     this.follower.stop();
     return Promise.resolve();
   }
+  /** Restart turnserver with the conf rendered now (a drain-restart); resolves once the new one serves. */
+  recycle(): Promise<void> {
+    const serving = new Promise<void>((resolve) => this.child.once('ready', () => resolve()));
+    this.child.recycle();
+    return serving;
+  }
   get adopted(): boolean {
     return this.child.adopted;
   }

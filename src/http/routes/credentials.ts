@@ -32,6 +32,8 @@ export interface CredentialHandlerOptions {
   limitPerMinute: number;
   /** Clock of the rate limiter (tests). */
   now?: () => number;
+  /** While the host drains: seconds for Retry-After (503, no credential), else null. */
+  unavailable?: () => number | null;
 }
 
 /**
@@ -52,6 +54,11 @@ export function credentialHandler(credentials: Pick<Credentials, 'issueJson'>, o
     const user = query.user;
     if (user !== undefined && (typeof user !== 'string' || !CLIENT_ID.test(user))) {
       return sendJson(res, 400, error('bad_user', 'user must be 1-64 characters of A-Z a-z 0-9 . _ -'), rate);
+    }
+    const retryAfter = options.unavailable?.() ?? null;
+    if (retryAfter !== null) {
+      rate['Retry-After'] = String(retryAfter);
+      return sendJson(res, 503, error('draining', 'this host is draining: ask another'), rate);
     }
     const credential = credentials.issueJson(user ?? null);
     if (credential === null) return sendJson(res, 503, error('unavailable', 'no valid credential: see /health'), rate);
