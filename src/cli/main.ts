@@ -2,6 +2,7 @@ import { Command } from 'commander';
 import { packageVersion } from '../config/package.js';
 import { registerCredential } from './credential.js';
 import { registerDemo } from './demo.js';
+import { registerDrain } from './drain.js';
 import { registerRestart } from './restart.js';
 import { registerServers } from './servers.js';
 import { registerStart } from './start.js';
@@ -14,6 +15,7 @@ const program = new Command('turn-monitor')
 
 registerStart(program);
 registerRestart(program);
+registerDrain(program);
 registerCredential(program);
 registerUsage(program);
 registerServers(program);

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { harnessTest, waitExit } from '../harness/harness.js';
-import { startMonitor } from '../harness/monitor.js';
+import { monitorBin, startMonitor } from '../harness/monitor.js';
 import { runUclient, startPeer } from '../harness/services.js';
 import { STATS_API_KEY, STATS_USER as USER, statsConfig, usage } from '../harness/statsdb.js';
 import { isAlive, processesMentioning } from '../../src/process/pids.js';
@@ -8,7 +8,7 @@ import { waitUntil } from '../../src/process/wait.js';
 
 // Without the admin channel (not in this tree yet) turnserver cannot be told to refuse new
 // allocations or cancel sessions: these tests cover what the monitor does itself.
-harnessTest('POST /drain then /drain/cancel; SIGTERM drains: no credential, a running relay ends on its own and is recorded, then exit 0 with no child left', async (h) => {
+harnessTest('turn-monitor drain then POST /drain/cancel; SIGTERM drains: no credential, a running relay ends on its own and is recorded, then exit 0 with no child left', async (h) => {
   const peer = await startPeer(h);
   const m = await startMonitor(h, { http: statsConfig.http, turnserver: statsConfig.turnserver, lifecycle: { drainTimeoutSec: 7 } });
   const auth = { authorization: `Bearer ${STATS_API_KEY}` };
@@ -18,15 +18,19 @@ harnessTest('POST /drain then /drain/cancel; SIGTERM drains: no credential, a ru
   const turnPid = (await m.health()).body.turnserver.pid as number;
   const relay = runUclient(h, { turnPort: m.turnPort, peerPort: peer.port, ...USER, messages: 100, length: 100, extraArgs: ['-z', '5'] });
   await waitUntil('relay open', async () => (await usage(m)).some((r) => r.endedAt === null), 10_000);
-  const started = await post('/drain', { timeoutSec: 60, then: 'restart' });
-  assert.equal(started.status, 202);
-  assert.equal(started.body.draining.then, 'restart');
+  // `turn-monitor drain` (POST /drain, then progress lines until the drain ends).
+  const cli = h.run('drain-cli', process.execPath, [monitorBin, 'drain', '--config', m.configFile, '--timeout', '60', '--then', 'restart'], { timeoutMs: 20_000 });
+  await waitUntil('draining', async () => (await m.health()).body.draining?.then === 'restart', 5000);
   const refused = await fetch(`${m.httpUrl}/turncredential`, { headers: auth });
   assert.equal(refused.status, 503);
   assert.ok(Number(refused.headers.get('retry-after')) >= 1, 'Retry-After');
   assert.match((await m.get('/metrics')).text, /^turn_monitor_draining 1$/m);
   assert.equal((await post('/drain', {})).status, 409);
   assert.equal((await post('/drain/cancel')).body.cancelled, true);
+  const shown = await cli;
+  assert.equal(shown.code, 0, shown.output);
+  assert.match(shown.output, /^draining \(then restart\): \d+ open allocation\(s\), deadline in \d+ s$/m);
+  assert.match(shown.output, /drain finished/);
   assert.equal((await m.get('/turncredential', { headers: auth })).status, 200, 'serving again');
   assert.equal((await m.health()).body.draining, null);
 
