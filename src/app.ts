@@ -81,6 +81,12 @@ export class App {
         throw err;
       }
     }
+    const { supervisor, config } = this.ctx;
+    if (!this.stopping && supervisor.configStale) {
+      // An adopted turnserver runs an older conf: apply the new one without cutting calls.
+      this.log.warn({ event: 'config-stale' }, 'the adopted turnserver runs an older conf: applying it by a drain-restart');
+      this.drain.run(config.lifecycle.drainTimeoutSec, 'restart').catch((err: Error) => this.log.error({ event: 'drain-failed', err: err.message }, 'drain-restart failed'));
+    }
   }
 
   /** Idempotent: stop started subsystems in reverse order; one failing does not skip the rest. */

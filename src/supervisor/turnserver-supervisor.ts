@@ -94,7 +94,6 @@ export class TurnserverSupervisor extends EventEmitter<TurnserverEvents> impleme
     this.child.on('adopted', (run) => {
       const resume = this.logResume?.run === run.runId ? this.logResume : null;
       this.follower.start(resume, true);
-      void this.checkConf();
     });
     for (const event of FORWARDED) {
       this.child.on(event, (...args: unknown[]) => (this.emit as (e: string, ...a: unknown[]) => boolean)(event, ...args));
@@ -135,8 +134,9 @@ export class TurnserverSupervisor extends EventEmitter<TurnserverEvents> impleme
     this.logResume = resume;
   }
 
-  start(): Promise<void> {
-    return this.child.start();
+  async start(): Promise<void> {
+    await this.child.start();
+    if (this.child.adopted) await this.checkConf();
   }
   async stop(): Promise<void> {
     await this.child.stop();

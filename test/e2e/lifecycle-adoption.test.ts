@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { harnessTest } from '../harness/harness.js';
 import { startMonitor } from '../harness/monitor.js';
@@ -21,7 +21,7 @@ harnessTest(
     const turnPid = health.turnserver.pid as number;
     const relay: UclientOptions = { turnPort: m1.turnPort, peerPort: peer.port, ...USER, clients: 2, messages: 700, length: 100, extraArgs: ['-z', '5'] };
     const during = runUclient(h, relay);
-    await waitUntil('allocations open and checkpointed', async () => (await usage(m1)).filter((r) => r.endedAt === null).length >= 2, 10_000);
+    await waitUntil('allocations open and checkpointed', async () => (await usage(m1)).filter((r) => r.endedAt === null).length >= 4, 15_000); // each client: a probe allocation, then the relaying one
     const openAtKill = (await usage(m1)).filter((r) => r.endedAt === null).map((r) => r.allocationId as string);
     process.kill(m1.pid, 'SIGKILL');
     await m1.exited;
@@ -51,16 +51,27 @@ harnessTest(
   { timeout: 90_000 },
 );
 
-harnessTest('a conf change while turnserver is adopted: reported as configStale in /health', async (h) => {
+harnessTest('a conf change while turnserver is adopted: configStale in /health, then applied by a drain-restart', async (h) => {
   const m1 = await startMonitor(h);
   const turnPid = (await m1.health()).body.turnserver.pid as number;
   process.kill(m1.pid, 'SIGKILL');
   await m1.exited;
-  const changed = { ...m1.config, turnserver: { ...(m1.config.turnserver as object), extraConfig: ['max-bps=1000000'] } };
+  const changed = {
+    ...m1.config,
+    turnserver: { ...(m1.config.turnserver as object), extraConfig: ['max-bps=1000000'], restartDelayMs: 200 },
+    lifecycle: { drainTimeoutSec: 1 },
+  };
   const m2 = await startMonitor(h, {}, { rawConfig: changed, configFile: path.join(h.dir, 'changed.json') });
-  await waitUntil('configStale', async () => (await m2.health()).body.turnserver.configStale === true, 5000);
+  const adopted = await m2.waitForLog((e) => e.event === 'adopted' && e.component === 'supervisor');
+  assert.equal(adopted.childPid, turnPid);
+  await m2.waitForLog((e) => e.event === 'config-stale');
+  await m2.waitForLog((e) => e.event === 'drain-started' && e.then === 'restart');
+  const ready = await m2.waitForLog((e) => e.event === 'ready' && e.component === 'supervisor' && e.childPid !== turnPid, { timeoutMs: 10_000 });
+  await m2.waitForLog((e) => e.event === 'drain-finished');
   const body = (await m2.health()).body;
-  assert.equal(body.turnserver.pid, turnPid);
-  assert.equal(body.turnserver.adopted, true);
+  assert.equal(body.turnserver.pid, ready.childPid);
+  assert.equal(body.turnserver.configStale, false);
+  assert.equal(body.draining, null);
+  assert.match(readFileSync(path.join(m2.dataDir, 'turnserver.conf'), 'utf8'), /^max-bps=1000000$/m);
   assert.equal((await m2.stop()).code, 0);
 });

@@ -72,7 +72,7 @@ harnessTest(
     const first = monitorPid();
 
     const relay = runUclient(h, { turnPort, peerPort: peer.port, ...USER, clients: 2, messages: 1400, length: 100, extraArgs: ['-z', '5'] });
-    await waitUntil('allocations open and checkpointed', async () => (await usage(api)).filter((r) => r.endedAt === null).length >= 2, 10_000);
+    await waitUntil('allocations open and checkpointed', async () => (await usage(api)).filter((r) => r.endedAt === null).length >= 4, 15_000); // each client: a probe allocation, then the relaying one
     const openAtKill = (await usage(api)).filter((r) => r.endedAt === null).map((r) => r.allocationId as string);
     process.kill(first, 'SIGKILL');
     await waitUntil('pm2 started a new monitor that adopted turnserver', async () => {
