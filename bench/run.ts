@@ -9,12 +9,13 @@ import { credentialApi } from './credential-api.js';
 import { discovery } from './discovery.js';
 import { summarize, type Benchmark, type Summary } from './lib.js';
 import { memory } from './memory.js';
+import { monitorRestart } from './monitor-restart.js';
 import { recovery } from './recovery.js';
 import { relay } from './relay.js';
 import { statsIngest } from './stats-ingest.js';
 import { statsIngestLog } from './stats-ingest-log.js';
 
-const ALL: Benchmark[] = [statsIngest, statsIngestLog, credentialApi, relay, recovery, memory, discovery];
+const ALL: Benchmark[] = [statsIngest, statsIngestLog, credentialApi, relay, recovery, memory, discovery, monitorRestart];
 
 const { values } = parseArgs({ options: { only: { type: 'string' }, out: { type: 'string', default: 'bench-results.json' } } });
 const selected = values.only ? ALL.filter((b) => b.name === values.only) : ALL;
