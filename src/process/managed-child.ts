@@ -4,7 +4,9 @@ import { execa, type ResultPromise } from 'execa';
 import type { Logger } from '../log/logger.js';
 import { StartupError } from '../lifecycle.js';
 import { Backoff } from './backoff.js';
-import { isAlive, killPid, procStartMs, waitForPidExit } from './pids.js';
+import { killPid, procStartMs } from './pids.js';
+import { AdoptedProcess } from './adopted-process.js';
+import { runIdOf, type ChildExit, type ChildRun, type ChildState, type ManagedChildEvents, type ManagedChildOptions, type SpawnSpec } from './child-types.js';
 
 // Readiness: turnserver answers STUN ~30-150 ms after spawn. One readiness probe lasts
 // READY_PROBE_MS and resends every 20 ms (stunProbe), with READY_PROBE_GAP_MS between probes, so
@@ -14,83 +16,7 @@ const READY_PROBE_GAP_MS = 10;
 /** A restart's spawn spec (the rendered conf) is prepared this long before the restart is due, so the child itself starts on time. */
 const PREPARE_LEAD_MS = 50;
 
-export type ChildState = 'idle' | 'starting' | 'ready' | 'restarting' | 'stopping' | 'stopped' | 'failed';
-
-export interface SpawnSpec {
-  file: string;
-  args: string[];
-  cwd?: string;
-}
-
-export interface ManagedChildOptions {
-  /** Used in logs and errors ("turnserver", "redis"). */
-  name: string;
-  logger: Logger;
-  /** Called before every spawn: the command may change between runs (re-rendered config). */
-  spawnSpec(): Promise<SpawnSpec>;
-  /** One readiness/liveness check; true when the child is serving. */
-  probe(timeoutMs?: number): Promise<boolean>;
-  /** Pids of copies left running by an earlier monitor; stopped before the first spawn (or one adopted, see adopt). */
-  findOrphans(): number[];
-  /**
-   * Adopt a single copy left running by an earlier monitor when it answers its probe, instead of
-   * stopping it: it is then watched like a child (liveness by polling its pid, plus the probe) and
-   * replaced by a child of ours restartDelayMs after it dies.
-   */
-  adopt?: boolean;
-  /** 'pipe' (default): stdout/stderr lines go to onLine. 'ignore': the child logs elsewhere (a file), so it outlives us. */
-  output?: 'pipe' | 'ignore';
-  /** Each line the child writes on stdout or stderr. */
-  onLine(line: string, stream: 'stdout' | 'stderr'): void;
-  /** A line that proves the child cannot start (port taken): fail fast instead of waiting. */
-  startupFailure?(line: string): string | null;
-  restartDelayMs: number;
-  maxRestartDelayMs: number;
-  stopTimeoutMs: number;
-  probeIntervalMs: number;
-  readyTimeoutMs: number;
-  /** Consecutive failed liveness probes after which the child counts as hung. */
-  maxProbeMisses?: number;
-}
-
-export interface ChildExit {
-  pid: number;
-  runId: string;
-  code: number | null;
-  signal: string | null;
-  at: Date;
-  wasReady: boolean;
-}
-
-export interface ChildRun {
-  pid: number;
-  /** `<process start, ms since epoch, from /proc>-<pid>`: the same for every monitor that looks at this process. */
-  runId: string;
-  startedAt: Date;
-  /** Started by an earlier monitor and adopted by this one. */
-  adopted?: boolean;
-}
-
-/** A run id that any monitor derives alike from the process itself (pid + its start time in /proc). */
-export function runIdOf(pid: number, fallback = Date.now()): string {
-  return `${procStartMs(pid) ?? fallback}-${pid}`;
-}
-
-/** How often an adopted process (not our child: no exit event) is checked for life. */
-const ADOPTED_POLL_MS = 100;
-
-export interface ManagedChildEvents {
-  spawn: [ChildRun];
-  /** A copy left by an earlier monitor serves and is now ours to watch (followed by 'ready'). */
-  adopted: [ChildRun];
-  /** The child answered its probe: it serves. */
-  ready: [ChildRun];
-  exit: [ChildExit];
-  'restart-scheduled': [{ delayMs: number }];
-  /** It stopped answering its liveness probe and is being killed. */
-  hung: [ChildRun];
-  state: [ChildState];
-}
+export * from './child-types.js';
 
 /**
  * Spawns a native child, knows when it serves (by probing, not by log lines), restarts it after
@@ -111,9 +37,7 @@ export class ManagedChild extends EventEmitter<ManagedChildEvents> {
   private readonly log: Logger;
   private spawnCount = 0;
   private probeMisses = 0;
-  private adoptedPid: number | null = null;
-  private adoptedTimer: NodeJS.Timeout | null = null;
-  private adoptedExited: (() => void) | null = null;
+  private adoptedProcess: AdoptedProcess | null = null;
   lastExit: ChildExit | null = null;
   lastProbeOkAt: Date | null = null;
 
@@ -141,7 +65,7 @@ export class ManagedChild extends EventEmitter<ManagedChildEvents> {
   }
   /** The current process was started by an earlier monitor. */
   get adopted(): boolean {
-    return this.adoptedPid !== null;
+    return this.adoptedProcess !== null;
   }
 
   /** Resolves once the first child serves; rejects with StartupError if it never does. */
@@ -171,25 +95,17 @@ export class ManagedChild extends EventEmitter<ManagedChildEvents> {
     const startedAt = new Date(procStartMs(pid) ?? Date.now());
     const run: ChildRun = { pid, runId: runIdOf(pid), startedAt, adopted: true };
     this.run = run;
-    this.adoptedPid = pid;
-    this.exited = new Promise<void>((resolve) => (this.adoptedExited = resolve));
-    this.adoptedTimer = setInterval(() => {
-      if (!isAlive(pid)) this.onAdoptedExit(run);
-    }, ADOPTED_POLL_MS);
+    const adopted = new AdoptedProcess(pid, () => {
+      if (this.adoptedProcess !== adopted) return;
+      this.adoptedProcess = null;
+      // Not our child: its exit status is not ours to read.
+      this.onExit(run, null, null);
+    });
+    this.adoptedProcess = adopted;
+    this.exited = adopted.exited;
     this.log.info({ event: 'adopted', childPid: pid, runId: run.runId }, `${this.opts.name} left running by an earlier monitor serves: adopted`);
     this.emit('adopted', run);
     this.onReady(run);
-  }
-
-  private onAdoptedExit(run: ChildRun): void {
-    if (this.adoptedPid !== run.pid) return;
-    if (this.adoptedTimer) clearInterval(this.adoptedTimer);
-    this.adoptedTimer = null;
-    this.adoptedPid = null;
-    this.adoptedExited?.();
-    this.adoptedExited = null;
-    // Not our child: its exit status is not ours to read.
-    this.onExit(run, null, null);
   }
 
   private setState(state: ChildState): void {
@@ -395,7 +311,7 @@ export class ManagedChild extends EventEmitter<ManagedChildEvents> {
 
   private killChild(signal: NodeJS.Signals): void {
     try {
-      if (this.adoptedPid !== null) process.kill(this.adoptedPid, signal);
+      if (this.adoptedProcess) this.adoptedProcess.signal(signal);
       else this.child?.kill(signal);
     } catch {
       /* already gone */
@@ -404,13 +320,7 @@ export class ManagedChild extends EventEmitter<ManagedChildEvents> {
 
   private async killAndWait(): Promise<void> {
     this.clearTimers();
-    if (this.adoptedPid !== null && this.run) {
-      const run = this.run;
-      await killPid(run.pid, this.opts.stopTimeoutMs);
-      await waitForPidExit(run.pid, 1000);
-      this.onAdoptedExit(run);
-      return;
-    }
+    if (this.adoptedProcess) return this.adoptedProcess.terminate(this.opts.stopTimeoutMs);
     const child = this.child;
     if (!child || child.pid === undefined) return;
     this.killChild('SIGTERM');
@@ -443,8 +353,7 @@ export class ManagedChild extends EventEmitter<ManagedChildEvents> {
     if (this.stopping) return;
     this.stopping = Promise.resolve();
     this.clearTimers();
-    if (this.adoptedTimer) clearInterval(this.adoptedTimer);
-    this.adoptedTimer = null;
+    this.adoptedProcess?.release();
     this.child?.removeAllListeners('exit');
     this.log.info({ event: 'released', childPid: this.pid }, `${this.opts.name} left serving for the next monitor`);
     this.setState('stopped');
