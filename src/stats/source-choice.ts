@@ -44,7 +44,8 @@ export function chooseSource(configured: 'auto' | ConcreteSource, versionText: s
  * rendered, since the source decides what goes into it. Null when it cannot be run.
  */
 export function turnserverVersion(bin: string): string | null {
-  const r = spawnSync(bin, ['--version'], { encoding: 'utf8', timeout: 5000, stdio: ['ignore', 'pipe', 'pipe'] });
+  // SIGKILL at the timeout: a binary that ignores SIGTERM would otherwise block spawnSync for good.
+  const r = spawnSync(bin, ['--version'], { encoding: 'utf8', timeout: 3000, killSignal: 'SIGKILL', stdio: ['ignore', 'pipe', 'pipe'] });
   if (r.error || r.status !== 0) return null;
   const text = `${r.stdout}${r.stderr}`.trim();
   return parseVersion(text) ? text : null;
