@@ -19,9 +19,11 @@ export const apps = [
     // Start-up waits for turnserver's first STUN answer (up to readyTimeoutMs, 10 s by default).
     wait_ready: true,
     listen_timeout: 20000,
-    // Our own shutdown: withdraw from ZooKeeper, stop HTTP, SIGTERM turnserver (SIGKILL after
-    // stopTimeoutMs = 5 s), flush usage. pm2 must wait longer than that before it SIGKILLs us.
-    kill_timeout: 15000,
+    // Our own shutdown: a drain of at most lifecycle.drainTimeoutSec (10 s, plus up to 5 s for
+    // cancelled allocations' totals), then withdraw from ZooKeeper (discovery.drainMs 1 s), stop
+    // HTTP, SIGTERM turnserver (SIGKILL after stopTimeoutMs = 5 s), flush usage. pm2 must wait
+    // longer than that before it SIGKILLs us.
+    kill_timeout: 25000,
     // pm2 must signal only us: we stop turnserver ourselves, after leaving discovery.
     treekill: false,
     // A monitor that cannot start (bad config exits 2) must not spin: a few tries, then stop.

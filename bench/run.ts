@@ -10,6 +10,7 @@ import { discovery } from './discovery.js';
 import { exportBench } from './export.js';
 import { summarize, type Benchmark, type Summary } from './lib.js';
 import { memory } from './memory.js';
+import { monitorRestart } from './monitor-restart.js';
 import { recovery } from './recovery.js';
 import { relay } from './relay.js';
 import { relayTls } from './relay-tls.js';
@@ -19,7 +20,7 @@ import { statsIngest } from './stats-ingest.js';
 import { statsIngestLog } from './stats-ingest-log.js';
 import { tlsReload } from './tls-reload.js';
 
-const ALL: Benchmark[] = [statsIngest, statsIngestLog, credentialApi, relay, relayTls, recovery, tlsReload, memory, discovery, revoke, sessions, exportBench];
+const ALL: Benchmark[] = [statsIngest, statsIngestLog, credentialApi, relay, relayTls, recovery, tlsReload, memory, discovery, monitorRestart, revoke, sessions, exportBench];
 
 const { values } = parseArgs({ options: { only: { type: 'string' }, out: { type: 'string', default: 'bench-results.json' } } });
 const selected = values.only ? ALL.filter((b) => b.name === values.only) : ALL;

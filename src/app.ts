@@ -1,12 +1,16 @@
 import os from 'node:os';
 import { Admin } from './admin/admin.js';
 import type { Config } from './config/schema.js';
+import { AdminDrainControl } from './control/drain-control.js';
 import { SessionControl } from './control/session-control.js';
 import type { AppContext } from './context.js';
 import { createCredentials } from './credentials/index.js';
 import { createDiscovery } from './discovery/index.js';
 import { nodeNameFor } from './discovery/identity.js';
 import { createExport } from './export/index.js';
+import { Drain, type DrainControl } from './drain/drain.js';
+import { registerDrainMetrics } from './drain/metrics.js';
+import { drainRoutes } from './http/routes/drain.js';
 import { HttpServer, type HealthReport } from './http/http-server.js';
 import { credentialHandler, rotateRoute } from './http/routes/credentials.js';
 import { tlsRoutes } from './http/routes/tls.js';
@@ -17,6 +21,7 @@ import type { Logger } from './log/logger.js';
 import { createRegistry } from './metrics.js';
 import { createStats } from './stats/index.js';
 import { registerSupervisorMetrics } from './supervisor/metrics.js';
+import { turnPaths } from './supervisor/render-conf.js';
 import { TurnserverSupervisor } from './supervisor/turnserver-supervisor.js';
 import { registerTlsMetrics } from './tls/metrics.js';
 import { Tls } from './tls/tls.js';
@@ -30,13 +35,20 @@ import { Tls } from './tls/tls.js';
 export class App {
   readonly ctx: AppContext;
   readonly http: HttpServer;
+  /** One drain of this host, whoever asks (signal, POST /drain). */
+  readonly drain: Drain;
   private readonly subsystems: Subsystem[];
   private readonly started: Subsystem[] = [];
   private stopping: Promise<void> | null = null;
   private readonly log: Logger;
   private readonly admin: Admin;
 
-  constructor(config: Config, logger: Logger, options: { now?: () => number } = {}) {
+  /**
+   * `drainControl`: how turnserver refuses new allocations and cancels sessions; by default the
+   * admin channel's. With null a drain still withdraws, stops credentials and waits, but
+   * turnserver keeps accepting allocations and nothing is cancelled at the deadline.
+   */
+  constructor(config: Config, logger: Logger, options: { now?: () => number; drainControl?: DrainControl | null } = {}) {
     this.log = logger.child({ component: 'app' });
     const registry = createRegistry();
     const supervisor = new TurnserverSupervisor(config, logger);
@@ -51,19 +63,33 @@ export class App {
     const credentials = createCredentials(this.ctx);
     const stats = createStats(this.ctx);
     // The admin CLI renders its cli-* lines (a new password each start) and reconnects after every start.
-    const admin = new Admin({ config, logger, registry, turnserver: supervisor });
+    const admin = new Admin({ config, logger, registry, turnserver: supervisor, confFile: turnPaths(config).conf });
     supervisor.addContributor(admin);
     this.admin = admin;
     // Deny list and counters meet coturn's sessions here: new allocations of revoked clients are cancelled.
     const control = new SessionControl({ admin, credentials, pipeline: stats.pipeline, registry, logger, now: this.ctx.now });
     const http = this.http;
     const { rateLimitPerMinute } = config.http;
-    http.addFastRoute('GET', '/turncredential', credentialHandler(credentials, { authorized: http.tools.authorized, limitPerMinute: rateLimitPerMinute }));
+    const discovery = createDiscovery(this.ctx, { httpAddress: () => http.address, usage: stats.usage });
+    let credentialsPaused = false;
+    const drainControl = new AdminDrainControl({ admin, control, version: () => stats.choice?.version ?? null, config, logger });
+    this.drain = new Drain({
+      control: options.drainControl === undefined ? drainControl : options.drainControl,
+      withdraw: (held) => discovery.hold(held),
+      pauseCredentials: (paused) => (credentialsPaused = paused),
+      openAllocations: () => stats.usage.openAllocationIds(),
+      restartTurnserver: () => supervisor.recycle(),
+      minAllocations: config.lifecycle.drainMinAllocations,
+      log: logger.child({ component: 'drain' }),
+    });
+    registerDrainMetrics(registry, this.drain);
+    const unavailable = () => (credentialsPaused ? Math.max(1, Math.ceil(config.lifecycle.drainTimeoutSec)) : null);
+    http.addFastRoute('GET', '/turncredential', credentialHandler(credentials, { authorized: http.tools.authorized, limitPerMinute: rateLimitPerMinute, unavailable }));
     http.addRoutes(rotateRoute(credentials, logger.child({ component: 'credentials' })));
     http.addRoutes(usageRoutes(stats.pipeline));
     http.addRoutes(tlsRoutes(tls));
     http.addRoutes(sessionRoutes(control, config.credentials.mode, logger.child({ component: 'sessions' })));
-    const discovery = createDiscovery(this.ctx, { httpAddress: () => http.address, usage: stats.usage });
+    http.addRoutes(drainRoutes(this.drain, config.lifecycle.drainTimeoutSec));
     // After stats (its tables exist) and stopped after turnserver, so the closes of the stop ship.
     const hostId = config.export.postgres.hostId ?? nodeNameFor(config, os.hostname());
     const exporter = createExport(this.ctx, { hostId });
@@ -83,14 +109,32 @@ export class App {
         throw err;
       }
     }
+    const { supervisor, config } = this.ctx;
+    if (!this.stopping && supervisor.configStale) {
+      // An adopted turnserver runs an older conf: apply the new one without cutting calls.
+      this.log.warn({ event: 'config-stale' }, 'the adopted turnserver runs an older conf: applying it by a drain-restart');
+      this.drain.run(config.lifecycle.drainTimeoutSec, 'restart').catch((err: Error) => this.log.error({ event: 'drain-failed', err: err.message }, 'drain-restart failed'));
+    }
   }
 
   /** Idempotent: stop started subsystems in reverse order; one failing does not skip the rest. */
   stop(): Promise<void> {
+    return this.stopAll(false);
+  }
+
+  /**
+   * Handover: like stop(), but turnserver and the private Redis go on serving and nothing is
+   * withdrawn from discovery; the next monitor adopts them. (If a stop already began, that stop.)
+   */
+  handover(): Promise<void> {
+    return this.stopAll(true);
+  }
+
+  private stopAll(release: boolean): Promise<void> {
     this.stopping ??= (async () => {
       for (const subsystem of [...this.started].reverse()) {
         try {
-          await subsystem.stop();
+          await (release && subsystem.release ? subsystem.release() : subsystem.stop());
           this.log.debug({ event: 'stopped', subsystem: subsystem.name }, `stopped ${subsystem.name}`);
         } catch (err) {
           this.log.error({ event: 'stop-failed', subsystem: subsystem.name, err: (err as Error).message }, `stopping ${subsystem.name} failed`);
@@ -112,7 +156,7 @@ export class App {
     const others = Object.entries(parts).filter(([name]) => name !== 'turnserver').map(([, h]) => h);
     const status =
       turn.status !== 'ok' ? 'down' : others.some((h) => h.status === 'degraded' || h.status === 'down') ? 'degraded' : 'ok';
-    return { status, ...parts };
+    return { status, ...parts, draining: this.drain.status() };
   }
 }
 

@@ -6,6 +6,8 @@ import type { TurnserverSupervisor } from './supervisor/turnserver-supervisor.js
 /** Live usage figures the stats subsystem offers to others (discovery publishes the count). */
 export interface UsageView {
   openAllocationCount(): number;
+  /** Ids of the open allocations (a drain cancels what is left). */
+  openAllocationIds(): string[];
 }
 
 /** What the composition root hands every subsystem factory; anything else is wired explicitly. */

@@ -7,6 +7,12 @@ export interface Subsystem {
   stop(): Promise<void>;
   /** A JSON-able view for GET /health. */
   health(): SubsystemHealth;
+  /**
+   * Handover (a monitor restart that is not a host stop): stop our own parts like stop(), but
+   * leave every child process serving and withdraw nothing, for the next monitor to adopt.
+   * Subsystems without one are stopped.
+   */
+  release?(): Promise<void>;
   /** Forced exit (second signal): SIGKILL any child process at once, synchronously. */
   forceKill?(): void;
 }
@@ -30,5 +36,9 @@ export class StartupError extends Error {
 
 /** Something that contributes lines to the rendered turnserver.conf (credentials, stats). */
 export interface TurnConfContributor {
-  turnConfLines(): string[];
+  /**
+   * Its lines of the conf. `spawn`: for a turnserver about to start (per-start secrets are made
+   * anew); `compare`: to tell whether a running turnserver's conf is still what we would render.
+   */
+  turnConfLines(purpose?: 'spawn' | 'compare'): string[];
 }

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { EventEmitter } from 'node:events';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { Config } from '../config/schema.js';
@@ -12,8 +13,8 @@ export { AdminUnavailableError, type AdminStatus, type CliSession };
 
 /** What the admin channel needs of the turnserver supervisor: when a child serves and when it is gone. */
 export interface TurnserverLifecycle {
-  on(event: 'ready' | 'exit', listener: () => void): unknown;
-  off(event: 'ready' | 'exit', listener: () => void): unknown;
+  on(event: 'ready' | 'exit' | 'adopted', listener: () => void): unknown;
+  off(event: 'ready' | 'exit' | 'adopted', listener: () => void): unknown;
 }
 
 export interface AdminEvents {
@@ -26,6 +27,8 @@ export interface AdminOptions {
   logger: Logger;
   registry: Registry;
   turnserver: TurnserverLifecycle;
+  /** The rendered turnserver.conf: an adopted turnserver's CLI port and password are read from it. */
+  confFile?: string;
   /** Default deadline of one command (ms). */
   deadlineMs?: number;
 }
@@ -48,6 +51,7 @@ export class Admin extends EventEmitter<AdminEvents> implements Subsystem, TurnC
   private readonly log: Logger;
   private readonly commands: Counter;
   private started = false;
+  private adoptable: { port: number; password: string } | null = null;
 
   constructor(private readonly opts: AdminOptions) {
     super();
@@ -72,10 +76,10 @@ export class Admin extends EventEmitter<AdminEvents> implements Subsystem, TurnC
     return this.client?.status ?? 'down';
   }
 
-  /** The cli-* lines, with a new password: called before every spawn of turnserver. */
-  turnConfLines(): string[] {
+  /** The cli-* lines, with a new password for every spawn of turnserver. */
+  turnConfLines(purpose: 'spawn' | 'compare' = 'spawn'): string[] {
     if (this.port === null) return ['no-cli'];
-    this.password = randomBytes(24).toString('hex'); // 192 bits
+    if (purpose === 'spawn' || this.password === null) this.password = randomBytes(24).toString('hex'); // 192 bits
     return [
       'cli-ip=127.0.0.1',
       `cli-port=${this.port}`,
@@ -85,7 +89,9 @@ export class Admin extends EventEmitter<AdminEvents> implements Subsystem, TurnC
   }
 
   async start(): Promise<void> {
-    this.port ??= await freePort();
+    // A turnserver left serving by an earlier monitor may be adopted: it listens with these.
+    this.adoptable = this.opts.confFile ? cliOf(this.opts.confFile) : null;
+    this.port ??= this.adoptable?.port ?? (await freePort());
     this.client = new CliClient({
       host: '127.0.0.1',
       port: this.port,
@@ -98,18 +104,23 @@ export class Admin extends EventEmitter<AdminEvents> implements Subsystem, TurnC
     this.client.start();
     this.opts.turnserver.on('ready', this.onReady);
     this.opts.turnserver.on('exit', this.onExit);
+    this.opts.turnserver.on('adopted', this.onAdopted);
     this.started = true;
   }
 
   private readonly onStatus = (s: AdminStatus): void => void this.emit('status', s);
   private readonly onReady = (): void => this.client?.resume();
   private readonly onExit = (): void => this.client?.pause();
+  private readonly onAdopted = (): void => {
+    if (this.adoptable && this.adoptable.port === this.port) this.password = this.adoptable.password;
+  };
 
   async stop(): Promise<void> {
     if (!this.started) return;
     this.started = false;
     this.opts.turnserver.off('ready', this.onReady);
     this.opts.turnserver.off('exit', this.onExit);
+    this.opts.turnserver.off('adopted', this.onAdopted);
     this.client?.off('status', this.onStatus);
     this.client?.stop();
   }
@@ -175,4 +186,17 @@ export class Admin extends EventEmitter<AdminEvents> implements Subsystem, TurnC
 function quota(n: number): number {
   if (!Number.isInteger(n) || n < 0) throw new Error('a quota is an integer ≥ 0');
   return n;
+}
+
+/** The CLI port and password of a rendered conf, or null (none yet, or no CLI in it). */
+function cliOf(confFile: string): { port: number; password: string } | null {
+  let text: string;
+  try {
+    text = readFileSync(confFile, 'utf8');
+  } catch {
+    return null;
+  }
+  const port = Number(/^cli-port=(\d+)$/m.exec(text)?.[1]);
+  const password = /^cli-password=(\S+)$/m.exec(text)?.[1];
+  return port > 0 && password ? { port, password } : null;
 }

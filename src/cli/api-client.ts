@@ -23,12 +23,13 @@ export class ApiClient {
     return `http://${h}:${port}`;
   }
 
-  async request(method: string, pathname: string): Promise<{ status: number; body: ApiBody }> {
+  async request(method: string, pathname: string, json?: unknown): Promise<{ status: number; body: ApiBody }> {
     const headers: Record<string, string> = {};
     if (this.apiKey) headers.authorization = `Bearer ${this.apiKey}`;
+    if (json !== undefined) headers['content-type'] = 'application/json';
     let res: Response;
     try {
-      res = await fetch(this.baseUrl + pathname, { method, headers });
+      res = await fetch(this.baseUrl + pathname, { method, headers, body: json === undefined ? undefined : JSON.stringify(json) });
     } catch (err) {
       throw new Error(`cannot reach the monitor at ${this.baseUrl}: ${(err as Error & { cause?: { code?: string } }).cause?.code ?? (err as Error).message}`);
     }

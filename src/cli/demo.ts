@@ -60,6 +60,8 @@ async function runDemo(): Promise<void> {
       http: { host: '127.0.0.1', port: httpPort },
       zookeeper: { connect: zkConnect, path: '/turn/servers', sessionTimeoutMs: 4000 },
       discovery: { interface: 'lo', capacityMbps: 1000, intervalSec: 1 },
+      // A throwaway: Ctrl-C stops it at once instead of draining.
+      lifecycle: { drainTimeoutSec: 0 },
     };
     const configFile = path.join(dir, 'config.json');
     writeFileSync(configFile, JSON.stringify(config, null, 2));

@@ -3,6 +3,8 @@ import { packageVersion } from '../config/package.js';
 import { registerCredential } from './credential.js';
 import { registerDemo } from './demo.js';
 import { registerFleet } from './fleet.js';
+import { registerDrain } from './drain.js';
+import { registerRestart } from './restart.js';
 import { registerServers } from './servers.js';
 import { registerSessions } from './sessions.js';
 import { registerStart } from './start.js';
@@ -15,6 +17,8 @@ const program = new Command('turn-monitor')
   .showHelpAfterError();
 
 registerStart(program);
+registerRestart(program);
+registerDrain(program);
 registerCredential(program);
 registerUsage(program);
 registerSessions(program);

@@ -40,6 +40,8 @@ const turnserver = z
     probeIntervalMs: positiveInt.default(5000),
     probeTimeoutMs: positiveInt.default(1000),
     readyTimeoutMs: positiveInt.default(10_000),
+    // turnserver's log file is renamed to .1 (one old file kept) and reopened at this size.
+    logMaxBytes: positiveInt.default(64 * 1024 * 1024),
     allowLoopbackPeers: z.boolean().default(false),
     // The admin CLI (telnet) on 127.0.0.1: null = a free port chosen at start.
     cliPort: port.nullable().default(null),
@@ -110,7 +112,8 @@ const discovery = z.strictObject({
 });
 
 const stats = z.strictObject({
-  source: z.enum(['redis', 'log', 'both']).default('redis'),
+  // auto: 'log' below coturn 4.13.0 (a '%' username crashes it while redis-statsdb is on), else 'both'.
+  source: z.enum(['auto', 'redis', 'log', 'both']).default('auto'),
   dbFile: z.string().min(1).default('usage.db'),
   checkpointMs: positiveInt.default(1000),
   deleteGraceMs: positiveInt.default(2000),
@@ -134,6 +137,13 @@ const exportConfig = z.strictObject({
   postgres: exportPostgres.prefault({}),
 });
 
+const lifecycle = z.strictObject({
+  // SIGTERM/SIGINT drain for at most this long before turnserver is stopped; fits pm2's
+  // kill_timeout (25 s) with the stop after it (discovery.drainMs + turnserver.stopTimeoutMs).
+  drainTimeoutSec: z.number().min(0).max(3600).default(10),
+  drainMinAllocations: z.number().int().min(0).default(0),
+});
+
 export const configSchema = z.strictObject({
   dataDir: z.string().min(1).default('./data'),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info'),
@@ -145,6 +155,7 @@ export const configSchema = z.strictObject({
   discovery: discovery.prefault({}),
   stats: stats.prefault({}),
   export: exportConfig.prefault({}),
+  lifecycle: lifecycle.prefault({}),
 });
 
 export type ConfigInput = z.input<typeof configSchema>;

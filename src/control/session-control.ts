@@ -8,6 +8,10 @@ import { finalCounters, type AllocationRecord } from '../stats/model.js';
 import type { UsagePipeline } from '../stats/pipeline.js';
 
 /** One live allocation: what coturn's CLI says of it, and the counters the monitor has recorded. */
+
+/** Why the monitor ended an allocation through the admin channel (its record's end reason). */
+type EndReason = 'disconnected' | 'revoked' | 'drained';
+
 export interface SessionView {
   allocationId: string;
   realm: string | null;
@@ -131,7 +135,7 @@ export class SessionControl implements Subsystem {
     );
   };
 
-  private async cancel(ids: string[], reason: 'disconnected' | 'revoked'): Promise<void> {
+  private async cancel(ids: string[], reason: EndReason): Promise<void> {
     for (const id of ids) this.deps.pipeline.markEnding(id, reason);
     await this.deps.admin.cancelMany(ids);
     this.disconnects.labels(reason).inc(ids.length);
@@ -182,6 +186,11 @@ export class SessionControl implements Subsystem {
   }
 
   /** Cancel one live allocation; false when coturn has none of that id. */
+  /** A drain's deadline passed: cancel what is left (end reason `drained`, totals from coturn's delete events). */
+  async drainCancel(allocationIds: string[]): Promise<void> {
+    await this.cancel(allocationIds, 'drained');
+  }
+
   async disconnect(allocationId: string): Promise<boolean> {
     const live = await this.deps.admin.sessions();
     if (!live.some((s) => s.allocationId === allocationId)) return false;

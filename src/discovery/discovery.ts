@@ -40,7 +40,8 @@ export class Discovery implements Subsystem {
   private sampling = false;
   private stopping: Promise<void> | null = null;
   private started = false;
-  private readonly onReady = () => void this.publisher.setWanted(!this.stopping, 'turnserver-ready');
+  private held = false;
+  private readonly onReady = () => void this.publisher.setWanted(!this.stopping && !this.held, 'turnserver-ready');
   private readonly onExit = () => void this.publisher.setWanted(false, 'turnserver-exit');
 
   constructor(
@@ -170,6 +171,26 @@ export class Discovery implements Subsystem {
       // Drain only after a confirmed delete: that is what watching signalling servers react to.
       const drainMs = this.ctx.config.discovery.drainMs;
       if (withdrawn && drainMs > 0) await new Promise((r) => setTimeout(r, drainMs));
+    })();
+    return this.stopping;
+  }
+
+  /** A drain: withdraw the node (held) until released, whatever turnserver does meanwhile. */
+  async hold(held: boolean): Promise<void> {
+    this.held = held;
+    if (this.stopping) return;
+    await this.publisher.setWanted(!held && this.ctx.supervisor.isReady, held ? 'drain' : 'drain-cancelled');
+  }
+
+  /**
+   * Handover: stop measuring and leave the node as it is (ephemeral: it outlives our exit by the
+   * session timeout, and the next monitor takes it over), so watchers see no withdrawal.
+   */
+  release(): Promise<void> {
+    this.stopping ??= (async () => {
+      if (this.timer) clearInterval(this.timer);
+      this.ctx.supervisor.off('ready', this.onReady);
+      this.ctx.supervisor.off('exit', this.onExit);
     })();
     return this.stopping;
   }

@@ -4,7 +4,9 @@ import { execa, type ResultPromise } from 'execa';
 import type { Logger } from '../log/logger.js';
 import { StartupError } from '../lifecycle.js';
 import { Backoff } from './backoff.js';
-import { killPid } from './pids.js';
+import { killPid, procStartMs } from './pids.js';
+import { AdoptedProcess } from './adopted-process.js';
+import { runIdOf, type ChildExit, type ChildRun, type ChildState, type ManagedChildEvents, type ManagedChildOptions, type SpawnSpec } from './child-types.js';
 
 // Readiness: turnserver answers STUN ~30-150 ms after spawn. One readiness probe lasts
 // READY_PROBE_MS and resends every 20 ms (stunProbe), with READY_PROBE_GAP_MS between probes, so
@@ -14,62 +16,7 @@ const READY_PROBE_GAP_MS = 10;
 /** A restart's spawn spec (the rendered conf) is prepared this long before the restart is due, so the child itself starts on time. */
 const PREPARE_LEAD_MS = 50;
 
-export type ChildState = 'idle' | 'starting' | 'ready' | 'restarting' | 'stopping' | 'stopped' | 'failed';
-
-export interface SpawnSpec {
-  file: string;
-  args: string[];
-  cwd?: string;
-}
-
-export interface ManagedChildOptions {
-  /** Used in logs and errors ("turnserver", "redis"). */
-  name: string;
-  logger: Logger;
-  /** Called before every spawn: the command may change between runs (re-rendered config). */
-  spawnSpec(): Promise<SpawnSpec>;
-  /** One readiness/liveness check; true when the child is serving. */
-  probe(timeoutMs?: number): Promise<boolean>;
-  /** Pids of copies left running by an earlier monitor; stopped before the first spawn. */
-  findOrphans(): number[];
-  /** Each line the child writes on stdout or stderr. */
-  onLine(line: string, stream: 'stdout' | 'stderr'): void;
-  /** A line that proves the child cannot start (port taken): fail fast instead of waiting. */
-  startupFailure?(line: string): string | null;
-  restartDelayMs: number;
-  maxRestartDelayMs: number;
-  stopTimeoutMs: number;
-  probeIntervalMs: number;
-  readyTimeoutMs: number;
-  /** Consecutive failed liveness probes after which the child counts as hung. */
-  maxProbeMisses?: number;
-}
-
-export interface ChildExit {
-  pid: number;
-  runId: string;
-  code: number | null;
-  signal: string | null;
-  at: Date;
-  wasReady: boolean;
-}
-
-export interface ChildRun {
-  pid: number;
-  runId: string;
-  startedAt: Date;
-}
-
-export interface ManagedChildEvents {
-  spawn: [ChildRun];
-  /** The child answered its probe: it serves. */
-  ready: [ChildRun];
-  exit: [ChildExit];
-  'restart-scheduled': [{ delayMs: number }];
-  /** It stopped answering its liveness probe and is being killed. */
-  hung: [ChildRun];
-  state: [ChildState];
-}
+export * from './child-types.js';
 
 /**
  * Spawns a native child, knows when it serves (by probing, not by log lines), restarts it after
@@ -90,6 +37,7 @@ export class ManagedChild extends EventEmitter<ManagedChildEvents> {
   private readonly log: Logger;
   private spawnCount = 0;
   private probeMisses = 0;
+  private adoptedProcess: AdoptedProcess | null = null;
   lastExit: ChildExit | null = null;
   lastProbeOkAt: Date | null = null;
 
@@ -115,18 +63,49 @@ export class ManagedChild extends EventEmitter<ManagedChildEvents> {
   get restarts(): number {
     return Math.max(0, this.spawnCount - 1);
   }
+  /** The current process was started by an earlier monitor. */
+  get adopted(): boolean {
+    return this.adoptedProcess !== null;
+  }
 
   /** Resolves once the first child serves; rejects with StartupError if it never does. */
   async start(): Promise<void> {
     if (this.current !== 'idle') throw new Error(`${this.opts.name} already started`);
-    for (const pid of this.opts.findOrphans()) {
-      this.log.warn({ event: 'orphan', orphanPid: pid }, `stopping ${this.opts.name} left running by an earlier monitor`);
-      await killPid(pid, this.opts.stopTimeoutMs);
+    const orphans = this.opts.findOrphans();
+    if (this.opts.adopt && orphans.length === 1) {
+      if (await this.opts.probe()) return this.adoptPid(orphans[0]);
+      this.log.warn({ event: 'orphan', orphanPid: orphans[0], why: 'no-answer' }, `stopping ${this.opts.name} left running by an earlier monitor: it does not answer`);
+      await killPid(orphans[0], this.opts.stopTimeoutMs);
+    } else {
+      for (const pid of orphans) {
+        const why = this.opts.adopt ? 'several' : 'not-adoptable';
+        this.log.warn({ event: 'orphan', orphanPid: pid, why }, `stopping ${this.opts.name} left running by an earlier monitor`);
+        await killPid(pid, this.opts.stopTimeoutMs);
+      }
     }
     await new Promise<void>((resolve, reject) => {
       this.firstStart = { resolve, reject };
       void this.spawn();
     });
+  }
+
+  /** Watch a serving process an earlier monitor started: it is ours now, though not our child. */
+  private adoptPid(pid: number): void {
+    this.spawnCount = 1;
+    const startedAt = new Date(procStartMs(pid) ?? Date.now());
+    const run: ChildRun = { pid, runId: runIdOf(pid), startedAt, adopted: true };
+    this.run = run;
+    const adopted = new AdoptedProcess(pid, () => {
+      if (this.adoptedProcess !== adopted) return;
+      this.adoptedProcess = null;
+      // Not our child: its exit status is not ours to read.
+      this.onExit(run, null, null);
+    });
+    this.adoptedProcess = adopted;
+    this.exited = adopted.exited;
+    this.log.info({ event: 'adopted', childPid: pid, runId: run.runId }, `${this.opts.name} left running by an earlier monitor serves: adopted`);
+    this.emit('adopted', run);
+    this.onReady(run);
   }
 
   private setState(state: ChildState): void {
@@ -162,13 +141,14 @@ export class ManagedChild extends EventEmitter<ManagedChildEvents> {
     this.setState('starting');
     this.ready = false;
     this.probeMisses = 0;
+    const output = this.opts.output ?? 'pipe';
     const child = execa(spec.file, spec.args, {
       cwd: spec.cwd,
       reject: false,
       buffer: false,
       stdin: 'ignore',
-      stdout: 'pipe',
-      stderr: 'pipe',
+      stdout: output,
+      stderr: output,
       cleanup: true,
       // Own process group: a Ctrl-C or a group signal meant for the monitor must not reach
       // turnserver before the monitor has withdrawn the host from discovery.
@@ -186,7 +166,7 @@ export class ManagedChild extends EventEmitter<ManagedChildEvents> {
     }
     this.spawnCount++;
     const startedAt = new Date();
-    const run: ChildRun = { pid: child.pid, runId: `${startedAt.getTime()}-${child.pid}`, startedAt };
+    const run: ChildRun = { pid: child.pid, runId: runIdOf(child.pid, startedAt.getTime()), startedAt };
     this.run = run;
     this.pipeLines(child, run);
     child.once('exit', (code, signal) => this.onExit(run, code, signal));
@@ -319,9 +299,20 @@ export class ManagedChild extends EventEmitter<ManagedChildEvents> {
     this.restartTimer = setTimeout(() => void this.spawn(dueAt), Math.max(0, dueAt - PREPARE_LEAD_MS - Date.now()));
   }
 
+  /** Replace the running process (a drain-restart): SIGTERM; the exit path starts a new one restartDelayMs later. */
+  recycle(): void {
+    if (!this.stopping) this.killChild('SIGTERM');
+  }
+
+  /** A line (from wherever the child logs) proves it cannot start: fail start() now. */
+  startupFailed(reason: string): void {
+    if (!this.ready && this.firstStart && this.run) this.abortFirstStart(reason);
+  }
+
   private killChild(signal: NodeJS.Signals): void {
     try {
-      this.child?.kill(signal);
+      if (this.adoptedProcess) this.adoptedProcess.signal(signal);
+      else this.child?.kill(signal);
     } catch {
       /* already gone */
     }
@@ -329,6 +320,7 @@ export class ManagedChild extends EventEmitter<ManagedChildEvents> {
 
   private async killAndWait(): Promise<void> {
     this.clearTimers();
+    if (this.adoptedProcess) return this.adoptedProcess.terminate(this.opts.stopTimeoutMs);
     const child = this.child;
     if (!child || child.pid === undefined) return;
     this.killChild('SIGTERM');
@@ -351,6 +343,20 @@ export class ManagedChild extends EventEmitter<ManagedChildEvents> {
       this.firstStart?.reject(new StartupError(`${this.opts.name} stopped before it was ready`));
       this.firstStart = null;
     });
+  }
+
+  /**
+   * Handover: stop watching, leave the process serving (a next monitor adopts it). Idempotent;
+   * after it, stop() does nothing.
+   */
+  release(): void {
+    if (this.stopping) return;
+    this.stopping = Promise.resolve();
+    this.clearTimers();
+    this.adoptedProcess?.release();
+    this.child?.removeAllListeners('exit');
+    this.log.info({ event: 'released', childPid: this.pid }, `${this.opts.name} left serving for the next monitor`);
+    this.setState('stopped');
   }
 
   /** Forced exit (second signal): SIGKILL the current child at once, synchronously. */

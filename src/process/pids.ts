@@ -94,3 +94,21 @@ export async function killPid(pid: number, timeoutMs = 3000): Promise<void> {
   signal(pid, 'SIGKILL');
   await waitForPidExit(pid, 5000);
 }
+
+let bootMs: number | null = null;
+
+/**
+ * When a process started (ms since epoch), from /proc/<pid>/stat (field 22, clock ticks since
+ * boot; USER_HZ is 100 on Linux) and the boot time in /proc/stat. The same value for every
+ * reader, so it identifies a process across monitors; null when it is gone.
+ */
+export function procStartMs(pid: number): number | null {
+  try {
+    bootMs ??= Number(/^btime (\d+)$/m.exec(readFileSync('/proc/stat', 'utf8'))?.[1]) * 1000;
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const ticks = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]);
+    return Number.isFinite(ticks) && bootMs > 0 ? bootMs + ticks * 10 : null;
+  } catch {
+    return null;
+  }
+}

@@ -125,6 +125,15 @@ export class AllocationModel {
     for (const byId of this.open.values()) yield* byId.values();
   }
 
+  /** Carry on with records checkpointed by an earlier monitor (its turnserver run was adopted). */
+  restore(records: AllocationRecord[]): void {
+    for (const r of records) {
+      let byId = this.open.get(r.run);
+      if (!byId) this.open.set(r.run, (byId = new Map()));
+      byId.set(r.allocationId, r);
+    }
+  }
+
   /** Apply one event of the given turnserver run; returns the record it went to (null: ignored). */
   ingest(e: UsageEvent, run: string): AllocationRecord | null {
     let byId = this.open.get(run);

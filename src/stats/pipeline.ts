@@ -3,7 +3,8 @@ import type { Logger } from '../log/logger.js';
 import type { IncrementSink, UsageEvent, UsageSource } from './events.js';
 import { registerStatsMetrics, type StatsMetrics } from './metrics.js';
 import { AllocationModel, type AllocationRecord } from './model.js';
-import { UsageStore } from './store.js';
+import { closeLeftoversExcept, committedLogPosition, openRecordsOf } from './resume.js';
+import { UsageStore, type LogPosition } from './store.js';
 
 export interface PipelineOptions {
   dbFile: string;
@@ -29,6 +30,9 @@ export class UsagePipeline implements IncrementSink {
   private lastCheckpoint = 0;
   private readonly primary: UsageSource;
   private readonly newListeners = new Set<(r: AllocationRecord) => void>();
+  // The log source's position after the last line it handed over (committed with checkpoints).
+  private logPosition: LogPosition | null = null;
+  private logPositionDirty = false;
 
   constructor(private readonly opts: PipelineOptions) {
     const { log } = opts;
@@ -53,10 +57,43 @@ export class UsagePipeline implements IncrementSink {
     );
   }
 
-  /** Open the database; returns how many records an earlier monitor left open (now closed). */
-  open(): number {
+  /** Open the database. What earlier monitors left open stays so until closeLeftovers() or resumeRun(). */
+  open(): void {
     this.store = new UsageStore(this.opts.dbFile);
-    return this.store.closeLeftovers('monitor-restart');
+  }
+
+  /** Close every record earlier monitors left open, but those of keepRun; returns how many. */
+  closeLeftovers(keepRun: string | null = null): number {
+    return this.store ? closeLeftoversExcept(this.store.db, 'monitor-restart', keepRun) : 0;
+  }
+
+  /**
+   * The turnserver run an earlier monitor left serving was adopted: carry on with its open
+   * records. `gap`: events of the time no monitor ran are lost (Redis pub/sub), so they are
+   * incomplete. Returns how many were restored.
+   */
+  resumeRun(runId: string, gap: boolean): number {
+    if (!this.store) return 0;
+    const records = openRecordsOf(this.store.db, runId);
+    if (gap) {
+      for (const r of records) {
+        r.gap = true;
+        r.complete = false;
+      }
+    }
+    this.model.restore(records);
+    return records.length;
+  }
+
+  /** The committed position of the log source (where a monitor adopting that run resumes). */
+  committedLogPosition(): LogPosition | null {
+    return this.store ? committedLogPosition(this.store.db) : null;
+  }
+
+  /** The log source handed over everything up to here (of the current run). */
+  notePosition(file: string, offset: number): void {
+    this.logPosition = { run: this.run, file, offset };
+    this.logPositionDirty = true;
   }
 
   /** Call `listener` with every new allocation (its `new` event); returns the unsubscribe. */
@@ -133,8 +170,13 @@ export class UsagePipeline implements IncrementSink {
         this.lastCheckpoint = now;
         this.model.tick(now);
       }
+      // With the log as a source, records are written only with the position they were read up
+      // to (a checkpoint writes every changed record), so a restart resumes exactly there.
+      if (!checkpoint && this.opts.source !== 'redis') return [];
       const records = this.model.drainDirty(checkpoint);
-      this.store.write(records);
+      const position = checkpoint && this.logPositionDirty ? this.logPosition : null;
+      this.store.write(records, position);
+      if (position) this.logPositionDirty = false;
       return records;
     } catch (err) {
       this.opts.log.error({ event: 'store-failed', err: (err as Error).message }, 'writing usage records failed');

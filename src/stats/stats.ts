@@ -4,7 +4,8 @@ import type { Logger } from '../log/logger.js';
 import type { ChildExit, ChildRun, ManagedChild } from '../process/managed-child.js';
 import { LogSource } from './sources/log/log-source.js';
 import { freePort } from '../process/ports.js';
-import { createPrivateRedis } from './sources/redis/private-redis.js';
+import { createPrivateRedis, runningPrivateRedisPort } from './sources/redis/private-redis.js';
+import { chooseSource, turnserverVersion, type SourceChoice } from './source-choice.js';
 import { RedisSource, redisTargetFromUrl, statsdbLine, type RedisTarget } from './sources/redis/redis-source.js';
 import { UsagePipeline } from './pipeline.js';
 
@@ -23,15 +24,24 @@ export class Stats implements Subsystem, TurnConfContributor {
   private flushTimer: NodeJS.Timeout | null = null;
   private stopping: Promise<void> | null = null;
   private readonly log: Logger;
+  /** The usage source in use (stats.source 'auto' resolved by turnserver's version) and why. */
+  readonly choice: SourceChoice;
+  /** Whether the records of earlier monitors were dealt with (closed, or carried on with an adopted run). */
+  private leftoversHandled = false;
 
-  constructor(private readonly ctx: AppContext) {
+  constructor(
+    private readonly ctx: AppContext,
+    options: { turnserverVersion?: (bin: string) => string | null } = {},
+  ) {
     this.log = ctx.logger.child({ component: 'stats' });
-    const { stats } = ctx.config;
-    this.pipeline = new UsagePipeline({ ...stats, registry: ctx.registry, log: this.log, now: ctx.now });
+    const { stats, turnserver } = ctx.config;
+    const version = stats.source === 'auto' ? (options.turnserverVersion ?? turnserverVersion)(turnserver.bin) : null;
+    this.choice = chooseSource(stats.source, version);
+    this.pipeline = new UsagePipeline({ ...stats, source: this.choice.source, registry: ctx.registry, log: this.log, now: ctx.now });
   }
 
   private get usesRedis(): boolean {
-    return this.ctx.config.stats.source !== 'log';
+    return this.choice.source !== 'log';
   }
 
   turnConfLines(): string[] {
@@ -41,16 +51,20 @@ export class Stats implements Subsystem, TurnConfContributor {
 
   async start(): Promise<void> {
     const { config, supervisor } = this.ctx;
-    const leftovers = this.pipeline.open();
-    if (leftovers > 0) this.log.warn({ event: 'leftovers-closed', count: leftovers }, 'closed allocations left open by an earlier monitor');
+    const { source, reason, version } = this.choice;
+    this.log.info({ event: 'source-chosen', source, reason, version, configured: config.stats.source }, `usage source: ${source} (${reason})`);
+    this.pipeline.open();
+    if (source !== 'redis') supervisor.setLogResume(this.pipeline.committedLogPosition());
     supervisor.on('spawn', this.onChildSpawn);
+    supervisor.on('adopted', this.onChildAdopted);
     supervisor.on('exit', this.onChildExit);
 
     if (this.usesRedis) {
       if (config.redis.url) {
         this.redisTarget = redisTargetFromUrl(config.redis.url);
       } else {
-        const port = await freePort();
+        // An earlier monitor's private Redis still running is adopted on its port.
+        const port = runningPrivateRedisPort(config) ?? (await freePort());
         this.redisTarget = { host: '127.0.0.1', port, db: 0, password: null, tls: false };
         this.redisChild = createPrivateRedis(config, this.ctx.logger, port);
         await this.redisChild.start();
@@ -60,7 +74,7 @@ export class Stats implements Subsystem, TurnConfContributor {
       this.redis.on('malformed', () => this.pipeline.malformed());
       await this.redis.start();
     }
-    if (config.stats.source !== 'redis') {
+    if (source !== 'redis') {
       this.logSource = new LogSource(supervisor, this.pipeline, this.ctx.now);
       this.logSource.start();
     }
@@ -73,9 +87,32 @@ export class Stats implements Subsystem, TurnConfContributor {
   }
 
   /** What others may read of live usage. */
-  readonly usage: UsageView = { openAllocationCount: () => this.pipeline.model.openCount };
+  readonly usage: UsageView = {
+    openAllocationCount: () => this.pipeline.model.openCount,
+    openAllocationIds: () => this.pipeline.model.openRecords().map((r) => r.allocationId),
+  };
 
-  private readonly onChildSpawn = (run: ChildRun): void => this.pipeline.setRun(run.runId);
+  private readonly onChildSpawn = (run: ChildRun): void => {
+    if (!this.leftoversHandled) {
+      this.leftoversHandled = true;
+      const closed = this.pipeline.closeLeftovers();
+      if (closed > 0) this.log.warn({ event: 'leftovers-closed', count: closed }, 'closed allocations left open by an earlier monitor');
+    }
+    this.pipeline.setRun(run.runId);
+  };
+
+  /**
+   * The turnserver an earlier monitor started still serves: its open allocations carry on. With
+   * the log as a source, the log is replayed from the committed position, so they stay exact;
+   * with Redis alone, events published while no monitor ran are lost: marked incomplete.
+   */
+  private readonly onChildAdopted = (run: ChildRun): void => {
+    this.leftoversHandled = true;
+    const closed = this.pipeline.closeLeftovers(run.runId);
+    const restored = this.pipeline.resumeRun(run.runId, this.choice.source !== 'log');
+    this.pipeline.setRun(run.runId);
+    this.log.info({ event: 'run-adopted', runId: run.runId, restored, closed }, 'carrying on with the open allocations of the adopted turnserver');
+  };
 
   private readonly onChildExit = (exit: ChildExit): void => {
     const closed = this.pipeline.closeRun(exit.runId, exit.at.getTime(), 'child-exit');
@@ -86,20 +123,32 @@ export class Stats implements Subsystem, TurnConfContributor {
     this.stopping ??= (async () => {
       if (this.flushTimer) clearInterval(this.flushTimer);
       this.ctx.supervisor.off('spawn', this.onChildSpawn);
+      this.ctx.supervisor.off('adopted', this.onChildAdopted);
       this.ctx.supervisor.off('exit', this.onChildExit);
       await this.redis?.stop();
       this.logSource?.stop();
       this.pipeline.close();
-      await this.redisChild?.stop();
+      if (this.releasing) this.redisChild?.release();
+      else await this.redisChild?.stop();
     })();
     return this.stopping;
+  }
+
+  private releasing = false;
+
+  /** Handover: write everything, stop our parts, leave the private Redis serving for the next monitor. */
+  release(): Promise<void> {
+    this.releasing = true;
+    return this.stop();
   }
 
   health(): SubsystemHealth {
     const subscriber = this.redis?.state ?? (this.usesRedis ? 'connecting' : 'not used');
     return {
       status: this.usesRedis && subscriber !== 'subscribed' ? 'degraded' : 'ok',
-      source: this.ctx.config.stats.source,
+      source: this.choice.source,
+      sourceReason: this.choice.reason,
+      turnserverVersion: this.choice.version,
       redis: this.usesRedis
         ? { subscriber, private: this.redisChild !== null, childState: this.redisChild?.state ?? null, reconnects: this.redis?.reconnects ?? 0, port: this.redisTarget?.port ?? null }
         : null,

@@ -31,11 +31,26 @@ const MIGRATIONS: string[] = [
    CREATE INDEX allocations_started ON allocations (started_at);
    CREATE INDEX allocations_client ON allocations (realm, client_id, started_at);
    CREATE INDEX allocations_open ON allocations (ended_at) WHERE ended_at IS NULL;`,
+  // Where the log source stands (turnserver run, log file identity, byte offset): written in the
+  // same transaction as the usage it produced, so a restarted monitor resumes exactly there.
+  `CREATE TABLE log_position (
+     id INTEGER PRIMARY KEY CHECK (id = 1),
+     run TEXT NOT NULL,
+     file TEXT NOT NULL,
+     offset INTEGER NOT NULL
+   );`,
 ];
 
 const names = COLUMNS.map((c) => c.sql);
 const UPSERT = `INSERT INTO allocations (${names.join(', ')}) VALUES (${names.map(() => '?').join(', ')})
   ON CONFLICT (run, allocation_id) DO UPDATE SET ${names.filter((n) => n !== 'run' && n !== 'allocation_id').map((n) => `${n} = excluded.${n}`).join(', ')}`;
+
+/** The log source's committed read position. */
+export interface LogPosition {
+  run: string;
+  file: string;
+  offset: number;
+}
 
 /**
  * SQLite storage of allocation records (WAL, synchronous=NORMAL). Open allocations are stored
@@ -44,7 +59,7 @@ const UPSERT = `INSERT INTO allocations (${names.join(', ')}) VALUES (${names.ma
  */
 export class UsageStore {
   readonly db: Database.Database;
-  private readonly writeBatch: (records: AllocationRecord[]) => void;
+  private readonly writeBatch: (records: AllocationRecord[], position: LogPosition | null) => void;
 
   constructor(file: string) {
     mkdirSync(path.dirname(file), { recursive: true });
@@ -54,7 +69,10 @@ export class UsageStore {
     this.migrate();
     this.db.pragma('busy_timeout = 5000');
     const upsert = this.db.prepare(UPSERT);
-    this.writeBatch = this.db.transaction((records: AllocationRecord[]) => {
+    const savePosition = this.db.prepare(`INSERT INTO log_position (id, run, file, offset) VALUES (1, ?, ?, ?)
+      ON CONFLICT (id) DO UPDATE SET run = excluded.run, file = excluded.file, offset = excluded.offset`);
+    this.writeBatch = this.db.transaction((records: AllocationRecord[], position: LogPosition | null) => {
+      if (position) savePosition.run(position.run, position.file, position.offset);
       for (const r of records) upsert.run(recordValues(r));
     });
   }
@@ -69,8 +87,9 @@ export class UsageStore {
     }
   }
 
-  write(records: AllocationRecord[]): void {
-    if (records.length > 0) this.writeBatch(records);
+  /** Records (and the log position they were read up to) in one transaction. */
+  write(records: AllocationRecord[], position: LogPosition | null = null): void {
+    if (records.length > 0 || position) this.writeBatch(records, position);
   }
 
   /**

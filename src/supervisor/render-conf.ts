@@ -10,6 +10,8 @@ export interface TurnPaths {
   /** Copies of the last certificate pair that passed the monitor's checks: what turnserver loads. */
   tlsCert: string;
   tlsKey: string;
+  /** turnserver's own log (--log-file): outlives the monitor; `.1` is the one rotated file. */
+  log: string;
 }
 
 export function turnPaths(config: Config): TurnPaths {
@@ -19,6 +21,7 @@ export function turnPaths(config: Config): TurnPaths {
     userdb: path.join(config.dataDir, 'turndb'),
     tlsCert: path.join(config.dataDir, 'tls-cert.pem'),
     tlsKey: path.join(config.dataDir, 'tls-key.pem'),
+    log: path.join(config.dataDir, 'turnserver.log'),
   };
 }
 
@@ -62,8 +65,12 @@ export function renderTemplate(template: string, config: Config, monitorLines: r
 
 /** Render the template into dataDir atomically (mode 0600: it may name a Redis password). */
 export async function writeTurnConf(config: Config, monitorLines: readonly string[]): Promise<string> {
-  const template = await readFile(config.turnserver.template, 'utf8');
   const target = turnPaths(config).conf;
-  await writeFileAtomic(target, renderTemplate(template, config, monitorLines), 0o600);
+  await writeFileAtomic(target, await renderTurnConf(config, monitorLines), 0o600);
   return target;
+}
+
+/** The conf text a spawn now would get (compared with the running turnserver's to see if it is stale). */
+export async function renderTurnConf(config: Config, monitorLines: readonly string[]): Promise<string> {
+  return renderTemplate(await readFile(config.turnserver.template, 'utf8'), config, monitorLines);
 }

@@ -1,24 +1,30 @@
 import { EventEmitter } from 'node:events';
 import { readFileSync } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../log/logger.js';
 import type { Subsystem, SubsystemHealth, TurnConfContributor } from '../lifecycle.js';
 import { findProcesses, isAlive, readCmdline } from '../process/pids.js';
+import { FileFollower, type FilePosition } from '../process/file-follower.js';
 import { ManagedChild, type ChildExit, type ChildRun, type ManagedChildEvents } from '../process/managed-child.js';
-import { turnPaths, writeTurnConf } from './render-conf.js';
+import { renderTurnConf, turnPaths, writeTurnConf } from './render-conf.js';
 import { tlsStunProbe } from '../tls/tls-probe.js';
 import { probeHost, stunProbe } from './stun-probe.js';
 import { parseTurnLogLine, startupFailure } from './turn-log.js';
 
-export type { ChildExit, ChildRun };
+export type { ChildExit, ChildRun, FilePosition };
 
 export interface TurnserverEvents extends ManagedChildEvents {
-  /** Every raw line turnserver logs. */
-  line: [string];
+  /** Every raw line turnserver logs, once and in order, with the log position just after it. */
+  line: [string, FilePosition];
 }
 
-const FORWARDED = ['spawn', 'ready', 'exit', 'restart-scheduled', 'hung', 'state'] as const;
+/** Where to resume reading turnserver's log when its run is adopted (the stats store's committed position). */
+export interface LogResume extends FilePosition {
+  run: string;
+}
+
+const FORWARDED = ['spawn', 'adopted', 'ready', 'restart-scheduled', 'hung', 'state'] as const;
 
 /**
  * Keeps coturn's turnserver running as our child. Re-renders turnserver.conf before every spawn
@@ -29,6 +35,10 @@ export class TurnserverSupervisor extends EventEmitter<TurnserverEvents> impleme
   readonly name = 'turnserver';
   private readonly contributors: TurnConfContributor[] = [];
   private readonly child: ManagedChild;
+  private readonly follower: FileFollower;
+  private logResume: LogResume | null = null;
+  /** The adopted turnserver runs with a conf other than the one we would render now. */
+  configStale = false;
   private readonly tlsPort: number | null;
 
   constructor(
@@ -41,38 +51,62 @@ export class TurnserverSupervisor extends EventEmitter<TurnserverEvents> impleme
     const t = config.turnserver;
     const paths = turnPaths(config);
     const turnLog = logger.child({ component: 'turnserver' });
+    const supervisorLog = logger.child({ component: 'supervisor' });
     const host = probeHost(t.listeningIp);
+    this.follower = new FileFollower({
+      path: paths.log,
+      maxBytes: t.logMaxBytes,
+      reopen: () => this.signal('SIGHUP'),
+      onNotice: (event, detail) => supervisorLog[event === 'log-rotated' ? 'info' : 'warn']({ event, ...detail }, `turnserver log: ${event}`),
+      onLine: (line, position) => {
+        this.emit('line', line, position);
+        const failure = startupFailure(line);
+        if (failure) this.child.startupFailed(failure);
+        if (line.trim() === '' || /^\s*\d+:\s*:?\s*$/.test(line)) return;
+        const { level, text } = parseTurnLogLine(line);
+        turnLog[level](text);
+      },
+    });
     this.child = new ManagedChild({
       name: 'turnserver',
-      logger: logger.child({ component: 'supervisor' }),
+      logger: supervisorLog,
       spawnSpec: async () => {
         await mkdir(config.dataDir, { recursive: true });
-        const lines = this.contributors.flatMap((c) => c.turnConfLines());
-        const conf = await writeTurnConf(config, lines);
+        const conf = await writeTurnConf(config, this.confLines());
+        // From the end of what is there: a new turnserver's first line is the first one read.
+        this.follower.start();
+        this.configStale = false;
         return {
           file: t.bin,
-          args: ['-c', conf, '--log-file=stdout', '--simple-log', '--pidfile', paths.pidfile],
+          args: ['-c', conf, `--log-file=${paths.log}`, '--simple-log', '--pidfile', paths.pidfile],
           cwd: config.dataDir,
         };
       },
       probe: (timeoutMs = t.probeTimeoutMs) => this.probe(host, timeoutMs),
       findOrphans: () => findTurnOrphans(paths.conf, paths.pidfile),
-      onLine: (line) => {
-        this.emit('line', line);
-        if (line.trim() === '' || /^\s*\d+:\s*:?\s*$/.test(line)) return;
-        const { level, text } = parseTurnLogLine(line);
-        turnLog[level](text);
-      },
-      startupFailure,
+      adopt: true,
+      // turnserver logs to its file: no pipe to us that would break when we exit.
+      output: 'ignore',
+      onLine: () => undefined,
       restartDelayMs: t.restartDelayMs,
       maxRestartDelayMs: t.maxRestartDelayMs,
       stopTimeoutMs: t.stopTimeoutMs,
       probeIntervalMs: t.probeIntervalMs,
       readyTimeoutMs: t.readyTimeoutMs,
     });
+    // Adopted: resume the log where the committed usage ends (same run), else at its end.
+    this.child.on('adopted', (run) => {
+      const resume = this.logResume?.run === run.runId ? this.logResume : null;
+      this.follower.start(resume, true);
+    });
     for (const event of FORWARDED) {
       this.child.on(event, (...args: unknown[]) => (this.emit as (e: string, ...a: unknown[]) => boolean)(event, ...args));
     }
+    // Its last lines come before its exit: the run is closed only after they were read.
+    this.child.on('exit', (exit) => {
+      this.follower.drain();
+      this.emit('exit', exit);
+    });
   }
 
   /**
@@ -93,21 +127,62 @@ export class TurnserverSupervisor extends EventEmitter<TurnserverEvents> impleme
    * child that is starting reads the files anyway). Never SIGUSR1: that kills 4.6.1 outright.
    */
   signalTlsReload(): boolean {
-    const pid = this.pid;
-    if (pid === null || !this.isReady) return false;
+    if (this.pid === null || !this.isReady) return false;
+    this.signal('SIGUSR2');
+    return true;
+  }
+
+  private confLines(purpose: 'spawn' | 'compare' = 'spawn'): string[] {
+    return this.contributors.flatMap((c) => c.turnConfLines(purpose));
+  }
+
+  /** Compare the adopted turnserver's conf (the file it was started with) with what we would render now. */
+  private async checkConf(): Promise<void> {
+    const file = turnPaths(this.config).conf;
     try {
-      process.kill(pid, 'SIGUSR2');
-      return true;
+      const [running, wanted] = await Promise.all([readFile(file, 'utf8'), renderTurnConf(this.config, this.confLines('compare'))]);
+      this.configStale = comparable(running) !== comparable(wanted);
     } catch {
-      return false;
+      this.configStale = true;
     }
   }
 
-  start(): Promise<void> {
-    return this.child.start();
+  private signal(sig: NodeJS.Signals): void {
+    const pid = this.child.pid;
+    try {
+      if (pid) process.kill(pid, sig);
+    } catch {
+      /* gone: its successor opens the path anew */
+    }
   }
-  stop(): Promise<void> {
-    return this.child.stop();
+
+  /** Where the log is resumed if the run found serving at start-up is this one (set before start). */
+  setLogResume(resume: LogResume | null): void {
+    this.logResume = resume;
+  }
+
+  async start(): Promise<void> {
+    await this.child.start();
+    if (this.child.adopted) await this.checkConf();
+  }
+  async stop(): Promise<void> {
+    await this.child.stop();
+    this.follower.stop();
+  }
+  /** Handover: stop reading and watching, leave turnserver serving for the next monitor. */
+  release(): Promise<void> {
+    this.child.release();
+    this.follower.stop();
+    return Promise.resolve();
+  }
+  /** Restart turnserver with the conf rendered now (a drain-restart); resolves once the new one serves. */
+  recycle(): Promise<void> {
+    const serving = new Promise<void>((resolve) => this.child.once('ready', () => resolve()));
+    this.child.recycle();
+    return serving;
+  }
+  get adopted(): boolean {
+    return this.child.adopted;
   }
   get isReady(): boolean {
     return this.child.isReady;
@@ -138,6 +213,8 @@ export class TurnserverSupervisor extends EventEmitter<TurnserverEvents> impleme
       state: this.child.state,
       pid: this.pid,
       runId: this.runId,
+      adopted: this.adopted,
+      configStale: this.configStale,
       restarts: this.restarts,
       lastExit: lastExit && { code: lastExit.code, signal: lastExit.signal, at: lastExit.at.toISOString() },
       lastProbeOkAt: lastProbeOkAt?.toISOString() ?? null,
@@ -158,3 +235,7 @@ function findTurnOrphans(confPath: string, pidfile: string): number[] {
   return [...pids];
 }
 
+/** A rendered conf without what is made anew for every start (the admin CLI's password): what a config change shows in. */
+function comparable(conf: string): string {
+  return conf.replace(/^cli-password=.*$/m, '');
+}

@@ -69,13 +69,15 @@ harnessTest(
 );
 
 harnessTest(
-  "a '%' username: with source 'redis' coturn 4.6.1 crashes and is back in 3.5 s with open allocations closed; with 'log' it survives",
+  "a '%' username: with source 'redis' coturn 4.6.1 crashes and is back in 3.5 s with open allocations closed; with the default config ('auto' → 'log') it survives",
   async (h) => {
     const peer = await startPeer(h);
-    const two = (name: string, source: 'redis' | 'log') =>
-      startMonitor(h, { ...logConfig(source), dataDir: path.join(h.dir, name) }, { configFile: path.join(h.dir, `${name}.json`) });
-    const [withRedis, withLog] = await Promise.all([two('redis', 'redis'), two('log', 'log')]);
+    // The second monitor runs on the default source ('auto', which is 'log' on coturn 4.6.1).
+    const two = (name: string, source: 'redis' | null) =>
+      startMonitor(h, { ...(source ? logConfig(source) : { http: statsConfig.http, turnserver: statsConfig.turnserver }), dataDir: path.join(h.dir, name) }, { configFile: path.join(h.dir, `${name}.json`) });
+    const [withRedis, withLog] = await Promise.all([two('redis', 'redis'), two('default', null)]);
     const logPid = (await withLog.health()).body.turnserver.pid;
+    assert.equal((await withLog.health()).body.stats.source, 'log', "'auto' chose the log on 4.6.1");
     const redisRun = (await withRedis.health()).body.turnserver.runId;
     longTraffic(h, withRedis, peer.port, 20_000); // an allocation open when the crash comes
     await waitUntil('allocation open', async () => (await withRedis.get('/allocations', { headers: { authorization: `Bearer ${statsConfig.http.apiKeys[0]}` } })).body.length > 0, 10_000);
@@ -95,7 +97,7 @@ harnessTest(
 
     await waitUntil('70 s after the probe', () => Date.now() - probeAt >= 70_000, 80_000);
     const logHealth = (await withLog.health()).body.turnserver;
-    assert.equal(logHealth.pid, logPid, "source 'log': the same turnserver still serves");
+    assert.equal(logHealth.pid, logPid, "default source: the same turnserver still serves");
     assert.equal(logHealth.restarts, 0);
     assert.ok(isAlive(logPid));
     await Promise.all([withRedis.stop(), withLog.stop()]);

@@ -44,26 +44,36 @@ harnessTest(
   { timeout: 90_000 },
 );
 
-harnessTest('kill -9 of the monitor mid-traffic: restarted, one turnserver, leftovers closed as monitor-restart, nothing twice', async (h) => {
+// Adoption (issue 13): a monitor restart is no longer a turnserver restart. With Redis alone the
+// events published while no monitor ran are lost, so the carried-on allocations are incomplete.
+harnessTest('kill -9 of the monitor mid-traffic (source redis): turnserver and the private Redis adopted, open allocations carried on, none closed as monitor-restart, nothing twice', async (h) => {
   const peer = await startPeer(h);
   const m1 = await startMonitor(h, statsConfig);
+  const turnPid = (await m1.health()).body.turnserver.pid as number;
+  const redisPid = Number(readFileSync(path.join(m1.dataDir, 'redis.pid'), 'utf8'));
   longTraffic(h, m1.turnPort, peer.port);
   const key = { headers: { authorization: `Bearer ${statsConfig.http.apiKeys[0]}` } };
   await waitUntil('allocations open', async () => (await m1.get('/allocations', key)).body.length >= 2, 10_000);
-  await new Promise((r) => setTimeout(r, 1200)); // let a checkpoint happen (≤ 1 s after a change)
+  // /usage flushes a checkpoint: the open allocations are in the database when the monitor dies.
+  await waitUntil('open allocations checkpointed', async () => (await usage(m1)).filter((r) => r.endedAt === null).length >= 2, 10_000);
   process.kill(m1.pid, 'SIGKILL');
   await m1.exited;
   const m2 = await startMonitor(h, {}, { rawConfig: m1.config });
-  const leftovers = await m2.waitForLog((e) => e.event === 'leftovers-closed');
-  assert.ok((leftovers.count as number) >= 2);
+  const adopted = await m2.waitForLog((e) => e.event === 'adopted' && e.component === 'supervisor');
+  assert.equal(adopted.childPid, turnPid, 'the same turnserver serves on');
+  assert.ok(m2.logs.some((e) => e.event === 'adopted' && e.component === 'redis-supervisor' && e.childPid === redisPid), 'the private Redis is adopted too');
+  const carried = await m2.waitForLog((e) => e.event === 'run-adopted');
+  assert.ok((carried.restored as number) >= 2);
+  assert.equal(m2.logs.some((e) => e.event === 'leftovers-closed'), false);
   const conf = path.join(m2.dataDir, 'turnserver.conf');
-  assert.equal(processesMentioning(conf).filter((p) => p !== m2.pid).length, 1, 'exactly one turnserver');
+  assert.deepEqual(processesMentioning(conf).filter((p) => p !== m2.pid), [turnPid], 'exactly one turnserver, the adopted one');
   const rows = await usage(m2);
-  const restarted = rows.filter((r) => r.endReason === 'monitor-restart');
-  assert.ok(restarted.length >= 2 && restarted.every((r) => !r.complete));
+  assert.equal(rows.filter((r) => r.endReason === 'monitor-restart').length, 0);
   const keys = rows.map((r) => `${r.run}/${r.allocationId}`);
   assert.equal(new Set(keys).size, keys.length, 'no allocation counted twice');
   assert.equal((await m2.stop()).code, 0);
+  assert.equal(isAlive(turnPid), false, 'an adopted turnserver is stopped like a child');
+  assert.equal(isAlive(redisPid), false);
 });
 
 harnessTest('the private redis-server is killed mid-traffic: restarted, coturn reconnects, resubscribed, later allocations recorded', async (h) => {

@@ -77,21 +77,29 @@ harnessTest('a SIGSTOPped (hung) turnserver is detected and replaced', async (h)
   assert.equal((await m.stop()).code, 0);
 });
 
-harnessTest('a turnserver orphaned by a killed monitor is replaced, not doubled', async (h) => {
+// Issue 13: a turnserver of ours that still serves is adopted (see stats-resilience and
+// lifecycle-adoption tests); one that does not answer STUN is still stopped and replaced.
+harnessTest('a turnserver orphaned by a killed monitor that does not answer STUN is replaced, not doubled; a serving one is adopted', async (h) => {
   const m1 = await startMonitor(h);
   const orphan = (await m1.waitForEvent('ready')).childPid as number;
   process.kill(m1.pid, 'SIGKILL');
   await m1.exited;
   assert.ok(isAlive(orphan), 'turnserver outlives a SIGKILLed monitor');
   const m2 = await startMonitor(h, {}, { rawConfig: m1.config });
-  const orphanLog = await m2.waitForLog((e) => e.event === 'orphan' && e.component === 'supervisor');
-  assert.ok(m2.logs.some((e) => e.event === 'orphan' && e.component === 'redis-supervisor'), 'the orphaned private Redis is replaced too');
+  const adopted = await m2.waitForLog((e) => e.event === 'adopted' && e.component === 'supervisor');
+  assert.equal(adopted.childPid, orphan, 'a serving turnserver is adopted');
+  process.kill(m2.pid, 'SIGKILL');
+  await m2.exited;
+  process.kill(orphan, 'SIGSTOP'); // ours, but it does not answer
+  const m3 = await startMonitor(h, {}, { rawConfig: m1.config });
+  const orphanLog = await m3.waitForLog((e) => e.event === 'orphan' && e.component === 'supervisor');
   assert.equal(orphanLog.orphanPid, orphan);
-  const ready = await m2.waitForEvent('ready');
+  assert.equal(orphanLog.why, 'no-answer');
+  const ready = await m3.waitForEvent('ready');
   assert.notEqual(ready.childPid, orphan);
   assert.equal(isAlive(orphan), false, 'the orphan was stopped');
-  assert.deepEqual(turnserversOf(m2), [ready.childPid]);
-  assert.equal((await m2.stop()).code, 0);
+  assert.deepEqual(turnserversOf(m3), [ready.childPid]);
+  assert.equal((await m3.stop()).code, 0);
 });
 
 harnessTest('SIGTERM: turnserver is stopped, no restart, the monitor exits 0', async (h) => {

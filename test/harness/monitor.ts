@@ -47,6 +47,8 @@ export async function testConfig(h: Harness, overrides: ConfigOverrides = {}): P
       probeIntervalMs: 500,
     },
     http: { host: '127.0.0.1', port: await freePort() },
+    // SIGTERM stops at once, as before drains existed; the drain tests set their own.
+    lifecycle: { drainTimeoutSec: 0 },
   };
   return merge(base, overrides as Record<string, unknown>);
 }

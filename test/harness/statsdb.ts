@@ -5,7 +5,9 @@ import type { MonitorProcess } from './monitor.js';
 /** A static TURN user (extraConfig) and an API key for usage tests. */
 export const STATS_USER = { user: 'acct', password: 'acct-password' };
 export const STATS_API_KEY = 'stats-api-key-0123456789';
+/** The Redis source explicitly: the default ('auto') is 'log' on coturn 4.6.1. */
 export const statsConfig = {
+  stats: { source: 'redis' as const },
   http: { apiKeys: [STATS_API_KEY] },
   turnserver: { extraConfig: [`user=${STATS_USER.user}:${STATS_USER.password}`] },
 };

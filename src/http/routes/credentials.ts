@@ -32,6 +32,8 @@ export interface CredentialHandlerOptions {
   limitPerMinute: number;
   /** Clock of the rate limiter (tests). */
   now?: () => number;
+  /** While the host drains: seconds for Retry-After (503, no credential), else null. */
+  unavailable?: () => number | null;
 }
 
 /**
@@ -53,6 +55,11 @@ export function credentialHandler(credentials: Pick<Credentials, 'issueJson'> & 
     const user = query.user;
     if (user !== undefined && (typeof user !== 'string' || !CLIENT_ID.test(user))) {
       return sendJson(res, 400, error('bad_user', 'user must be 1-64 characters of A-Z a-z 0-9 . _ -'), rate);
+    }
+    const retryAfter = options.unavailable?.() ?? null;
+    if (retryAfter !== null) {
+      rate['Retry-After'] = String(retryAfter);
+      return sendJson(res, 503, error('draining', 'this host is draining: ask another'), rate);
     }
     if (user !== undefined && credentials.revoked?.(user)) return sendJson(res, 403, error('revoked', 'this client is revoked'), rate);
     const credential = credentials.issueJson(user ?? null);

@@ -1,5 +1,10 @@
 import type { EventEmitter } from 'node:events';
 import type { UsageSink } from '../../events.js';
+
+/** A sink that also records how far the log was read (committed with the usage it produced). */
+export interface PositionedSink extends UsageSink {
+  notePosition(file: string, offset: number): void;
+}
 import { parseLogLine } from './log-parser.js';
 
 /**
@@ -8,14 +13,15 @@ import { parseLogLine } from './log-parser.js';
  * usernames containing '%'.
  */
 export class LogSource {
-  private readonly onLine = (line: string) => {
+  private readonly onLine = (line: string, position?: { file: string; offset: number }) => {
     const event = parseLogLine(line, this.now());
     if (event) this.sink.ingest(event);
+    if (position) this.sink.notePosition(position.file, position.offset);
   };
 
   constructor(
     private readonly supervisor: EventEmitter,
-    private readonly sink: UsageSink,
+    private readonly sink: PositionedSink,
     private readonly now: () => number,
   ) {}
 

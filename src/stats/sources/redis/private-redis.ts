@@ -25,6 +25,26 @@ export function redisPing(port: number, timeoutMs: number): Promise<boolean> {
   });
 }
 
+/** The pid of our private redis-server from its pidfile, when it still runs (its title no longer names its config). */
+function pidfilePid(pidfile: string): number | null {
+  try {
+    const pid = Number(readFileSync(pidfile, 'utf8').trim());
+    return pid > 0 && isAlive(pid) && (readCmdline(pid)?.[0] ?? '').includes('redis-server') ? pid : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * The port of a private redis-server an earlier monitor left running (its process title reads
+ * `redis-server 127.0.0.1:PORT`), so this monitor adopts it on the same port; null when none runs.
+ */
+export function runningPrivateRedisPort(config: Config): number | null {
+  const pid = pidfilePid(path.join(config.dataDir, 'redis.pid'));
+  const m = pid === null ? null : /:(\d+)\b/.exec(readCmdline(pid)?.[0] ?? '');
+  return m ? Number(m[1]) : null;
+}
+
 // redis-server log lines: "pid:role dd Mon yyyy hh:mm:ss.mmm <mark> text"; mark '#' is a warning.
 const REDIS_LINE = /^\d+:[A-Z] .*? [*#.-] (.*)$/;
 
@@ -51,13 +71,11 @@ export function createPrivateRedis(config: Config, logger: Logger, port: number)
     }),
     probe: (timeoutMs = t.probeTimeoutMs) => redisPing(port, timeoutMs),
     findOrphans: () => {
-      try {
-        const pid = Number(readFileSync(pidfile, 'utf8').trim());
-        return pid > 0 && isAlive(pid) && (readCmdline(pid)?.[0] ?? '').includes('redis-server') ? [pid] : [];
-      } catch {
-        return [];
-      }
+      const pid = pidfilePid(pidfile);
+      return pid === null ? [] : [pid];
     },
+    // One left by an earlier monitor that answers PING serves on: turnserver keeps publishing to it.
+    adopt: true,
     onLine: (line) => {
       const m = REDIS_LINE.exec(line);
       if (m) log[line.includes(' # ') ? 'warn' : 'debug'](m[1]);
