@@ -68,6 +68,17 @@ export class App {
     this.admin = admin;
     // Deny list and counters meet coturn's sessions here: new allocations of revoked clients are cancelled.
     const control = new SessionControl({ admin, credentials, pipeline: stats.pipeline, registry, logger, now: this.ctx.now });
+    if (stats.choice.source === 'redis') {
+      // Redis alone cannot replay what was published while no monitor ran: ask coturn what is still live.
+      supervisor.on('adopted', () => {
+        const sweep = (status: string) => {
+          if (status !== 'connected') return;
+          admin.off('status', sweep);
+          control.closeUnlisted().catch((err: Error) => this.log.warn({ event: 'close-unlisted-failed', err: err.message }, 'could not compare open allocations with coturn'));
+        };
+        admin.on('status', sweep);
+      });
+    }
     const http = this.http;
     const { rateLimitPerMinute } = config.http;
     const discovery = createDiscovery(this.ctx, { httpAddress: () => http.address, usage: stats.usage });

@@ -186,6 +186,18 @@ export class SessionControl implements Subsystem {
   }
 
   /** Cancel one live allocation; false when coturn has none of that id. */
+  /**
+   * After adopting a turnserver with the Redis source alone, events published while no monitor
+   * ran are lost: allocations coturn no longer lists ended then. They close at their last
+   * checkpoint, incomplete, with end reason `ended-unmonitored`.
+   */
+  async closeUnlisted(): Promise<number> {
+    const live = new Set((await this.deps.admin.sessions()).map((s) => s.allocationId));
+    const closed = this.deps.pipeline.closeUnlisted(live, 'ended-unmonitored');
+    if (closed > 0) this.log.warn({ event: 'closed-unlisted', count: closed }, 'allocations that ended while no monitor ran were closed from the last checkpoint');
+    return closed;
+  }
+
   /** A drain's deadline passed: cancel what is left (end reason `drained`, totals from coturn's delete events). */
   async drainCancel(allocationIds: string[]): Promise<void> {
     await this.cancel(allocationIds, 'drained');

@@ -331,6 +331,20 @@ export class AllocationModel {
     return n;
   }
 
+  /**
+   * Open allocations of the run that coturn no longer has (`live`: its `ps`): they ended while
+   * nobody listened. Closed at their last checkpointed event, incomplete; returns how many.
+   */
+  closeUnlisted(run: string, live: ReadonlySet<string>, reason: string): number {
+    let n = 0;
+    for (const r of [...(this.open.get(run)?.values() ?? [])]) {
+      if (r.kind !== 'allocation' || live.has(r.allocationId) || r.deletedAt !== null) continue;
+      this.close(r, r.lastEventAt, reason, false);
+      n++;
+    }
+    return n;
+  }
+
   /** Events may have been lost (source outage): every open record is possibly incomplete. */
   markGap(): void {
     for (const r of this.records()) {

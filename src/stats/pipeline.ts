@@ -160,6 +160,13 @@ export class UsagePipeline implements IncrementSink {
     return closed;
   }
 
+  /** Close the current run's open allocations coturn no longer lists (they ended while no monitor ran). */
+  closeUnlisted(live: ReadonlySet<string>, reason: string): number {
+    const closed = this.model.closeUnlisted(this.run, live, reason);
+    if (closed > 0) this.flush(true);
+    return closed;
+  }
+
   /** Write every changed record in one transaction (returned); time-driven closes run with checkpoints. */
   flush(checkpoint = false): AllocationRecord[] {
     if (!this.store) return [];

@@ -6,8 +6,7 @@ import { STATS_API_KEY, STATS_USER as USER, statsConfig, usage } from '../harnes
 import { isAlive, processesMentioning } from '../../src/process/pids.js';
 import { waitUntil } from '../../src/process/wait.js';
 
-// Without the admin channel (not in this tree yet) turnserver cannot be told to refuse new
-// allocations or cancel sessions: these tests cover what the monitor does itself.
+// What the monitor does itself in a drain (the admin channel's part: lifecycle-drain-admin.test.ts).
 harnessTest('turn-monitor drain then POST /drain/cancel; SIGTERM drains: no credential, a running relay ends on its own and is recorded, then exit 0 with no child left', async (h) => {
   const peer = await startPeer(h);
   const m = await startMonitor(h, { http: statsConfig.http, turnserver: statsConfig.turnserver, lifecycle: { drainTimeoutSec: 7 } });
@@ -17,7 +16,8 @@ harnessTest('turn-monitor drain then POST /drain/cancel; SIGTERM drains: no cred
 
   const turnPid = (await m.health()).body.turnserver.pid as number;
   const relay = runUclient(h, { turnPort: m.turnPort, peerPort: peer.port, ...USER, messages: 100, length: 100, extraArgs: ['-z', '5'] });
-  await waitUntil('relay open', async () => (await usage(m)).some((r) => r.endedAt === null), 10_000);
+  // Both of uclient's allocations (its probe and the relay's own): a drain must not catch it half set up.
+  await waitUntil('relay open', async () => (await usage(m)).filter((r) => r.endedAt === null).length >= 2, 10_000);
   // `turn-monitor drain` (POST /drain, then progress lines until the drain ends).
   const cli = h.run('drain-cli', process.execPath, [monitorBin, 'drain', '--config', m.configFile, '--timeout', '60', '--then', 'restart'], { timeoutMs: 20_000 });
   await waitUntil('draining', async () => (await m.health()).body.draining?.then === 'restart', 5000);

@@ -19,6 +19,8 @@ async function tlsMonitor(h: Harness, pair: { cert: string; key: string }, turns
   const live = linkPair(path.join(h.dir, 'live'), { cert: pair.cert, key: pair.key });
   const tlsPort = await freePort();
   const m = await startMonitor(h, {
+    // The Redis source explicitly: its independent subscriber is the test's truth ('auto' is 'log' on 4.6.1).
+    stats: { source: 'redis' },
     http: { apiKeys: [KEY] },
     turnserver: { ...turnserver, tls: { ...live, port: tlsPort, serverName: 'turn.test' } },
   });
