@@ -296,6 +296,17 @@ export class AllocationModel {
     }
   }
 
+  /** Changed records not written yet (open ones wait for a checkpoint). */
+  get dirtyCount(): number {
+    return this.dirty.size;
+  }
+
+  /** Whether tick() has anything to time out: a deleted allocation or unattributed traffic. */
+  hasTimedWork(): boolean {
+    for (const r of this.records()) if (r.deletedAt !== null || r.kind === 'unattributed') return true;
+    return false;
+  }
+
   /** The turnserver run ended (any reason): close what it left open with what we have seen. */
   closeRun(run: string, at: number, reason: string): number {
     let n = 0;

@@ -20,7 +20,6 @@ export class Stats implements Subsystem, TurnConfContributor {
   private redisTarget: RedisTarget | null = null;
   redis: RedisSource | null = null;
   logSource: LogSource | null = null;
-  private flushTimer: NodeJS.Timeout | null = null;
   private stopping: Promise<void> | null = null;
   private readonly log: Logger;
 
@@ -64,8 +63,7 @@ export class Stats implements Subsystem, TurnConfContributor {
       this.logSource = new LogSource(supervisor, this.pipeline, this.ctx.now);
       this.logSource.start();
     }
-    const interval = Math.min(50, config.stats.checkpointMs);
-    this.flushTimer = setInterval(() => this.pipeline.flush(), interval);
+    this.pipeline.scheduleFlushes();
   }
 
   forceKill(): void {
@@ -84,7 +82,6 @@ export class Stats implements Subsystem, TurnConfContributor {
 
   stop(): Promise<void> {
     this.stopping ??= (async () => {
-      if (this.flushTimer) clearInterval(this.flushTimer);
       this.ctx.supervisor.off('spawn', this.onChildSpawn);
       this.ctx.supervisor.off('exit', this.onChildExit);
       await this.redis?.stop();
