@@ -9,7 +9,7 @@ export interface Benchmark {
   goals: Record<string, string>;
   /** One round: ours and its baseline, run back to back, within one harness. */
   round(h: Harness, round: number): Promise<Figures>;
-  /** Rounds to run (≥ 3, alternating ours and baseline inside each round). */
+  /** Rounds to run (default 3; alternating ours and baseline inside each round). */
   rounds?: number;
   /** Set-up shared by the rounds (processes kept across rounds). */
   setup?(h: Harness): Promise<void>;

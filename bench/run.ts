@@ -7,6 +7,7 @@ import { parseArgs } from 'node:util';
 import { Harness } from '../test/harness/harness.js';
 import { credentialApi } from './credential-api.js';
 import { discovery } from './discovery.js';
+import { idle } from './idle.js';
 import { summarize, type Benchmark, type Summary } from './lib.js';
 import { memory } from './memory.js';
 import { recovery } from './recovery.js';
@@ -14,7 +15,7 @@ import { relay } from './relay.js';
 import { statsIngest } from './stats-ingest.js';
 import { statsIngestLog } from './stats-ingest-log.js';
 
-const ALL: Benchmark[] = [statsIngest, statsIngestLog, credentialApi, relay, recovery, memory, discovery];
+const ALL: Benchmark[] = [statsIngest, statsIngestLog, credentialApi, relay, recovery, memory, discovery, idle];
 
 const { values } = parseArgs({ options: { only: { type: 'string' }, out: { type: 'string', default: 'bench-results.json' } } });
 const selected = values.only ? ALL.filter((b) => b.name === values.only) : ALL;
