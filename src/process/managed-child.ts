@@ -331,6 +331,7 @@ export class ManagedChild extends EventEmitter<ManagedChildEvents> {
     this.clearTimers();
     const child = this.child;
     if (!child || child.pid === undefined) return;
+    this.log.info({ event: 'stopping', childPid: child.pid, signal: 'SIGTERM' }, `stopping ${this.opts.name}`);
     this.killChild('SIGTERM');
     const escalate = setTimeout(() => {
       this.log.warn({ event: 'kill-escalated', childPid: child.pid }, `${this.opts.name} ignored SIGTERM: sending SIGKILL`);
