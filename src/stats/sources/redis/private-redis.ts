@@ -5,6 +5,7 @@ import type { Config } from '../../../config/schema.js';
 import type { Logger } from '../../../log/logger.js';
 import { ManagedChild } from '../../../process/managed-child.js';
 import { isAlive, readCmdline } from '../../../process/pids.js';
+import { redisLineLevel } from './redis-log.js';
 
 /** PING over a raw socket: true on +PONG. */
 export function redisPing(port: number, timeoutMs: number): Promise<boolean> {
@@ -24,9 +25,6 @@ export function redisPing(port: number, timeoutMs: number): Promise<boolean> {
     socket.on('error', () => done(false));
   });
 }
-
-// redis-server log lines: "pid:role dd Mon yyyy hh:mm:ss.mmm <mark> text"; mark '#' is a warning.
-const REDIS_LINE = /^\d+:[A-Z] .*? [*#.-] (.*)$/;
 
 /**
  * The monitor's own redis-server for coturn's redis-statsdb (one Redis per TURN host): loopback
@@ -59,9 +57,9 @@ export function createPrivateRedis(config: Config, logger: Logger, port: number)
       }
     },
     onLine: (line) => {
-      const m = REDIS_LINE.exec(line);
-      if (m) log[line.includes(' # ') ? 'warn' : 'debug'](m[1]);
-      else if (line.trim()) log.debug(line);
+      if (!line.trim()) return;
+      const { level, text } = redisLineLevel(line);
+      log[level](text);
     },
     restartDelayMs: t.restartDelayMs,
     maxRestartDelayMs: t.maxRestartDelayMs,
