@@ -2,7 +2,8 @@ import { collectDefaultMetrics, Registry } from 'prom-client';
 
 /**
  * prom-client samples event-loop delay with a repeating timer, every 10 ms by default: on an idle
- * monitor that timer was most of its CPU. Once a second still shows any stall long enough to matter.
+ * monitor that timer was most of its CPU (README, Performance: idle). Once a second still shows
+ * any stall long enough to matter.
  */
 const EVENT_LOOP_SAMPLE_MS = 1000;
 

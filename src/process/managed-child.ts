@@ -6,9 +6,10 @@ import { StartupError } from '../lifecycle.js';
 import { Backoff } from './backoff.js';
 import { killPid } from './pids.js';
 
-// Readiness: turnserver answers STUN ~30-150 ms after spawn. One readiness probe lasts
-// READY_PROBE_MS and resends every 20 ms (stunProbe), with READY_PROBE_GAP_MS between probes, so
-// an answering child is noticed within ~20-30 ms. Liveness probes keep probeIntervalMs.
+// Readiness: turnserver answers STUN soon after spawn (README, Performance: recovery). One
+// readiness probe lasts READY_PROBE_MS and resends every 20 ms (stunProbe), with
+// READY_PROBE_GAP_MS between probes, so a child that starts answering is noticed within about one
+// resend. Liveness probes keep probeIntervalMs.
 const READY_PROBE_MS = 80;
 const READY_PROBE_GAP_MS = 10;
 /** A restart's spawn spec (the rendered conf) is prepared this long before the restart is due, so the child itself starts on time. */

@@ -335,7 +335,7 @@ export class AllocationModel {
    * Records to write now: new and closed ones always (so a record exists, and is final, within
    * one flush), and changed open ones only when `checkpoint` is set. Rewriting every open
    * allocation on every flush would cost one SQLite upsert per event on a busy host; once a
-   * checkpoint interval (1 s) bounds what a SIGKILL can lose.
+   * checkpoint interval (stats.checkpointMs) bounds what a SIGKILL can lose.
    */
   drainDirty(checkpoint = true): AllocationRecord[] {
     if (this.dirty.size === 0) return [];

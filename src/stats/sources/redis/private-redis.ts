@@ -29,7 +29,7 @@ export function redisPing(port: number, timeoutMs: number): Promise<boolean> {
 /**
  * The monitor's own redis-server for coturn's redis-statsdb (one Redis per TURN host): loopback
  * only, no persistence, a pub/sub output buffer large enough that a busy host never gets its
- * subscriber dropped. Supervised like turnserver: restarted 3 s after a crash, on the same port.
+ * subscriber dropped. Supervised like turnserver: restarted restartDelayMs after a crash, on the same port.
  */
 export function createPrivateRedis(config: Config, logger: Logger, port: number): ManagedChild {
   const pidfile = path.join(config.dataDir, 'redis.pid');
