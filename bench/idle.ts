@@ -24,7 +24,11 @@ export const idle: Benchmark = {
   async setup(h) {
     const zk = await startZookeeper(h);
     startedAt = performance.now();
-    monitor = await startMonitor(h, { logLevel: 'info', turnserver: { probeIntervalMs: 5000 }, zookeeper: { connect: zk.connect } });
+    monitor = await startMonitor(h, {
+      logLevel: 'info',
+      turnserver: { probeIntervalMs: 5000 },
+      zookeeper: { connect: zk.connect },
+    });
     const ready = await monitor.waitForEvent('ready');
     turnPid = ready.childPid as number;
     redisPid = (await monitor.waitForEvent('spawn', { component: 'redis-supervisor' })).childPid as number;

@@ -10,6 +10,10 @@ const EVENT_LOOP_SAMPLE_MS = 1000;
 /** One registry per monitor; subsystems register their own metrics in it. */
 export function createRegistry(): Registry {
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry, prefix: 'turn_monitor_', eventLoopMonitoringPrecision: EVENT_LOOP_SAMPLE_MS });
+  collectDefaultMetrics({
+    register: registry,
+    prefix: 'turn_monitor_',
+    eventLoopMonitoringPrecision: EVENT_LOOP_SAMPLE_MS,
+  });
   return registry;
 }

@@ -26,7 +26,9 @@ test('JSON lines by default (not a terminal): level label, component, secrets re
 
 test('pretty lines for a person: one readable line with the component, secrets still redacted', () => {
   const out = sink();
-  createLogger('info', out.stream, { pretty: true }).child({ component: 'stats' }).warn({ event: 'x', password: 'hunter2' }, 'hello');
+  createLogger('info', out.stream, { pretty: true })
+    .child({ component: 'stats' })
+    .warn({ event: 'x', password: 'hunter2' }, 'hello');
   const text = out.text();
   assert.throws(() => JSON.parse(text));
   assert.match(text, /WARN.*stats: hello/);

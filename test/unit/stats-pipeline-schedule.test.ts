@@ -9,13 +9,43 @@ import { Registry } from 'prom-client';
 import type { UsageEvent } from '../../src/stats/events.js';
 import { UsagePipeline } from '../../src/stats/pipeline.js';
 
-const status = (id: string, s: 'new' | 'deleted', at: number): UsageEvent =>
-  ({ source: 'redis', at, realm: 'r', username: 'u', allocationId: id, kind: 'status', status: s, lifetime: s === 'new' ? 600 : null, transport: null, local: null, remote: null });
-const traffic = (id: string, at: number): UsageEvent => ({ source: 'redis', at, realm: 'r', username: 'u', allocationId: id, kind: 'traffic', rcvp: 1, rcvb: 100, sentp: 1, sentb: 100 });
+const status = (id: string, s: 'new' | 'deleted', at: number): UsageEvent => ({
+  source: 'redis',
+  at,
+  realm: 'r',
+  username: 'u',
+  allocationId: id,
+  kind: 'status',
+  status: s,
+  lifetime: s === 'new' ? 600 : null,
+  transport: null,
+  local: null,
+  remote: null,
+});
+const traffic = (id: string, at: number): UsageEvent => ({
+  source: 'redis',
+  at,
+  realm: 'r',
+  username: 'u',
+  allocationId: id,
+  kind: 'traffic',
+  rcvp: 1,
+  rcvb: 100,
+  sentp: 1,
+  sentb: 100,
+});
 
 function pipeline(t: { after(fn: () => void): void }, checkpointMs = 300): UsagePipeline {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'tm-pipeline-'));
-  const p = new UsagePipeline({ dbFile: path.join(dir, 'usage.db'), source: 'redis', checkpointMs, deleteGraceMs: 200, registry: new Registry(), log: pino({ level: 'silent' }), now: Date.now });
+  const p = new UsagePipeline({
+    dbFile: path.join(dir, 'usage.db'),
+    source: 'redis',
+    checkpointMs,
+    deleteGraceMs: 200,
+    registry: new Registry(),
+    log: pino({ level: 'silent' }),
+    now: Date.now,
+  });
   p.open();
   p.setRun('run1');
   t.after(() => {
@@ -25,7 +55,12 @@ function pipeline(t: { after(fn: () => void): void }, checkpointMs = 300): Usage
   return p;
 }
 
-const stored = (p: UsagePipeline) => p.store!.db.prepare('SELECT allocation_id AS id, ended_at AS ended, rcvb FROM allocations').all() as { id: string; ended: number | null; rcvb: number }[];
+const stored = (p: UsagePipeline) =>
+  p.store!.db.prepare('SELECT allocation_id AS id, ended_at AS ended, rcvb FROM allocations').all() as {
+    id: string;
+    ended: number | null;
+    rcvb: number;
+  }[];
 
 test('flushes are scheduled by changes: a new record within one flush, open ones at the checkpoint, no timer when idle', async (t) => {
   const p = pipeline(t);
