@@ -29,6 +29,9 @@ export const idle: Benchmark = {
       turnserver: { probeIntervalMs: 5000 },
       zookeeper: { connect: zk.connect },
     });
+    // Stopped before the harness kills ZooKeeper: a monitor whose ZooKeeper vanished mid-shutdown
+    // waits for it (bounded) and would outlive the harness's SIGTERM grace.
+    h.onCleanup(async () => void (await monitor.stop()));
     const ready = await monitor.waitForEvent('ready');
     turnPid = ready.childPid as number;
     redisPid = (await monitor.waitForEvent('spawn', { component: 'redis-supervisor' })).childPid as number;
