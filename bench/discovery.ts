@@ -31,6 +31,8 @@ export const discovery: Benchmark = {
     });
     h.onCleanup(async () => client.close());
     monitor = await startMonitor(h, { logLevel: 'info', turnserver: { restartDelayMs: 200 }, zookeeper: { connect: zk.connect, path: PATH, sessionTimeoutMs: 4000 } });
+    // Stopped before the harness kills ZooKeeper, or its shutdown waits for it past the SIGTERM grace.
+    h.onCleanup(async () => void (await monitor.stop()));
     await new Promise<void>((resolve) => client.mkdirp(PATH, () => resolve()));
   },
   async round() {

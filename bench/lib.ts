@@ -9,8 +9,12 @@ export interface Benchmark {
   goals: Record<string, string>;
   /** One round: ours and its baseline, run back to back, within one harness. */
   round(h: Harness, round: number): Promise<Figures>;
-  /** Rounds to run (≥ 3, alternating ours and baseline inside each round). */
+  /** Rounds to run (default 3; alternating ours and baseline inside each round). */
   rounds?: number;
+  /** Rounds run first and thrown away (cold caches, JIT, first allocations); default 0. */
+  warmup?: number;
+  /** Figures over all rounds together (e.g. CPU summed over every round), after the last one. */
+  finish?(): Figures;
   /** Set-up shared by the rounds (processes kept across rounds). */
   setup?(h: Harness): Promise<void>;
 }
@@ -41,4 +45,13 @@ export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** Resident memory of a process in MB, from /proc. */
 export function rssMb(pid: number): number {
   return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024;
+}
+
+/**
+ * Collect garbage in this (the harness) process, if the runner exposed gc, and let the machine
+ * settle, so none of the harness's own work lands inside a timed window.
+ */
+export async function quiesce(ms = 200): Promise<void> {
+  (globalThis as { gc?: () => void }).gc?.();
+  await sleep(ms);
 }

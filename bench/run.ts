@@ -1,13 +1,17 @@
 // `npm run bench [-- --only NAME] [-- --out FILE]`: every benchmark against real processes on
-// loopback, ours and its baseline alternating in the same run, ≥ 3 rounds; prints a table and
-// writes {"<benchmark>": {"<figure>": {min, median, max, runs}}}.
+// loopback, ours and its baseline alternating in the same run (warm-up rounds thrown away, then
+// ≥ 3 rounds, a ratio per round from one adjacent pair); prints a table and writes
+// {"<benchmark>": {"<figure>": {min, median, max, runs}}}.
 import { writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { parseArgs } from 'node:util';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { Harness } from '../test/harness/harness.js';
 import { credentialApi } from './credential-api.js';
 import { discovery } from './discovery.js';
 import { exportBench } from './export.js';
+import { idle } from './idle.js';
 import { summarize, type Benchmark, type Summary } from './lib.js';
 import { memory } from './memory.js';
 import { monitorRestart } from './monitor-restart.js';
@@ -20,7 +24,11 @@ import { statsIngest } from './stats-ingest.js';
 import { statsIngestLog } from './stats-ingest-log.js';
 import { tlsReload } from './tls-reload.js';
 
-const ALL: Benchmark[] = [statsIngest, statsIngestLog, credentialApi, relay, relayTls, recovery, tlsReload, memory, discovery, monitorRestart, revoke, sessions, exportBench];
+const ALL: Benchmark[] = [statsIngest, statsIngestLog, credentialApi, relay, relayTls, recovery, tlsReload, memory, discovery, idle, monitorRestart, revoke, sessions, exportBench];
+
+// quiesce() collects the harness's own garbage before a timed window, not during it.
+setFlagsFromString('--expose-gc');
+(globalThis as { gc?: () => void }).gc = runInNewContext('gc') as () => void;
 
 const { values } = parseArgs({ options: { only: { type: 'string' }, out: { type: 'string', default: 'bench-results.json' } } });
 const selected = values.only ? ALL.filter((b) => b.name === values.only) : ALL;
@@ -46,9 +54,13 @@ for (const b of selected) {
   const runs: Record<string, number[]> = {};
   try {
     await b.setup?.(current);
-    for (let round = 0; round < (b.rounds ?? 3); round++) {
-      for (const [k, v] of Object.entries(await b.round(current, round))) (runs[k] ??= []).push(v);
+    const warmup = b.warmup ?? 0;
+    for (let round = 0; round < warmup + (b.rounds ?? 3); round++) {
+      const figures = await b.round(current, round);
+      if (round < warmup) continue; // thrown away
+      for (const [k, v] of Object.entries(figures)) (runs[k] ??= []).push(v);
     }
+    for (const [k, v] of Object.entries(b.finish?.() ?? {})) runs[k] = [v];
   } catch (err) {
     console.error(`${b.name}: failed: ${(err as Error).stack}`);
     process.exitCode = 1;

@@ -155,6 +155,23 @@ export class App {
     return this.stopping;
   }
 
+  /** Where everything is, for the start-up line: addresses and paths only, never a secret. */
+  whereabouts(): Record<string, unknown> {
+    const { config } = this.ctx;
+    const http = this.http.address;
+    const t = config.turnserver;
+    const redis = config.redis.url ? new URL(config.redis.url) : null;
+    return {
+      http: `${http.host}:${http.port}`,
+      turnserver: `${t.listeningIp}:${t.listeningPort}`,
+      dataDir: config.dataDir,
+      usageSource: config.stats.source,
+      // Host and port only: a redis URL may carry a password.
+      redis: config.stats.source === 'log' ? null : redis ? `${redis.hostname}:${redis.port || 6379}` : 'private',
+      discovery: config.zookeeper.connect ? `on (${config.zookeeper.connect} ${config.zookeeper.path})` : 'off',
+    };
+  }
+
   /** Forced exit: leave no child behind, without waiting for anything. */
   forceKill(): void {
     for (const subsystem of this.subsystems) subsystem.forceKill?.();

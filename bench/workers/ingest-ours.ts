@@ -21,7 +21,8 @@ const source = new RedisSource(
 );
 await source.start();
 process.stdout.write('ready\n');
-// The monitor's flush timer: every 50 ms (open records checkpointed every checkpointMs).
+// Flushes every 50 ms: the cadence of the monitor's own flush timer while events keep coming
+// (UsagePipeline.scheduleFlushes; open records checkpointed every checkpointMs).
 setInterval(() => {
   // received counts a batch once it went through the pipeline (parsed, in the model).
   const count = source.received;

@@ -87,7 +87,11 @@ export async function runStart(configFile: string | undefined): Promise<number> 
   }
   if (signals > 0) return new Promise(() => undefined); // shutdown() exits
   up = true;
-  log.info({ event: 'started', http: app.http.address }, 'turn-monitor is up');
+  const where = app.whereabouts();
+  log.info(
+    { event: 'started', ...where, http: app.http.address },
+    `turn-monitor is up: HTTP ${where.http}, turnserver ${where.turnserver}, data ${where.dataDir}, usage from ${where.usageSource}, discovery ${where.discovery}`,
+  );
   // pm2 (wait_ready) waits for this message before it counts the app online.
   process.send?.('ready');
   return new Promise(() => undefined); // runs until a signal

@@ -12,7 +12,10 @@ import { DenyList, registerDenyListGauge } from './deny-list.js';
 import { loadState, saveState, type CredentialEntry, type CredentialState, type DeniedClient } from './state-store.js';
 import { Turnadmin } from './turnadmin.js';
 
-/** What GET /turncredential returns: the seed's fields, the TURN REST draft's and WebRTC's. */
+/**
+ * What GET /turncredential returns: the fields our signalling servers already read (type, code,
+ * userid, password, expired_time), the TURN REST draft's and WebRTC's iceServers.
+ */
 export interface CredentialResponse {
   type: 'result';
   code: 'ok';

@@ -37,7 +37,7 @@ export function computeRates(prev: CounterSample | null, cur: CounterSample): Ra
 export const round1 = (n: number): number => Math.round(n * 10) / 10;
 
 /**
- * Free bandwidth as the seed published it: capacity minus the busier direction (a relay sends
+ * Free bandwidth as signalling servers read it: capacity minus the busier direction (a relay sends
  * what it receives, so either can be the bottleneck), one decimal, never below 0.
  */
 export function freeTraffic(capacityMbps: number, rates: Rates | null): number {

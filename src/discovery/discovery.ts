@@ -159,18 +159,21 @@ export class Discovery implements Subsystem {
       this.ctx.supervisor.off('ready', this.onReady);
       this.ctx.supervisor.off('exit', this.onExit);
       if (!this.started) return;
+      // A node we created may have been seen by signalling servers: they must see it go while
+      // turnserver still answers, whether our delete is confirmed now or after a reconnect.
+      const hadNode = this.publisher.hasNode;
       const removalsBefore = this.publisher.removals;
       // Bounded: a ZooKeeper that is down or frozen must not hold up the shutdown for long.
-      const bound = Math.min(this.session.callTimeoutMs * 2, 3000);
-      await Promise.race([this.publisher.setWanted(false, 'shutdown'), new Promise((r) => setTimeout(r, bound).unref())]);
+      const withdrawnNow = await this.withdraw(Date.now() + Math.min(this.session.callTimeoutMs * 2, 3000));
       // A create still in flight when stop began may have published the node since; either our
       // delete went through, or a node we still hold goes with the session closing below.
-      const stillHeld = this.publisher.hasNode && this.session.state === 'connected';
-      const withdrawn = this.publisher.removals > removalsBefore || stillHeld;
+      const visible = hadNode || this.publisher.removals > removalsBefore || this.publisher.hasNode;
+      if (!withdrawnNow) this.log.warn({ event: 'withdraw-unconfirmed', node: this.nodePath, zookeeper: this.session.state }, 'could not confirm the node was removed: it goes when the session closes or expires');
       await this.session.close();
-      // Drain only after a confirmed delete: that is what watching signalling servers react to.
       const drainMs = this.ctx.config.discovery.drainMs;
-      if (withdrawn && drainMs > 0) await new Promise((r) => setTimeout(r, drainMs));
+      if (!visible || drainMs <= 0) return;
+      this.log.info({ event: 'draining', drainMs }, `waiting ${drainMs} ms before turnserver stops, so watchers drop this host first`);
+      await new Promise((r) => setTimeout(r, drainMs));
     })();
     return this.stopping;
   }
@@ -193,6 +196,21 @@ export class Discovery implements Subsystem {
       this.ctx.supervisor.off('exit', this.onExit);
     })();
     return this.stopping;
+  }
+
+  /**
+   * Remove our node by `deadline` (epoch ms): a connection lost just before the shutdown is
+   * waited for, since the library reconnects with the same session and the node is still there.
+   * True when no node of ours is left in ZooKeeper.
+   */
+  private async withdraw(deadline: number): Promise<boolean> {
+    const until = (p: Promise<unknown>) => Promise.race([p, new Promise((r) => setTimeout(r, Math.max(0, deadline - Date.now())).unref())]);
+    await until(this.publisher.setWanted(false, 'shutdown'));
+    while (this.publisher.hasNode && Date.now() < deadline) {
+      await until(new Promise((r) => setTimeout(r, 100)));
+      if (this.session.state === 'connected') await until(this.publisher.sync('shutdown'));
+    }
+    return !this.publisher.hasNode;
   }
 
   health(): SubsystemHealth {

@@ -59,7 +59,7 @@ function readCounter(file: string): number {
 
 /**
  * rx_bytes and tx_bytes of `iface` under a sysfs-like folder (tests point it at a temp dir), with
- * the monotonic time of the reading. Synchronous on purpose: two sysfs reads take microseconds,
+ * the monotonic time of the reading. Synchronous on purpose: two small sysfs reads are cheap,
  * and the timestamp must belong to the reading, not to when an async callback got its turn.
  */
 export function readInterfaceCounters(sysClassNet: string, iface: string): { rxBytes: number; txBytes: number; atMs: number } {

@@ -1,6 +1,7 @@
 /**
  * The JSON a TURN host publishes in its ephemeral node `<zookeeper.path>/<nodeName>`.
- * `freeTraffic` and `restAddr` are spelled as the seed deployment had them.
+ * `freeTraffic` and `restAddr` are the two fields existing signalling servers read: their names
+ * and meaning must not change.
  */
 export interface HostPayload {
   /** capacityMbps − max(rxMbps, txMbps), one decimal, ≥ 0 (capacity until two readings exist). */
@@ -23,8 +24,8 @@ export interface HostPayload {
 const numOrNull = (v: unknown): number | null => (typeof v === 'number' && Number.isFinite(v) ? v : null);
 
 /**
- * Lenient reading for the selector: a node needs a numeric freeTraffic and a restAddr string (what
- * the seed's consumers relied on); every other field is optional. null for anything else.
+ * Lenient reading for the selector: a node needs a numeric freeTraffic and a restAddr string (all
+ * that existing signalling servers rely on); every other field is optional. null for anything else.
  */
 export function parseHostPayload(data: Buffer | string | null | undefined): HostPayload | null {
   if (!data || data.length === 0) return null;

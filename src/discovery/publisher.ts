@@ -1,7 +1,7 @@
 import path from 'node:path';
 import zookeeper from 'node-zookeeper-client';
 import type { HostPayload } from './payload.js';
-import { ZkCode, zkErrorCode, type MiniLogger, type ZkSession } from './zk-session.js';
+import { ZkCode, zkErrorCode, ZkNotConnectedError, type MiniLogger, type ZkSession } from './zk-session.js';
 
 type Stat = zookeeper.Stat;
 
@@ -26,6 +26,8 @@ export class NodePublisher {
   /** Session and version of the node we wrote last; null when we believe it absent. */
   private published: { sessionId: string; version: number } | null = null;
   private removed = 0;
+  /** A create was sent whose answer never came (timeout, lost connection): the node may exist. */
+  private createUnanswered = false;
   private chain: Promise<void> = Promise.resolve();
   private queued = false;
   lastPublishAt: Date | null = null;
@@ -36,9 +38,12 @@ export class NodePublisher {
   get isPublished(): boolean {
     return this.published !== null && this.published.sessionId === this.opts.session.sessionId && this.opts.session.state === 'connected';
   }
-  /** Whether we believe a node of ours is in ZooKeeper (false once a removal succeeded). */
+  /**
+   * Whether a node of ours may be in ZooKeeper: one we wrote, or one whose create got no answer.
+   * False once a removal succeeded or ZooKeeper showed it absent.
+   */
   get hasNode(): boolean {
-    return this.published !== null;
+    return this.published !== null || this.createUnanswered;
   }
   /** How many times a node of ours was removed (a shutdown compares it before and after). */
   get removals(): number {
@@ -114,12 +119,17 @@ export class NodePublisher {
     for (let attempt = 0; attempt < 3; attempt++) {
       const data = this.data();
       try {
+        this.createUnanswered = true;
         await session.call<string>('create', (c, done) => c.create(nodePath, data, zookeeper.CreateMode.EPHEMERAL, done));
+        this.createUnanswered = false;
         this.wrote(sid, 0);
         const payload = JSON.parse(data.toString()) as HostPayload;
         this.opts.logger.info({ event: 'node-created', path: nodePath, reason, sessionId: sid, freeTraffic: payload.freeTraffic }, 'published this host in ZooKeeper');
         return;
       } catch (err) {
+        // A timeout or a lost connection leaves the outcome unknown; any other answer is one.
+        const code = zkErrorCode(err);
+        if (err instanceof ZkNotConnectedError || (code !== null && code !== ZkCode.CONNECTION_LOSS)) this.createUnanswered = false;
         if (zkErrorCode(err) !== ZkCode.NODE_EXISTS) throw err;
       }
       const stat = await this.stat();
@@ -169,6 +179,7 @@ export class NodePublisher {
       this.opts.logger.info({ event: 'node-removed', path: this.opts.nodePath, reason }, 'withdrew this host from ZooKeeper');
     }
     this.published = null;
+    this.createUnanswered = false;
     this.dirty = true;
     this.lastError = null;
   }

@@ -54,7 +54,8 @@ export class HttpServer implements Subsystem {
 
   /**
    * Serve `method path` with a plain handler, skipping express (its routing, req/res
-   * decoration and middleware cost ~10× a bare node:http answer). A request whose URL path is
+   * decoration and middleware cost several times a bare node:http answer: README, Performance,
+   * credential_api). A request whose URL path is
    * exactly `path` goes straight to it (GET also takes HEAD, as in express); spellings only
    * express matches (a trailing slash, other letter case) reach the same handler through express.
    */

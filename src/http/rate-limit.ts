@@ -1,4 +1,11 @@
-import type { OutgoingHttpHeaders } from 'node:http';
+// The credential route's rate limit, written here instead of taken from express-rate-limit:
+// that package is express middleware, and GET /turncredential is answered on bare node:http
+// ahead of express (see routes/credentials.ts) because the credential_api benchmark's goal needs
+// it. This keeps express-rate-limit's semantics (MemoryStore's fixed window from a client's first
+// hit, its client key via ipKeyGenerator, its draft-7 headers), so clients see no difference,
+// and it has no sweep timer of its own: an idle monitor runs none. One answer for 429 below.
+import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import { sendJson } from './respond.js';
 
 /** One request's standing against its client's window. */
 export interface RateLimitInfo {
@@ -67,4 +74,9 @@ export function rateLimitHeaders(info: RateLimitInfo): OutgoingHttpHeaders {
   };
   if (info.limited) headers['Retry-After'] = String(info.resetSeconds);
   return headers;
+}
+
+/** The one 429 answer: draft-7 headers, Retry-After, and the API's error body. */
+export function sendRateLimited(res: ServerResponse, info: RateLimitInfo, message: string): void {
+  sendJson(res, 429, { type: 'error', code: 'rate_limited', error: message }, rateLimitHeaders(info));
 }

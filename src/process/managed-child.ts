@@ -8,9 +8,10 @@ import { killPid, procStartMs } from './pids.js';
 import { AdoptedProcess } from './adopted-process.js';
 import { runIdOf, type ChildExit, type ChildRun, type ChildState, type ManagedChildEvents, type ManagedChildOptions, type SpawnSpec } from './child-types.js';
 
-// Readiness: turnserver answers STUN ~30-150 ms after spawn. One readiness probe lasts
-// READY_PROBE_MS and resends every 20 ms (stunProbe), with READY_PROBE_GAP_MS between probes, so
-// an answering child is noticed within ~20-30 ms. Liveness probes keep probeIntervalMs.
+// Readiness: turnserver answers STUN soon after spawn (README, Performance: recovery). One
+// readiness probe lasts READY_PROBE_MS and resends every 20 ms (stunProbe), with
+// READY_PROBE_GAP_MS between probes, so a child that starts answering is noticed within about one
+// resend. Liveness probes keep probeIntervalMs.
 const READY_PROBE_MS = 80;
 const READY_PROBE_GAP_MS = 10;
 /** A restart's spawn spec (the rendered conf) is prepared this long before the restart is due, so the child itself starts on time. */
@@ -323,6 +324,7 @@ export class ManagedChild extends EventEmitter<ManagedChildEvents> {
     if (this.adoptedProcess) return this.adoptedProcess.terminate(this.opts.stopTimeoutMs);
     const child = this.child;
     if (!child || child.pid === undefined) return;
+    this.log.info({ event: 'stopping', childPid: child.pid, signal: 'SIGTERM' }, `stopping ${this.opts.name}`);
     this.killChild('SIGTERM');
     const escalate = setTimeout(() => {
       this.log.warn({ event: 'kill-escalated', childPid: child.pid }, `${this.opts.name} ignored SIGTERM: sending SIGKILL`);

@@ -316,6 +316,17 @@ export class AllocationModel {
     }
   }
 
+  /** Changed records not written yet (open ones wait for a checkpoint). */
+  get dirtyCount(): number {
+    return this.dirty.size;
+  }
+
+  /** Whether tick() has anything to time out: a deleted allocation or unattributed traffic. */
+  hasTimedWork(): boolean {
+    for (const r of this.records()) if (r.deletedAt !== null || r.kind === 'unattributed') return true;
+    return false;
+  }
+
   /** The turnserver run ended (any reason): close what it left open with what we have seen. */
   closeRun(run: string, at: number, reason: string): number {
     let n = 0;
@@ -358,7 +369,7 @@ export class AllocationModel {
    * Records to write now: new and closed ones always (so a record exists, and is final, within
    * one flush), and changed open ones only when `checkpoint` is set. Rewriting every open
    * allocation on every flush would cost one SQLite upsert per event on a busy host; once a
-   * checkpoint interval (1 s) bounds what a SIGKILL can lose.
+   * checkpoint interval (stats.checkpointMs) bounds what a SIGKILL can lose.
    */
   drainDirty(checkpoint = true): AllocationRecord[] {
     if (this.dirty.size === 0) return [];

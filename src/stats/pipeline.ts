@@ -16,10 +16,16 @@ export interface PipelineOptions {
   now: () => number;
 }
 
+/** How soon after a change new and closed records are written ("within one flush"). */
+const FLUSH_DELAY_MS = 50;
+
 /**
  * Events in, committed records out: the allocation model, its metrics and the SQLite store with
  * the flush policy (new and closed records at once, open ones every checkpointMs). The Stats
  * subsystem feeds it from its sources; the ingest benchmark drives exactly this class.
+ *
+ * With scheduleFlushes() on, a flush is scheduled when the model changes and the timer stops
+ * when nothing is left to write or to time out: an idle host runs no stats timer at all.
  */
 export class UsagePipeline implements IncrementSink {
   readonly model: AllocationModel;
@@ -33,6 +39,10 @@ export class UsagePipeline implements IncrementSink {
   // The log source's position after the last line it handed over (committed with checkpoints).
   private logPosition: LogPosition | null = null;
   private logPositionDirty = false;
+  private scheduling = false;
+  private timer: NodeJS.Timeout | null = null;
+  /** The armed timer fires within FLUSH_DELAY_MS (else it waits for the next checkpoint). */
+  private timerSoon = false;
 
   constructor(private readonly opts: PipelineOptions) {
     const { log } = opts;
@@ -118,6 +128,39 @@ export class UsagePipeline implements IncrementSink {
     return true;
   }
 
+  /** Flush on a timer armed by changes (the Stats subsystem); without it the caller flushes. */
+  scheduleFlushes(): void {
+    this.scheduling = true;
+    this.changed();
+  }
+
+  /** Whether a flush timer is armed (an idle pipeline has none). */
+  get flushScheduled(): boolean {
+    return this.timer !== null;
+  }
+
+  /** Something changed: make sure a flush comes within FLUSH_DELAY_MS (cheap: once per timer). */
+  private changed(): void {
+    if (this.scheduling && !this.timerSoon) this.arm(Math.min(FLUSH_DELAY_MS, this.opts.checkpointMs));
+  }
+
+  private arm(delayMs: number): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timerSoon = delayMs <= FLUSH_DELAY_MS;
+    this.timer = setTimeout(this.onTimer, delayMs);
+  }
+
+  private readonly onTimer = (): void => {
+    this.timer = null;
+    this.timerSoon = false;
+    this.flush();
+    // Open records changed since the last checkpoint, or deleted ones waiting for their totals:
+    // come back at the next checkpoint. Otherwise nothing is due until the next event.
+    if (this.store && (this.model.dirtyCount > 0 || this.model.hasTimedWork())) {
+      this.arm(Math.max(0, this.lastCheckpoint + this.opts.checkpointMs - this.opts.now()));
+    }
+  };
+
   /** Events from now on belong to this turnserver run. */
   setRun(runId: string): void {
     this.run = runId;
@@ -128,6 +171,7 @@ export class UsagePipeline implements IncrementSink {
   }
 
   track(event: UsageEvent): object | null {
+    this.changed();
     this.metrics.event(event.kind);
     const r = this.model.ingest(event, this.run);
     return r !== null && r.endedAt === null && event.source === this.primary ? r : null;
@@ -137,6 +181,7 @@ export class UsagePipeline implements IncrementSink {
     const r = handle as AllocationRecord;
     // Closed, deleted (its totals pending) or of an earlier turnserver run: the full path decides.
     if (r.endedAt !== null || r.deletedAt !== null || r.run !== this.run) return false;
+    this.changed();
     this.metrics.event(peer ? 'traffic/peer' : 'traffic');
     this.model.addIncrement(r, peer, rcvp, rcvb, sentp, sentb, at);
     return true;
@@ -151,6 +196,7 @@ export class UsagePipeline implements IncrementSink {
   gap(): void {
     this.metrics.reconnect();
     this.model.markGap();
+    this.changed();
   }
 
   /** The run's turnserver exited: close what it left open, and write it now. */
@@ -192,6 +238,9 @@ export class UsagePipeline implements IncrementSink {
   }
 
   close(): void {
+    this.scheduling = false;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
     this.flush(true);
     this.store?.close();
     this.store = null;

@@ -21,7 +21,6 @@ export class Stats implements Subsystem, TurnConfContributor {
   private redisTarget: RedisTarget | null = null;
   redis: RedisSource | null = null;
   logSource: LogSource | null = null;
-  private flushTimer: NodeJS.Timeout | null = null;
   private stopping: Promise<void> | null = null;
   private readonly log: Logger;
   /** The usage source in use (stats.source 'auto' resolved by turnserver's version) and why. */
@@ -78,8 +77,7 @@ export class Stats implements Subsystem, TurnConfContributor {
       this.logSource = new LogSource(supervisor, this.pipeline, this.ctx.now);
       this.logSource.start();
     }
-    const interval = Math.min(50, config.stats.checkpointMs);
-    this.flushTimer = setInterval(() => this.pipeline.flush(), interval);
+    this.pipeline.scheduleFlushes();
   }
 
   forceKill(): void {
@@ -121,7 +119,6 @@ export class Stats implements Subsystem, TurnConfContributor {
 
   stop(): Promise<void> {
     this.stopping ??= (async () => {
-      if (this.flushTimer) clearInterval(this.flushTimer);
       this.ctx.supervisor.off('spawn', this.onChildSpawn);
       this.ctx.supervisor.off('adopted', this.onChildAdopted);
       this.ctx.supervisor.off('exit', this.onChildExit);

@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { harnessTest, type Harness } from '../harness/harness.js';
-import { repoRoot, startMonitor, testConfig, type ConfigOverrides } from '../harness/monitor.js';
+import { repoRoot, startMonitor, testConfig, type ConfigOverrides, type MonitorProcess } from '../harness/monitor.js';
 import { startZookeeper } from '../harness/services.js';
 import { FakeNic, getNode, NodeWatch, zkClose, zkConnect } from '../harness/discovery.js';
 
@@ -12,12 +12,26 @@ const version = JSON.parse(readFileSync(path.join(repoRoot, 'package.json'), 'ut
 const near = (actual: number | null, expected: number, tol: number, what: string) =>
   assert.ok(actual !== null && Math.abs(actual - expected) <= tol, `${what}: ${actual}, expected ${expected} ± ${tol}`);
 
+/**
+ * The shutdown as the watcher saw it, for the diagnostics: when the node went, and the monitor's
+ * own stop sequence (node removal, drain pause, turnserver SIGTERM and exit) around it.
+ */
+function stopSequence(m: MonitorProcess, goneAt: number, answeredAt: number | null): string {
+  const from = m.logs.findIndex((e) => e.event === 'shutdown');
+  const steps = m.logs
+    .slice(Math.max(0, from))
+    .filter((e) => ['shutdown', 'node-removed', 'withdraw-unconfirmed', 'draining', 'stopping', 'exit'].includes(String(e.event)))
+    .map((e) => `${e.event}${e.component === 'redis-supervisor' ? '(redis)' : ''} ${e.time}`);
+  return `stop sequence: ${steps.join(', ')}; watcher saw the delete ${new Date(goneAt).toISOString()}; last STUN answer seen ${answeredAt ? new Date(answeredAt).toISOString() : 'none'}`;
+}
+
 /** A ZooKeeper, a fake NIC, a watching client, and a monitor publishing into that ZooKeeper. */
 async function setup(h: Harness, rx: number, tx: number, intervalSec = 1, overrides: ConfigOverrides = {}) {
   const zk = await startZookeeper(h);
   const nic = new FakeNic(h.dir, 'tm0', rx, tx);
   h.onCleanup(() => nic.stop());
-  const client = await zkConnect(zk.connect);
+  // The observer's session outlives a ZooKeeper freeze (the monitor's own is 3 s).
+  const client = await zkConnect(zk.connect, 30_000);
   h.onCleanup(() => zkClose(client));
   const config = await testConfig(h, {
     zookeeper: { connect: zk.connect, sessionTimeoutMs: 3000 },
@@ -125,7 +139,7 @@ harnessTest('the node appears with the documented payload; 250/100 Mbit/s agains
   assert.equal((await m.stop()).code, 0);
 });
 
-harnessTest('turnserver killed: node gone until it serves again; graceful stop: the delete comes before STUN stops answering', async (h) => {
+harnessTest('turnserver killed: node gone until it serves again; graceful stop: the delete comes before STUN stops answering', async (h, t) => {
   const { m, watch } = await setup(h, 10, 10);
   const ready = await m.waitForEvent('ready');
   await watch.waitFor('created');
@@ -142,10 +156,36 @@ harnessTest('turnserver killed: node gone until it serves again; graceful stop: 
   const stopping = m.stop('SIGTERM');
   const goneAt = await watch.waitFor('deleted', { after: recreatedAt });
   const answers = await m.stunAnswers(1000);
+  const answeredAt = answers ? Date.now() : null;
   const trail = () => m.logs.filter((e) => Date.parse(e.time as string) >= goneAt - 5000).map((e) => `${e.time} ${e.component ?? ''} ${e.event ?? ''} ${e.msg ?? ''}`).join('\n');
   assert.equal(answers, true, `STUN still answers after the delete (seen at ${new Date(goneAt).toISOString()}, probed until ${new Date().toISOString()}):\n${trail()}`);
   assert.equal((await stopping).code, 0);
+  t.diagnostic(stopSequence(m, goneAt, answeredAt));
   assert.equal(await m.stunAnswers(250), false, 'and stops answering after the monitor stopped');
+});
+
+harnessTest('ZooKeeper unresponsive when the stop comes: the node still goes before STUN stops answering', async (h, t) => {
+  // The shutdown's delete fails (no answer, connection dropped by the watchdog) with our node
+  // still in ZooKeeper: the monitor must wait for the reconnect (or the session's end) and drain.
+  const { m, watch, zk } = await setup(h, 10, 10);
+  const createdAt = await watch.waitFor('created');
+  const from = m.logs.length;
+  let stopping: ReturnType<MonitorProcess['stop']> | undefined;
+  process.kill(zk.pid, 'SIGSTOP');
+  try {
+    await m.waitForLog((e) => e.event === 'zk-unresponsive', { from, timeoutMs: 10_000 });
+    stopping = m.stop('SIGTERM');
+    await m.waitForLog((e) => e.event === 'shutdown', { from });
+    await sleep(300);
+  } finally {
+    process.kill(zk.pid, 'SIGCONT');
+  }
+  const goneAt = await watch.waitFor('deleted', { after: createdAt });
+  const answers = await m.stunAnswers(1000);
+  const answeredAt = answers ? Date.now() : null;
+  assert.equal(answers, true, `STUN still answers after the delete: ${stopSequence(m, goneAt, answeredAt)}`);
+  assert.equal((await stopping).code, 0);
+  t.diagnostic(stopSequence(m, goneAt, answeredAt));
 });
 
 harnessTest('zookeeper.connect null: discovery disabled, said once, /health shows it', async (h) => {

@@ -40,15 +40,19 @@ harnessTest(
     await waitUntil('draining', async () => (await m.health()).body.draining?.then === 'stop', 3000);
     assert.equal((await m.get('/turncredential', { headers: auth })).status, 503, 'no credential while draining');
 
-    // New allocations: tried until one is refused (coturn applies a new quota within seconds).
-    let refusedAt = 0;
-    for (let i = 0; i < 12 && refusedAt === 0; i++) {
-      const startedAt = Date.now();
-      const attempt = await runUclient(h, { turnPort: m.turnPort, peerPort: peer.port, ...USER, messages: 1, length: 20, extraArgs: ['-L', '127.0.0.4'], timeoutMs: 10_000 });
-      if (attempt.code !== 0) refusedAt = startedAt; // its Allocate went out at once and was refused
-      else await new Promise((r) => setTimeout(r, 250));
-    }
-    assert.ok(refusedAt > 0, 'a new allocation was refused while draining');
+    // New allocations: one attempt every 500 ms (each from its own source address, so parallel
+    // uclients do not collide); the first refused one says when refusing began.
+    const attempts = await Promise.all(
+      Array.from({ length: 14 }, async (_, i) => {
+        await new Promise((r) => setTimeout(r, i * 500));
+        const startedAt = Date.now();
+        const r = await runUclient(h, { turnPort: m.turnPort, peerPort: peer.port, ...USER, messages: 1, length: 20, extraArgs: ['-L', `127.0.0.${10 + i}`], timeoutMs: 15_000 });
+        return { startedAt, refused: r.code !== 0 };
+      }),
+    );
+    const refusedAt = Math.min(...attempts.filter((a) => a.refused).map((a) => a.startedAt));
+    assert.ok(attempts.slice(-3).every((a) => a.refused), 'once refusing, every later attempt is refused');
+    assert.ok(Number.isFinite(refusedAt), 'a new allocation was refused while draining');
     assert.ok(refusedAt - t0 <= 6000, `refused ${refusedAt - t0} ms after the drain began`);
 
     assert.equal((await short).code, 0, 'the short relay goes on to its own end');

@@ -103,32 +103,35 @@ harnessTest('the private redis-server is killed mid-traffic: restarted, coturn r
 harnessTest(
   'trace replay and 100,000 malformed messages: trace totals exact, malformed counted, memory flat',
   async (h) => {
+    // The captures are part of the test, not optional: without them it would prove nothing here.
+    assert.ok(existsSync(traces), `trace captures missing: ${traces} (the reference material beside the repository, ../shared/traces)`);
+    const traceFiles = readdirSync(traces).filter((f) => f.endsWith('.jsonl')).sort();
+    assert.ok(traceFiles.length > 0, `no .jsonl trace captures in ${traces}`);
     const m = await startMonitor(h, statsConfig);
     const pub = await publisher(h, await monitorRedisPort(m));
-    if (existsSync(traces)) {
-      const expected = new Map<string, number[]>();
-      for (const [i, file] of readdirSync(traces).filter((f) => f.endsWith('.jsonl')).sort().entries()) {
-        for (const line of readFileSync(path.join(traces, file), 'utf8').split('\n').filter(Boolean)) {
-          const { channel, message } = JSON.parse(line) as { channel: string; message: string };
-          // Give each trace its own ids: the captures reuse the same ids from separate runs.
-          const ch = channel.replace(/\/allocation\/(\d)(\d+)\//, (_, _d, rest) => `/allocation/${i + 7}${rest}/`);
-          await pub.publish(ch, message);
-          const t = /\/allocation\/(\d+)\/total_traffic$/.exec(ch);
-          if (t) expected.set(t[1], message.match(/\d+/g)!.map(Number));
-        }
+    const expected = new Map<string, number[]>();
+    for (const [i, file] of traceFiles.entries()) {
+      for (const line of readFileSync(path.join(traces, file), 'utf8').split('\n').filter(Boolean)) {
+        const { channel, message } = JSON.parse(line) as { channel: string; message: string };
+        // Give each trace its own ids: the captures reuse the same ids from separate runs.
+        const ch = channel.replace(/\/allocation\/(\d)(\d+)\//, (_, _d, rest) => `/allocation/${i + 7}${rest}/`);
+        await pub.publish(ch, message);
+        const t = /\/allocation\/(\d+)\/total_traffic$/.exec(ch);
+        if (t) expected.set(t[1], message.match(/\d+/g)!.map(Number));
       }
-      await waitUntil('trace totals recorded', async () => {
-        const rows = await usage(m);
-        return [...expected.keys()].every((id) => rows.some((r) => r.allocationId === id && r.endReason === 'deleted'));
-      }, 10_000);
-      const rows = await usage(m);
-      for (const [id, c] of expected) {
-        const r = rows.find((x) => x.allocationId === id);
-        assert.deepEqual([r.rcvp, r.rcvb, r.sentp, r.sentb], c, `trace totals of ${id}`);
-      }
-      const unattributed = await usage(m, '?by=unattributed');
-      assert.ok(unattributed.some((r) => r.username === ''), 'TCP relay data connections kept apart');
     }
+    assert.ok(expected.size > 0, `no total_traffic event in the captures of ${traces}`);
+    await waitUntil('trace totals recorded', async () => {
+      const rows = await usage(m);
+      return [...expected.keys()].every((id) => rows.some((r) => r.allocationId === id && r.endReason === 'deleted'));
+    }, 10_000);
+    const rows = await usage(m);
+    for (const [id, c] of expected) {
+      const r = rows.find((x) => x.allocationId === id);
+      assert.deepEqual([r.rcvp, r.rcvb, r.sentp, r.sentb], c, `trace totals of ${id}`);
+    }
+    const unattributed = await usage(m, '?by=unattributed');
+    assert.ok(unattributed.some((r) => r.username === ''), 'TCP relay data connections kept apart');
 
     const rss = () => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${m.pid}/status`, 'utf8'))![1]) / 1024;
     const rssBefore = rss();

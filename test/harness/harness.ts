@@ -133,6 +133,7 @@ export function harnessTest(
   test(name, { timeout: bodyMs + CLEANUP_MS, skip: options.skip }, async (t) => {
     const h = await Harness.create();
     let failed = true;
+    let failure: unknown;
     let timer: NodeJS.Timeout | undefined;
     try {
       const body = fn(h, t);
@@ -142,11 +143,20 @@ export function harnessTest(
       });
       await Promise.race([body, deadline]);
       failed = false;
-    } finally {
-      clearTimeout(timer);
-      if (failed) t.diagnostic(`kept temp dir ${h.dir}`);
-      await h.cleanup(failed);
+    } catch (err) {
+      failure = err;
     }
+    clearTimeout(timer);
+    if (failed) t.diagnostic(`kept temp dir ${h.dir}`);
+    try {
+      await h.cleanup(failed);
+    } catch (err) {
+      // After a failed body the clean-up's complaint (a monitor killed mid-shutdown leaves its
+      // children) must not replace the body's own error, which says what went wrong.
+      if (!failed) throw err;
+      t.diagnostic(`clean-up after the failure: ${(err as Error).message}`);
+    }
+    if (failed) throw failure;
   });
 }
 

@@ -5,7 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
 import { clientKey, credentialHandler } from '../../src/http/routes/credentials.js';
 import type { CredentialResponse } from '../../src/credentials/credentials.js';
-import { apiKeyCheck, sameString } from '../../src/http/auth.js';
+import { apiKeyCheck, apiKeyMiddleware, sameString } from '../../src/http/auth.js';
 
 test('rate limit key: the client address; IPv4-mapped as IPv4, IPv6 by /56 (as express-rate-limit)', () => {
   assert.equal(clientKey('127.0.0.1'), '127.0.0.1');
@@ -53,7 +53,7 @@ async function serve(issue: (user: string | null) => CredentialResponse | null, 
     const r = await fetch(base + path, { headers });
     return { status: r.status, headers: r.headers, body: await r.json() };
   };
-  return { get, close: () => new Promise((r) => server.close(r)) };
+  return { get, base, close: () => new Promise((r) => server.close(r)) };
 }
 
 test('credential fast path: key, user check, 503, headers and body as express gave them', async () => {
@@ -108,5 +108,24 @@ test('credential fast path: 429 with draft-7 headers and Retry-After once the li
     assert.equal(refused.headers.get('ratelimit-policy'), '2;w=60');
   } finally {
     await s.close();
+  }
+});
+
+test('one 401: an express route behind requireApiKey answers exactly as the fast path', async () => {
+  const express = (await import('express')).default;
+  const app = express();
+  app.post('/turncredential/rotate', apiKeyMiddleware(apiKeyCheck([KEY])), (_req, res) => void res.json({ ok: true }));
+  const viaExpress: Server = createServer(app).listen(0, '127.0.0.1');
+  await once(viaExpress, 'listening');
+  const s = await serve(credential);
+  try {
+    const answer = async (r: Response) => ({ status: r.status, body: await r.text(), type: r.headers.get('content-type'), length: r.headers.get('content-length'), auth: r.headers.get('www-authenticate') });
+    const fromExpress = await answer(await fetch(`http://127.0.0.1:${(viaExpress.address() as AddressInfo).port}/turncredential/rotate`, { method: 'POST' }));
+    const fromFastPath = await answer(await fetch(`${s.base}/turncredential`));
+    assert.deepEqual(fromExpress, fromFastPath);
+    assert.equal(fromFastPath.status, 401);
+  } finally {
+    await s.close();
+    await new Promise((r) => viaExpress.close(r));
   }
 });

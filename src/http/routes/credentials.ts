@@ -1,8 +1,13 @@
+// GET /turncredential is what signalling servers call on every client connect, so it is served
+// on bare node:http ahead of express (HttpServer.addFastRoute), with its own rate limiter
+// (../rate-limit.ts): express's routing and decoration cost several times the answer itself
+// (README, Performance: credential_api). The answers are express's byte for byte, and 401 and 429
+// each come from one function (sendUnauthorized, sendRateLimited) that express routes share.
 import { parse as parseQuery, type ParsedUrlQuery } from 'node:querystring';
 import { ipKeyGenerator } from 'express-rate-limit';
 import { sendUnauthorized, type ApiKeyCheck } from '../auth.js';
 import type { FastHandler, RouteInstaller } from '../http-server.js';
-import { FixedWindowLimiter, rateLimitHeaders } from '../rate-limit.js';
+import { FixedWindowLimiter, rateLimitHeaders, sendRateLimited } from '../rate-limit.js';
 import { sendJson, sendJsonText } from '../respond.js';
 import type { Logger } from '../../log/logger.js';
 import type { Credentials } from '../../credentials/credentials.js';
@@ -37,11 +42,10 @@ export interface CredentialHandlerOptions {
 }
 
 /**
- * GET /turncredential on bare node:http: it is what signalling servers call on every client
- * connect, so it skips express. In order: API key (401), per-client-IP limit of limitPerMinute
- * per 60 s window with draft-7 RateLimit headers (429), `?user=` check (400), a revoked client
- * (403), credential (503
- * when none is valid), `Cache-Control: no-store`.
+ * GET /turncredential on bare node:http. In order: API key (401), per-client-IP limit of
+ * limitPerMinute per 60 s window with draft-7 RateLimit headers (429), `?user=` check (400),
+ * draining (503 with Retry-After), a revoked client (403), credential (503 when none is valid),
+ * `Cache-Control: no-store`.
  */
 export function credentialHandler(credentials: Pick<Credentials, 'issueJson'> & Partial<Pick<Credentials, 'revoked'>>, options: CredentialHandlerOptions): FastHandler {
   const { authorized } = options;
@@ -50,8 +54,8 @@ export function credentialHandler(credentials: Pick<Credentials, 'issueJson'> & 
     const query = queryOf(req.url);
     if (!authorized(req.headers.authorization, query.key, req.socket)) return sendUnauthorized(res);
     const limit = limiter.hit(clientKey(req.socket.remoteAddress));
+    if (limit.limited) return sendRateLimited(res, limit, 'too many credential requests');
     const rate = rateLimitHeaders(limit);
-    if (limit.limited) return sendJson(res, 429, error('rate_limited', 'too many credential requests'), rate);
     const user = query.user;
     if (user !== undefined && (typeof user !== 'string' || !CLIENT_ID.test(user))) {
       return sendJson(res, 400, error('bad_user', 'user must be 1-64 characters of A-Z a-z 0-9 . _ -'), rate);

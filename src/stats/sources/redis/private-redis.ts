@@ -5,6 +5,7 @@ import type { Config } from '../../../config/schema.js';
 import type { Logger } from '../../../log/logger.js';
 import { ManagedChild } from '../../../process/managed-child.js';
 import { isAlive, readCmdline } from '../../../process/pids.js';
+import { redisLineLevel } from './redis-log.js';
 
 /** PING over a raw socket: true on +PONG. */
 export function redisPing(port: number, timeoutMs: number): Promise<boolean> {
@@ -45,13 +46,10 @@ export function runningPrivateRedisPort(config: Config): number | null {
   return m ? Number(m[1]) : null;
 }
 
-// redis-server log lines: "pid:role dd Mon yyyy hh:mm:ss.mmm <mark> text"; mark '#' is a warning.
-const REDIS_LINE = /^\d+:[A-Z] .*? [*#.-] (.*)$/;
-
 /**
  * The monitor's own redis-server for coturn's redis-statsdb (one Redis per TURN host): loopback
  * only, no persistence, a pub/sub output buffer large enough that a busy host never gets its
- * subscriber dropped. Supervised like turnserver: restarted 3 s after a crash, on the same port.
+ * subscriber dropped. Supervised like turnserver: restarted restartDelayMs after a crash, on the same port.
  */
 export function createPrivateRedis(config: Config, logger: Logger, port: number): ManagedChild {
   const pidfile = path.join(config.dataDir, 'redis.pid');
@@ -77,9 +75,9 @@ export function createPrivateRedis(config: Config, logger: Logger, port: number)
     // One left by an earlier monitor that answers PING serves on: turnserver keeps publishing to it.
     adopt: true,
     onLine: (line) => {
-      const m = REDIS_LINE.exec(line);
-      if (m) log[line.includes(' # ') ? 'warn' : 'debug'](m[1]);
-      else if (line.trim()) log.debug(line);
+      if (!line.trim()) return;
+      const { level, text } = redisLineLevel(line);
+      log[level](text);
     },
     restartDelayMs: t.restartDelayMs,
     maxRestartDelayMs: t.maxRestartDelayMs,
