@@ -5,7 +5,10 @@ import { readFileSync } from 'node:fs';
 
 // pm2 runs the launcher through `node`, which ignores its shebang: pass the flags that line gives.
 const shebang = readFileSync(new URL('./bin/turn-monitor', import.meta.url), 'utf8').split('\n')[0];
-const nodeArgs = shebang.replace(/^#!\S*env -S node\s*/, '').split(/\s+/).filter((a) => a.startsWith('--'));
+const nodeArgs = shebang
+  .replace(/^#!\S*env -S node\s*/, '')
+  .split(/\s+/)
+  .filter((a) => a.startsWith('--'));
 
 export const apps = [
   {

@@ -23,7 +23,13 @@ export const credentialApi: Benchmark = {
     monitor = await startMonitor(h, { logLevel: 'info', http: { apiKeys: [KEY], rateLimitPerMinute: 100_000_000 } });
     const size = (await monitor.get('/turncredential', { headers: { authorization: `Bearer ${KEY}` } })).text.length;
     const port = await freePort();
-    const t = h.spawn('bare-http', process.execPath, ['--import', 'tsx', path.join(import.meta.dirname, 'workers', 'bare-http.ts'), String(port), String(size)]);
+    const t = h.spawn('bare-http', process.execPath, [
+      '--import',
+      'tsx',
+      path.join(import.meta.dirname, 'workers', 'bare-http.ts'),
+      String(port),
+      String(size),
+    ]);
     await waitUntil('bare server', () => t.output().includes('ready'), 20_000);
     bareUrl = `http://127.0.0.1:${port}/turncredential`;
   },

@@ -11,9 +11,13 @@ const PATH = '/turn/servers';
 function nextAppearance(): Promise<number> {
   return new Promise((resolve) => {
     const look = () =>
-      client.getChildren(PATH, () => look(), (err, children) => {
-        if (!err && children.length > 0) resolve(performance.timeOrigin + performance.now());
-      });
+      client.getChildren(
+        PATH,
+        () => look(),
+        (err, children) => {
+          if (!err && children.length > 0) resolve(performance.timeOrigin + performance.now());
+        },
+      );
     look();
   });
 }
@@ -30,7 +34,11 @@ export const discovery: Benchmark = {
       client.connect();
     });
     h.onCleanup(async () => client.close());
-    monitor = await startMonitor(h, { logLevel: 'info', turnserver: { restartDelayMs: 200 }, zookeeper: { connect: zk.connect, path: PATH, sessionTimeoutMs: 4000 } });
+    monitor = await startMonitor(h, {
+      logLevel: 'info',
+      turnserver: { restartDelayMs: 200 },
+      zookeeper: { connect: zk.connect, path: PATH, sessionTimeoutMs: 4000 },
+    });
     // Stopped before the harness kills ZooKeeper, or its shutdown waits for it past the SIGTERM grace.
     h.onCleanup(async () => void (await monitor.stop()));
     await new Promise<void>((resolve) => client.mkdirp(PATH, () => resolve()));
@@ -40,7 +48,12 @@ export const discovery: Benchmark = {
     const from = monitor.logs.length;
     // Node gone with the child, back when the next child serves.
     await new Promise<void>((resolve) => {
-      const gone = () => client.getChildren(PATH, () => gone(), (err, c) => (!err && c.length === 0 ? resolve() : undefined));
+      const gone = () =>
+        client.getChildren(
+          PATH,
+          () => gone(),
+          (err, c) => (!err && c.length === 0 ? resolve() : undefined),
+        );
       process.kill(pid, 'SIGKILL');
       gone();
     });

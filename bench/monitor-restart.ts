@@ -11,7 +11,15 @@ let monitor: MonitorProcess;
 
 async function load(h: Harness, during?: () => Promise<void>) {
   const t0 = performance.now();
-  const run = runUclient(h, { turnPort: monitor.turnPort, peerPort: peer.port, ...USER, clients: 10, messages: 800, length: 1000, extraArgs: ['-z', '2'] });
+  const run = runUclient(h, {
+    turnPort: monitor.turnPort,
+    peerPort: peer.port,
+    ...USER,
+    clients: 10,
+    messages: 800,
+    length: 1000,
+    extraArgs: ['-z', '2'],
+  });
   await during?.();
   const r = await run;
   if (r.code !== 0 || r.sentBytes === null) throw new Error(`uclient failed: ${r.output.slice(-300)}`);
@@ -32,10 +40,19 @@ async function killAndRestart(h: Harness): Promise<number> {
 /** The same relay with a monitor kill -9 + restart in the middle, and without, in the same run. */
 export const monitorRestart: Benchmark = {
   name: 'monitor_restart',
-  goals: { loss_kill: '= loss_plain', loss_plain: '-', ratio: '≈ 1 (bytes/s with the kill vs without)', restart_ms: '-' },
+  goals: {
+    loss_kill: '= loss_plain',
+    loss_plain: '-',
+    ratio: '≈ 1 (bytes/s with the kill vs without)',
+    restart_ms: '-',
+  },
   async setup(h) {
     peer = await startPeer(h);
-    monitor = await startMonitor(h, { dataDir: path.join(h.dir, 'data'), logLevel: 'info', turnserver: { extraConfig: [`user=${USER.user}:${USER.password}`] } });
+    monitor = await startMonitor(h, {
+      dataDir: path.join(h.dir, 'data'),
+      logLevel: 'info',
+      turnserver: { extraConfig: [`user=${USER.user}:${USER.password}`] },
+    });
   },
   async round(h, round) {
     let restartMs = 0;

@@ -15,7 +15,11 @@ const setups: Record<'redis' | 'log', Setup> = {} as never;
 let peer: Service;
 
 /** A bare turnserver from the monitor's rendered conf: other ports, its own Redis, output discarded. */
-async function bareTurnserver(h: Harness, m: MonitorProcess, name: string): Promise<{ barePort: number; barePid: number }> {
+async function bareTurnserver(
+  h: Harness,
+  m: MonitorProcess,
+  name: string,
+): Promise<{ barePort: number; barePid: number }> {
   const port = await freePort();
   const [min, max] = await freePortRange(200);
   const redis = await startRedis(h);
@@ -40,7 +44,15 @@ async function load(h: Harness, turnPort: number, pids: number[]) {
   const cpu = new CpuWindow(pids);
   const harness0 = process.cpuUsage();
   const t0 = performance.now();
-  const r = await runUclient(h, { turnPort, peerPort: peer.port, ...USER, clients: 10, messages: MESSAGES, length: 1000, extraArgs: ['-z', '2'] });
+  const r = await runUclient(h, {
+    turnPort,
+    peerPort: peer.port,
+    ...USER,
+    clients: 10,
+    messages: MESSAGES,
+    length: 1000,
+    extraArgs: ['-z', '2'],
+  });
   const { cpuSec } = cpu.stop();
   const h1 = process.cpuUsage(harness0);
   const harnessSec = (h1.user + h1.system) / 1e6;
@@ -64,18 +76,38 @@ const WARMUP = 1;
 export const relay: Benchmark = {
   name: 'relay',
   goals: {
-    ratio: '≥ 0.98', ratio_log: '≥ 0.98', loss_ours: '= loss_bare', loss_bare: '-', loss_ours_log: '= loss_bare', loss_bare_log: '-',
-    monitor_cpu_pct: '≤ 5 (of turnserver)', monitor_cpu_pct_log: '≤ 5 (of turnserver)',
-    monitor_cpu_s_per_gb: '-', turnserver_cpu_s_per_gb: '-', bare_cpu_s_per_gb: '-',
-    monitor_cpu_s_per_gb_log: '-', turnserver_cpu_s_per_gb_log: '-', bare_cpu_s_per_gb_log: '-',
-    harness_cpu_s_per_gb: '-', harness_cpu_s_per_gb_log: '-',
+    ratio: '≥ 0.98',
+    ratio_log: '≥ 0.98',
+    loss_ours: '= loss_bare',
+    loss_bare: '-',
+    loss_ours_log: '= loss_bare',
+    loss_bare_log: '-',
+    monitor_cpu_pct: '≤ 5 (of turnserver)',
+    monitor_cpu_pct_log: '≤ 5 (of turnserver)',
+    monitor_cpu_s_per_gb: '-',
+    turnserver_cpu_s_per_gb: '-',
+    bare_cpu_s_per_gb: '-',
+    monitor_cpu_s_per_gb_log: '-',
+    turnserver_cpu_s_per_gb_log: '-',
+    bare_cpu_s_per_gb_log: '-',
+    harness_cpu_s_per_gb: '-',
+    harness_cpu_s_per_gb_log: '-',
   },
   warmup: WARMUP,
   rounds: 5,
   async setup(h) {
     peer = await startPeer(h);
     for (const source of ['redis', 'log'] as const) {
-      const monitor = await startMonitor(h, { dataDir: path.join(h.dir, source), logLevel: 'info', stats: { source }, turnserver: { extraConfig: [`user=${USER.user}:${USER.password}`] } }, { configFile: path.join(h.dir, `${source}.json`) });
+      const monitor = await startMonitor(
+        h,
+        {
+          dataDir: path.join(h.dir, source),
+          logLevel: 'info',
+          stats: { source },
+          turnserver: { extraConfig: [`user=${USER.user}:${USER.password}`] },
+        },
+        { configFile: path.join(h.dir, `${source}.json`) },
+      );
       const turnPid = (await monitor.waitForEvent('ready')).childPid as number;
       const bare = await bareTurnserver(h, monitor, `bare-${source}`);
       setups[source] = { monitor, turnPid, ...bare };

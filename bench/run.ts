@@ -24,13 +24,30 @@ import { statsIngest } from './stats-ingest.js';
 import { statsIngestLog } from './stats-ingest-log.js';
 import { tlsReload } from './tls-reload.js';
 
-const ALL: Benchmark[] = [statsIngest, statsIngestLog, credentialApi, relay, relayTls, recovery, tlsReload, memory, discovery, idle, monitorRestart, revoke, sessions, exportBench];
+const ALL: Benchmark[] = [
+  statsIngest,
+  statsIngestLog,
+  credentialApi,
+  relay,
+  relayTls,
+  recovery,
+  tlsReload,
+  memory,
+  discovery,
+  idle,
+  monitorRestart,
+  revoke,
+  sessions,
+  exportBench,
+];
 
 // quiesce() collects the harness's own garbage before a timed window, not during it.
 setFlagsFromString('--expose-gc');
 (globalThis as { gc?: () => void }).gc = runInNewContext('gc') as () => void;
 
-const { values } = parseArgs({ options: { only: { type: 'string' }, out: { type: 'string', default: 'bench-results.json' } } });
+const { values } = parseArgs({
+  options: { only: { type: 'string' }, out: { type: 'string', default: 'bench-results.json' } },
+});
 const selected = values.only ? ALL.filter((b) => b.name === values.only) : ALL;
 if (selected.length === 0) {
   console.error(`unknown benchmark ${values.only}; known: ${ALL.map((b) => b.name).join(', ')}`);
@@ -70,7 +87,9 @@ for (const b of selected) {
   }
   results[b.name] = Object.fromEntries(Object.entries(runs).map(([k, v]) => [k, summarize(v)]));
   for (const [k, s] of Object.entries(results[b.name])) {
-    console.log(`${b.name.padEnd(17)} ${k.padEnd(14)} median ${String(s.median).padStart(10)}  min ${String(s.min).padStart(10)}  max ${String(s.max).padStart(10)}  goal ${b.goals[k] ?? '-'}`);
+    console.log(
+      `${b.name.padEnd(17)} ${k.padEnd(14)} median ${String(s.median).padStart(10)}  min ${String(s.min).padStart(10)}  max ${String(s.max).padStart(10)}  goal ${b.goals[k] ?? '-'}`,
+    );
   }
   console.log(`${b.name.padEnd(17)} (${((Date.now() - started) / 1000).toFixed(0)} s)`);
 }

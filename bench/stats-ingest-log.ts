@@ -37,7 +37,9 @@ export function writeLog(file: string): void {
     out.push(`${s} realm <bench.org> user <${user}>: incoming packet REFRESH processed, success`);
     out.push(`${s} refreshed, realm=<bench.org>, username=<${user}>, lifetime=0`);
     out.push(...usage());
-    out.push(`${s} closed (2nd stage), user <${user}> realm <bench.org> origin <>, local 127.0.0.1:3478, remote 127.0.0.1:${10000 + (i % 50000)}, reason: allocation timeout`);
+    out.push(
+      `${s} closed (2nd stage), user <${user}> realm <bench.org> origin <>, local 127.0.0.1:3478, remote 127.0.0.1:${10000 + (i % 50000)}, reason: allocation timeout`,
+    );
     out.push(`${s} delete: realm=<bench.org>, username=<${user}>`);
     out.push(`${s} peer 127.0.0.1 deleted`);
   }
@@ -47,7 +49,10 @@ export function writeLog(file: string): void {
 async function rate(h: Harness, mode: 'ours' | 'bare', file: string): Promise<number> {
   // Ours runs with the monitor's own node flags (its launcher's shebang); the baseline with none.
   const flags = mode === 'ours' ? monitorNodeArgs.join(' ') : '';
-  const r = await h.run(`log-${mode}`, 'bash', ['-c', `cat "${file}" | "${process.execPath}" ${flags} --import tsx "${worker}" ${mode}`]);
+  const r = await h.run(`log-${mode}`, 'bash', [
+    '-c',
+    `cat "${file}" | "${process.execPath}" ${flags} --import tsx "${worker}" ${mode}`,
+  ]);
   const m = /lines=(\d+) ms=([\d.]+)/.exec(r.output);
   if (!m) throw new Error(`log worker failed: ${r.output.slice(-300)}`);
   return Number(m[1]) / (Number(m[2]) / 1000);

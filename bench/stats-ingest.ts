@@ -18,7 +18,10 @@ function waitLine(t: Tracked, prefix: string, timeoutMs = 120_000): Promise<stri
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`${t.name}: no "${prefix}" within ${timeoutMs} ms`)), timeoutMs);
     const check = () => {
-      const line = t.output().split('\n').find((l) => l.startsWith(prefix));
+      const line = t
+        .output()
+        .split('\n')
+        .find((l) => l.startsWith(prefix));
       if (line) {
         clearTimeout(timer);
         t.child.stdout?.off('data', check);
@@ -32,9 +35,10 @@ function waitLine(t: Tracked, prefix: string, timeoutMs = 120_000): Promise<stri
 
 /** Publish the backlog while the subscriber is frozen, then time how long it takes to drain it. */
 async function drain(h: Harness, kind: 'ours' | 'bare', round: number): Promise<number> {
-  const args = kind === 'ours'
-    ? [worker('ingest-ours.ts'), String(redis.port), path.join(h.dir, `ingest-${round}.db`), String(EVENTS)]
-    : [worker('ingest-bare.ts'), String(redis.port), String(EVENTS)];
+  const args =
+    kind === 'ours'
+      ? [worker('ingest-ours.ts'), String(redis.port), path.join(h.dir, `ingest-${round}.db`), String(EVENTS)]
+      : [worker('ingest-bare.ts'), String(redis.port), String(EVENTS)];
   // Ours runs with the monitor's own node flags (its launcher's shebang); the baseline with none.
   const flags = kind === 'ours' ? monitorNodeArgs : [];
   const t = h.spawn(`ingest-${kind}`, process.execPath, [...flags, '--import', 'tsx', ...args]);
@@ -61,7 +65,16 @@ async function drain(h: Harness, kind: 'ours' | 'bare', round: number): Promise<
 /** Paced 10k events/s; lag from each allocation's `new` PUBLISH to its first commit. */
 async function lag(h: Harness, round: number): Promise<number> {
   const allocations = 500;
-  const t = h.spawn('ingest-lag', process.execPath, [...monitorNodeArgs, '--import', 'tsx', worker('ingest-ours.ts'), String(redis.port), path.join(h.dir, `lag-${round}.db`), String(allocations * 100), '--commits']);
+  const t = h.spawn('ingest-lag', process.execPath, [
+    ...monitorNodeArgs,
+    '--import',
+    'tsx',
+    worker('ingest-ours.ts'),
+    String(redis.port),
+    path.join(h.dir, `lag-${round}.db`),
+    String(allocations * 100),
+    '--commits',
+  ]);
   await waitLine(t, 'ready');
   const published = new Map<string, number>();
   const start = performance.now();
@@ -109,7 +122,11 @@ export const statsIngest: Benchmark = {
     const order: ('ours' | 'bare')[] = round % 2 ? ['bare', 'ours'] : ['ours', 'bare'];
     const rate: Record<string, number> = {};
     for (const kind of order) rate[kind] = await drain(h, kind, round);
-    const figures: Record<string, number> = { ratio: rate.ours / rate.bare, ours_ev_s: rate.ours, bare_ev_s: rate.bare };
+    const figures: Record<string, number> = {
+      ratio: rate.ours / rate.bare,
+      ours_ev_s: rate.ours,
+      bare_ev_s: rate.bare,
+    };
     // The lag is steady from run to run: three samples are enough.
     if (round >= WARMUP && round < WARMUP + LAG_ROUNDS) figures.lag_p99_ms = await lag(h, round);
     return figures;

@@ -48,7 +48,11 @@ export class App {
    * admin channel's. With null a drain still withdraws, stops credentials and waits, but
    * turnserver keeps accepting allocations and nothing is cancelled at the deadline.
    */
-  constructor(config: Config, logger: Logger, options: { now?: () => number; drainControl?: DrainControl | null } = {}) {
+  constructor(
+    config: Config,
+    logger: Logger,
+    options: { now?: () => number; drainControl?: DrainControl | null } = {},
+  ) {
     this.log = logger.child({ component: 'app' });
     const registry = createRegistry();
     const supervisor = new TurnserverSupervisor(config, logger);
@@ -67,14 +71,28 @@ export class App {
     supervisor.addContributor(admin);
     this.admin = admin;
     // Deny list and counters meet coturn's sessions here: new allocations of revoked clients are cancelled.
-    const control = new SessionControl({ admin, credentials, pipeline: stats.pipeline, registry, logger, now: this.ctx.now });
+    const control = new SessionControl({
+      admin,
+      credentials,
+      pipeline: stats.pipeline,
+      registry,
+      logger,
+      now: this.ctx.now,
+    });
     if (stats.choice.source === 'redis') {
       // Redis alone cannot replay what was published while no monitor ran: ask coturn what is still live.
       supervisor.on('adopted', () => {
         const sweep = (status: string) => {
           if (status !== 'connected') return;
           admin.off('status', sweep);
-          control.closeUnlisted().catch((err: Error) => this.log.warn({ event: 'close-unlisted-failed', err: err.message }, 'could not compare open allocations with coturn'));
+          control
+            .closeUnlisted()
+            .catch((err: Error) =>
+              this.log.warn(
+                { event: 'close-unlisted-failed', err: err.message },
+                'could not compare open allocations with coturn',
+              ),
+            );
         };
         admin.on('status', sweep);
       });
@@ -83,7 +101,13 @@ export class App {
     const { rateLimitPerMinute } = config.http;
     const discovery = createDiscovery(this.ctx, { httpAddress: () => http.address, usage: stats.usage });
     let credentialsPaused = false;
-    const drainControl = new AdminDrainControl({ admin, control, version: () => stats.choice?.version ?? null, config, logger });
+    const drainControl = new AdminDrainControl({
+      admin,
+      control,
+      version: () => stats.choice?.version ?? null,
+      config,
+      logger,
+    });
     this.drain = new Drain({
       control: options.drainControl === undefined ? drainControl : options.drainControl,
       withdraw: (held) => discovery.hold(held),
@@ -95,7 +119,15 @@ export class App {
     });
     registerDrainMetrics(registry, this.drain);
     const unavailable = () => (credentialsPaused ? Math.max(1, Math.ceil(config.lifecycle.drainTimeoutSec)) : null);
-    http.addFastRoute('GET', '/turncredential', credentialHandler(credentials, { authorized: http.tools.authorized, limitPerMinute: rateLimitPerMinute, unavailable }));
+    http.addFastRoute(
+      'GET',
+      '/turncredential',
+      credentialHandler(credentials, {
+        authorized: http.tools.authorized,
+        limitPerMinute: rateLimitPerMinute,
+        unavailable,
+      }),
+    );
     http.addRoutes(rotateRoute(credentials, logger.child({ component: 'credentials' })));
     http.addRoutes(usageRoutes(stats.pipeline));
     http.addRoutes(tlsRoutes(tls));
@@ -123,8 +155,13 @@ export class App {
     const { supervisor, config } = this.ctx;
     if (!this.stopping && supervisor.configStale) {
       // An adopted turnserver runs an older conf: apply the new one without cutting calls.
-      this.log.warn({ event: 'config-stale' }, 'the adopted turnserver runs an older conf: applying it by a drain-restart');
-      this.drain.run(config.lifecycle.drainTimeoutSec, 'restart').catch((err: Error) => this.log.error({ event: 'drain-failed', err: err.message }, 'drain-restart failed'));
+      this.log.warn(
+        { event: 'config-stale' },
+        'the adopted turnserver runs an older conf: applying it by a drain-restart',
+      );
+      this.drain
+        .run(config.lifecycle.drainTimeoutSec, 'restart')
+        .catch((err: Error) => this.log.error({ event: 'drain-failed', err: err.message }, 'drain-restart failed'));
     }
   }
 
@@ -148,7 +185,10 @@ export class App {
           await (release && subsystem.release ? subsystem.release() : subsystem.stop());
           this.log.debug({ event: 'stopped', subsystem: subsystem.name }, `stopped ${subsystem.name}`);
         } catch (err) {
-          this.log.error({ event: 'stop-failed', subsystem: subsystem.name, err: (err as Error).message }, `stopping ${subsystem.name} failed`);
+          this.log.error(
+            { event: 'stop-failed', subsystem: subsystem.name, err: (err as Error).message },
+            `stopping ${subsystem.name} failed`,
+          );
         }
       }
     })();
@@ -181,9 +221,15 @@ export class App {
     const parts = Object.fromEntries(this.subsystems.map((s) => [s.name, s.health()]));
     const turn = { ...parts.turnserver, admin: this.admin.status };
     parts.turnserver = turn;
-    const others = Object.entries(parts).filter(([name]) => name !== 'turnserver').map(([, h]) => h);
+    const others = Object.entries(parts)
+      .filter(([name]) => name !== 'turnserver')
+      .map(([, h]) => h);
     const status =
-      turn.status !== 'ok' ? 'down' : others.some((h) => h.status === 'degraded' || h.status === 'down') ? 'degraded' : 'ok';
+      turn.status !== 'ok'
+        ? 'down'
+        : others.some((h) => h.status === 'degraded' || h.status === 'down')
+          ? 'degraded'
+          : 'ok';
     return { status, ...parts, draining: this.drain.status() };
   }
 }

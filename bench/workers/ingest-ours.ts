@@ -7,18 +7,26 @@ import { Registry } from 'prom-client';
 import { UsagePipeline } from '../../src/stats/pipeline.js';
 import { RedisSource } from '../../src/stats/sources/redis/redis-source.js';
 
-const [port, dbFile, expected, commits] = [Number(process.argv[2]), process.argv[3], Number(process.argv[4]), process.argv[5] === '--commits'];
+const [port, dbFile, expected, commits] = [
+  Number(process.argv[2]),
+  process.argv[3],
+  Number(process.argv[4]),
+  process.argv[5] === '--commits',
+];
 const log = pino({ level: 'silent' });
-const pipeline = new UsagePipeline({ dbFile, source: 'redis', checkpointMs: 1000, deleteGraceMs: 2000, registry: new Registry(), log, now: Date.now });
+const pipeline = new UsagePipeline({
+  dbFile,
+  source: 'redis',
+  checkpointMs: 1000,
+  deleteGraceMs: 2000,
+  registry: new Registry(),
+  log,
+  now: Date.now,
+});
 pipeline.open();
 pipeline.setRun('bench');
 const seen = new Set<string>();
-const source = new RedisSource(
-  { host: '127.0.0.1', port, db: 0, password: null, tls: false },
-  pipeline,
-  log,
-  Date.now,
-);
+const source = new RedisSource({ host: '127.0.0.1', port, db: 0, password: null, tls: false }, pipeline, log, Date.now);
 await source.start();
 process.stdout.write('ready\n');
 // Flushes every 50 ms: the cadence of the monitor's own flush timer while events keep coming
@@ -31,7 +39,11 @@ setInterval(() => {
   if (commits) {
     const now = Date.now();
     let out = '';
-    for (const r of written) if (!seen.has(r.allocationId)) { seen.add(r.allocationId); out += `c ${r.allocationId} ${now}\n`; }
+    for (const r of written)
+      if (!seen.has(r.allocationId)) {
+        seen.add(r.allocationId);
+        out += `c ${r.allocationId} ${now}\n`;
+      }
     if (out) process.stdout.write(out);
   }
   if (done) {

@@ -2,7 +2,6 @@ import { ConfigError, loadConfig } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 import { isWildcard } from '../util/addresses.js';
 
-
 /** A JSON answer of the monitor's API: error answers carry `error`. */
 export type ApiBody = { error?: string } & Record<string, unknown>;
 
@@ -29,9 +28,15 @@ export class ApiClient {
     if (json !== undefined) headers['content-type'] = 'application/json';
     let res: Response;
     try {
-      res = await fetch(this.baseUrl + pathname, { method, headers, body: json === undefined ? undefined : JSON.stringify(json) });
+      res = await fetch(this.baseUrl + pathname, {
+        method,
+        headers,
+        body: json === undefined ? undefined : JSON.stringify(json),
+      });
     } catch (err) {
-      throw new Error(`cannot reach the monitor at ${this.baseUrl}: ${(err as Error & { cause?: { code?: string } }).cause?.code ?? (err as Error).message}`);
+      throw new Error(
+        `cannot reach the monitor at ${this.baseUrl}: ${(err as Error & { cause?: { code?: string } }).cause?.code ?? (err as Error).message}`,
+      );
     }
     const text = await res.text();
     let body: ApiBody = {};

@@ -36,9 +36,24 @@ export function registerCredential(program: Command): void {
         const r = await api.request('GET', `/turncredential${q}`);
         if (r.status !== 200) throw new Error(`HTTP ${r.status}: ${r.body?.error ?? 'request failed'}`);
         const c = r.body as { username: string; password: string; expired_time: number; ttl: number; uris: string[] };
-        const shown = { username: c.username, password: opts.showSecret ? c.password : '(hidden: --show-secret)', expires: new Date(c.expired_time).toISOString(), ttl: c.ttl, uris: c.uris, rotated: !!opts.rotate };
-        if (opts.json) process.stdout.write(`${JSON.stringify(opts.showSecret ? { ...c, rotated: !!opts.rotate } : { ...shown, password: undefined })}\n`);
-        else process.stdout.write(Object.entries(shown).map(([k, v]) => `${k.padEnd(9)} ${Array.isArray(v) ? v.join(' ') : v}`).join('\n') + '\n');
+        const shown = {
+          username: c.username,
+          password: opts.showSecret ? c.password : '(hidden: --show-secret)',
+          expires: new Date(c.expired_time).toISOString(),
+          ttl: c.ttl,
+          uris: c.uris,
+          rotated: !!opts.rotate,
+        };
+        if (opts.json)
+          process.stdout.write(
+            `${JSON.stringify(opts.showSecret ? { ...c, rotated: !!opts.rotate } : { ...shown, password: undefined })}\n`,
+          );
+        else
+          process.stdout.write(
+            Object.entries(shown)
+              .map(([k, v]) => `${k.padEnd(9)} ${Array.isArray(v) ? v.join(' ') : v}`)
+              .join('\n') + '\n',
+          );
       }),
     );
 }

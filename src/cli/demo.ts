@@ -56,7 +56,14 @@ async function runDemo(): Promise<void> {
     const relay = 40000 + Math.floor(Math.random() * 20000);
     const config = {
       dataDir: path.join(dir, 'data'),
-      turnserver: { listeningIp: '127.0.0.1', listeningPort: turnPort, minPort: relay, maxPort: relay + 200, realm: 'demo.local', allowLoopbackPeers: true },
+      turnserver: {
+        listeningIp: '127.0.0.1',
+        listeningPort: turnPort,
+        minPort: relay,
+        maxPort: relay + 200,
+        realm: 'demo.local',
+        allowLoopbackPeers: true,
+      },
       http: { host: '127.0.0.1', port: httpPort },
       zookeeper: { connect: zkConnect, path: '/turn/servers', sessionTimeoutMs: 4000 },
       discovery: { interface: 'lo', capacityMbps: 1000, intervalSec: 1 },
@@ -65,22 +72,56 @@ async function runDemo(): Promise<void> {
     };
     const configFile = path.join(dir, 'config.json');
     writeFileSync(configFile, JSON.stringify(config, null, 2));
-    procs.start('monitor', process.execPath, [path.join(packageRoot, 'bin', 'turn-monitor'), 'start', '--config', configFile], { quiet: true });
+    procs.start(
+      'monitor',
+      process.execPath,
+      [path.join(packageRoot, 'bin', 'turn-monitor'), 'start', '--config', configFile],
+      { quiet: true },
+    );
     const api = `http://127.0.0.1:${httpPort}`;
     // eslint-disable-next-line @typescript-eslint/no-explicit-any -- the demo prints what the API answers
     const get = async (p: string) => (await fetch(api + p)).json() as Promise<any>;
-    await waitUntil('the monitor', async () => (await fetch(`${api}/health`).catch(() => null))?.status === 200, 30_000);
+    await waitUntil(
+      'the monitor',
+      async () => (await fetch(`${api}/health`).catch(() => null))?.status === 200,
+      30_000,
+    );
     say(`✓ monitor up: turnserver on 127.0.0.1:${turnPort}, private Redis, HTTP API on ${api}`);
 
     const cred = await get('/turncredential');
     say(`✓ GET /turncredential → user ${cred.username}, expires ${new Date(cred.expired_time).toISOString()}`);
     procs.start('peer', 'turnutils_peer', ['-p', String(peerPort), '-L', '127.0.0.1'], { quiet: true });
     await sleep(300);
-    const client = procs.start('uclient', 'turnutils_uclient', ['-u', cred.username, '-w', cred.password, '-e', '127.0.0.1', '-r', String(peerPort),
-      '-p', String(turnPort), '-m', '3', '-n', '10000', '-l', '200', '-z', '1', '-c', '127.0.0.1'], { quiet: true });
+    const client = procs.start(
+      'uclient',
+      'turnutils_uclient',
+      [
+        '-u',
+        cred.username,
+        '-w',
+        cred.password,
+        '-e',
+        '127.0.0.1',
+        '-r',
+        String(peerPort),
+        '-p',
+        String(turnPort),
+        '-m',
+        '3',
+        '-n',
+        '10000',
+        '-l',
+        '200',
+        '-z',
+        '1',
+        '-c',
+        '127.0.0.1',
+      ],
+      { quiet: true },
+    );
     const done = new Promise<number | null>((resolve) => client.once('exit', resolve));
     say('✓ relaying: 3 clients × 10,000 messages of 200 bytes through turnserver to turnutils_peer');
-    say('  (coturn reports an allocation\'s traffic every 4096 packets and at its end, so counts grow in steps)');
+    say("  (coturn reports an allocation's traffic every 4096 packets and at its end, so counts grow in steps)");
 
     if (zkConnect) {
       zkClient = zookeeper.createClient(zkConnect);
@@ -92,7 +133,9 @@ async function runDemo(): Promise<void> {
       const open = (await get('/allocations')) as { rcvb: number; sentb: number; peerSentb: number }[];
       const bytes = open.reduce((a, r) => a + r.rcvb + r.sentb, 0);
       const zk = zkClient ? await readHosts(zkClient, '/turn/servers') : 'discovery off';
-      say(`  ${((Date.now() - started) / 1000).toFixed(0).padStart(3)} s  open allocations ${open.length}  client bytes ${bytes}  │ ZooKeeper: ${zk}`);
+      say(
+        `  ${((Date.now() - started) / 1000).toFixed(0).padStart(3)} s  open allocations ${open.length}  client bytes ${bytes}  │ ZooKeeper: ${zk}`,
+      );
       await sleep(1000);
     }
     say(`✓ traffic done (uclient exit ${await done}); waiting for coturn's final reports`);
@@ -111,7 +154,9 @@ async function runDemo(): Promise<void> {
 export function registerDemo(program: Command): void {
   program
     .command('demo')
-    .description('run ZooKeeper, the monitor, turnserver and real relayed traffic in a temp dir, show live usage, clean up')
+    .description(
+      'run ZooKeeper, the monitor, turnserver and real relayed traffic in a temp dir, show live usage, clean up',
+    )
     .action(async () => {
       try {
         await runDemo();

@@ -29,7 +29,9 @@ export async function runRestart(configFile: string | undefined, timeoutSec: num
     /* none */
   }
   if (!(pid > 0 && isAlive(pid) && cmdlineText(pid).includes('turn-monitor'))) {
-    process.stderr.write('turn-monitor: no running monitor for this config (no live pid in dataDir/turn-monitor.pid)\n');
+    process.stderr.write(
+      'turn-monitor: no running monitor for this config (no live pid in dataDir/turn-monitor.pid)\n',
+    );
     return 1;
   }
   process.kill(pid, HANDOVER_SIGNAL);
@@ -40,12 +42,19 @@ export async function runRestart(configFile: string | undefined, timeoutSec: num
   process.stdout.write(`monitor ${pid} handed over; turnserver left serving\n`);
   const api = new ApiClient(config);
   try {
-    await waitUntil('a new monitor answering /health', async () => {
-      const h = await api.request('GET', '/health');
-      return h.status === 200 && (h.body as { turnserver?: { adopted?: boolean } }).turnserver?.adopted === true;
-    }, timeoutSec * 1000, 200);
+    await waitUntil(
+      'a new monitor answering /health',
+      async () => {
+        const h = await api.request('GET', '/health');
+        return h.status === 200 && (h.body as { turnserver?: { adopted?: boolean } }).turnserver?.adopted === true;
+      },
+      timeoutSec * 1000,
+      200,
+    );
   } catch {
-    process.stderr.write(`turn-monitor: no new monitor adopted turnserver within ${timeoutSec} s (is it run by pm2?)\n`);
+    process.stderr.write(
+      `turn-monitor: no new monitor adopted turnserver within ${timeoutSec} s (is it run by pm2?)\n`,
+    );
     return 1;
   }
   process.stdout.write('new monitor up: it adopted the running turnserver\n');

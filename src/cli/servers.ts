@@ -37,7 +37,11 @@ export function renderTable(hosts: TurnHost[], now = Date.now()): string {
   });
   const header = ['HOST', 'FREE Mbps', 'USED/CAP', 'RX', 'TX', 'ALLOCS', 'AGE', 'REST', 'SERVING'];
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-  const line = (cells: string[]) => cells.map((c, i) => (i === 0 || i === 7 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ').trimEnd();
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => (i === 0 || i === 7 ? c.padEnd(widths[i]) : c.padStart(widths[i])))
+      .join('  ')
+      .trimEnd();
   return [line(header), ...rows.map(line)].join('\n') + '\n';
 }
 

@@ -49,7 +49,10 @@ export async function runStart(configFile: string | undefined): Promise<number> 
     }
     const { drainTimeoutSec } = config.lifecycle;
     if (up && drainTimeoutSec > 0 && !app.drain.draining) {
-      log.info({ event: 'shutdown', signal, drainTimeoutSec }, 'draining, then shutting down (a second signal stops at once)');
+      log.info(
+        { event: 'shutdown', signal, drainTimeoutSec },
+        'draining, then shutting down (a second signal stops at once)',
+      );
       void app.drain.run(drainTimeoutSec, 'stop');
       return;
     }
@@ -62,7 +65,10 @@ export async function runStart(configFile: string | undefined): Promise<number> 
   // and leaves turnserver and the private Redis serving; the next one (pm2 starts it) adopts them.
   process.on(HANDOVER_SIGNAL, () => {
     if (++signals > 1) return shutdown(HANDOVER_SIGNAL);
-    log.info({ event: 'handover', signal: HANDOVER_SIGNAL }, 'handover: stopping the monitor, leaving turnserver serving');
+    log.info(
+      { event: 'handover', signal: HANDOVER_SIGNAL },
+      'handover: stopping the monitor, leaving turnserver serving',
+    );
     void app.handover().then(() => {
       log.info({ event: 'handed-over' }, 'turn-monitor stopped; turnserver left serving for the next monitor');
       process.exit(0);

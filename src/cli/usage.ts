@@ -30,11 +30,12 @@ export function registerUsage(program: Command): void {
     .option('--from <iso>', 'only usage live at or after this time')
     .option('--to <iso>', 'only usage that started before this time')
     .option('--format <format>', 'table | json | csv', 'table')
-    .option('--fleet', 'every host\'s usage, from PostgreSQL (export.postgres.url in the config)')
+    .option('--fleet', "every host's usage, from PostgreSQL (export.postgres.url in the config)")
     .option('--host <id>', 'with --fleet: only this host id')
     .action((opts: Options) =>
       runCli(async () => {
-        if (!['allocation', 'session', 'user', 'unattributed'].includes(opts.by)) throw new Error('--by must be allocation, session, user or unattributed');
+        if (!['allocation', 'session', 'user', 'unattributed'].includes(opts.by))
+          throw new Error('--by must be allocation, session, user or unattributed');
         if (!['table', 'json', 'csv'].includes(opts.format)) throw new Error('--format must be table, json or csv');
         const filter = parseFilter(opts);
         const config = loadConfig(opts.config ?? process.env.TURN_MONITOR_CONFIG);
@@ -53,7 +54,9 @@ export function registerUsage(program: Command): void {
           throw new Error(`cannot open the usage database ${config.stats.dbFile}: ${(err as Error).message}`);
         }
         try {
-          process.stdout.write(formatUsage(reader.query(opts.by as UsageView, filter), opts.format as 'table' | 'json' | 'csv'));
+          process.stdout.write(
+            formatUsage(reader.query(opts.by as UsageView, filter), opts.format as 'table' | 'json' | 'csv'),
+          );
         } finally {
           reader.close();
         }

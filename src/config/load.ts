@@ -19,9 +19,7 @@ export class ConfigError extends Error {
 function describeIssue(issue: z.core.$ZodIssue): string {
   const where = issue.path.map(String).join('.');
   if (issue.code === 'unrecognized_keys') {
-    return issue.keys
-      .map((k) => `config key "${where ? `${where}.${k}` : k}": unknown key`)
-      .join('\n');
+    return issue.keys.map((k) => `config key "${where ? `${where}.${k}` : k}": unknown key`).join('\n');
   }
   // Zod messages name types and allowed values, never the offending value itself,
   // so a mistyped secret cannot leak into the error.
@@ -58,7 +56,8 @@ function checkCombined(c: ParsedConfig): string[] {
   if (tls.cert !== null) {
     const t = c.turnserver;
     if (tls.port === t.listeningPort) errors.push('config key "turnserver.tls.port": must differ from listeningPort');
-    if (tls.port >= t.minPort && tls.port <= t.maxPort) errors.push('config key "turnserver.tls.port": must lie outside the relay range minPort..maxPort');
+    if (tls.port >= t.minPort && tls.port <= t.maxPort)
+      errors.push('config key "turnserver.tls.port": must lie outside the relay range minPort..maxPort');
   }
   return errors;
 }

@@ -33,7 +33,10 @@ const turnserver = z
     relayIp: nullableIp.default(null),
     minPort: port.default(49152),
     maxPort: port.default(65535),
-    realm: z.string().regex(/^[A-Za-z0-9.-]+$/, 'must be a DNS-style realm').default('example.org'),
+    realm: z
+      .string()
+      .regex(/^[A-Za-z0-9.-]+$/, 'must be a DNS-style realm')
+      .default('example.org'),
     restartDelayMs: z.number().int().min(0).default(3000),
     maxRestartDelayMs: positiveInt.default(60_000),
     stopTimeoutMs: positiveInt.default(5000),
@@ -95,17 +98,28 @@ const zookeeper = z.strictObject({
     .refine((s) => connectStringProblem(s) === null, { message: 'must be host:port[,host:port…] (ports 1–65535)' })
     .nullable()
     .default(null),
-  path: z.string().regex(/^\/[^\0]*[^/]$/, 'must be an absolute znode path without trailing slash').default('/turn/servers'),
+  path: z
+    .string()
+    .regex(/^\/[^\0]*[^/]$/, 'must be an absolute znode path without trailing slash')
+    .default('/turn/servers'),
   sessionTimeoutMs: positiveInt.default(10_000),
 });
 
 const discovery = z.strictObject({
-  interface: z.string().regex(/^[^/\0]+$/, 'must be an interface name').nullable().default(null),
+  interface: z
+    .string()
+    .regex(/^[^/\0]+$/, 'must be an interface name')
+    .nullable()
+    .default(null),
   sysClassNet: z.string().min(1).default('/sys/class/net'),
   procNetRoute: z.string().min(1).default('/proc/net/route'),
   capacityMbps: z.number().positive().default(1000),
   intervalSec: z.number().positive().default(10),
-  nodeName: z.string().regex(/^[^/\0]+$/, 'must not contain "/"').nullable().default(null),
+  nodeName: z
+    .string()
+    .regex(/^[^/\0]+$/, 'must not contain "/"')
+    .nullable()
+    .default(null),
   // Pause after withdrawing the node at shutdown, before turnserver stops, so watching signalling
   // servers drop this host before it stops answering.
   drainMs: z.number().int().min(0).default(1000),

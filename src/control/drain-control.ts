@@ -46,7 +46,10 @@ export class AdminDrainControl implements DrainControl {
   private readonly onStatus = (status: string): void => {
     if (status !== 'connected' || !this.refusing) return;
     this.apply().catch((err: Error) =>
-      this.log.error({ event: 'drain-quota-failed', err: err.message }, 'could not refuse new allocations again after reconnecting'),
+      this.log.error(
+        { event: 'drain-quota-failed', err: err.message },
+        'could not refuse new allocations again after reconnecting',
+      ),
     );
   };
 
@@ -60,14 +63,20 @@ export class AdminDrainControl implements DrainControl {
     this.refusing = true;
     this.opts.admin.on('status', this.onStatus);
     await this.apply();
-    this.log.info({ event: 'refusing-allocations', via: this.ownDrain ? 'drain' : 'total-quota' }, 'turnserver refuses new allocations');
+    this.log.info(
+      { event: 'refusing-allocations', via: this.ownDrain ? 'drain' : 'total-quota' },
+      'turnserver refuses new allocations',
+    );
   }
 
   async resumeAllocations(): Promise<void> {
     this.refusing = false;
     this.opts.admin.off('status', this.onStatus);
     if (this.ownDrain) {
-      this.log.warn({ event: 'drain-not-undone' }, "coturn's own drain cannot be called off: it ends when its last allocation does");
+      this.log.warn(
+        { event: 'drain-not-undone' },
+        "coturn's own drain cannot be called off: it ends when its last allocation does",
+      );
       return;
     }
     await this.opts.admin.setTotalQuota(configuredTotalQuota(this.opts.config));

@@ -194,7 +194,11 @@ export class SessionControl implements Subsystem {
   async closeUnlisted(): Promise<number> {
     const live = new Set((await this.deps.admin.sessions()).map((s) => s.allocationId));
     const closed = this.deps.pipeline.closeUnlisted(live, 'ended-unmonitored');
-    if (closed > 0) this.log.warn({ event: 'closed-unlisted', count: closed }, 'allocations that ended while no monitor ran were closed from the last checkpoint');
+    if (closed > 0)
+      this.log.warn(
+        { event: 'closed-unlisted', count: closed },
+        'allocations that ended while no monitor ran were closed from the last checkpoint',
+      );
     return closed;
   }
 

@@ -59,12 +59,28 @@ export class Credentials implements Subsystem, TurnConfContributor {
     const { config } = ctx;
     this.log = ctx.logger.child({ component: 'credentials' });
     this.stateFile = path.join(config.dataDir, 'credential.json');
-    this.turnadmin = new Turnadmin(config.credentials.turnadmin, path.join(config.dataDir, 'turndb'), config.turnserver.realm);
+    this.turnadmin = new Turnadmin(
+      config.credentials.turnadmin,
+      path.join(config.dataDir, 'turndb'),
+      config.turnserver.realm,
+    );
     this.state = this.emptyState();
     this.uris = turnUrisFor(config, hostname());
-    this.rotations = new Counter({ name: 'turn_monitor_credential_rotations_total', help: 'credential rotations', registers: [ctx.registry] });
-    this.failures = new Counter({ name: 'turn_monitor_turnadmin_failures_total', help: 'failed turnadmin calls', registers: [ctx.registry] });
-    this.denyList = new DenyList(() => this.state.denied, (d) => (this.state.denied = d), this.validityMs);
+    this.rotations = new Counter({
+      name: 'turn_monitor_credential_rotations_total',
+      help: 'credential rotations',
+      registers: [ctx.registry],
+    });
+    this.failures = new Counter({
+      name: 'turn_monitor_turnadmin_failures_total',
+      help: 'failed turnadmin calls',
+      registers: [ctx.registry],
+    });
+    this.denyList = new DenyList(
+      () => this.state.denied,
+      (d) => (this.state.denied = d),
+      this.validityMs,
+    );
     registerDenyListGauge(ctx.registry, () => this.denyList.active(ctx.now()).length);
   }
 
@@ -97,7 +113,10 @@ export class Credentials implements Subsystem, TurnConfContributor {
     } else if (loaded.state) {
       this.log.warn({ event: 'state-discarded' }, 'credential state is for another mode or realm: starting fresh');
     } else if (loaded.problem) {
-      this.log.error({ event: 'state-corrupt', problem: loaded.problem }, 'credential state unreadable: making a fresh credential');
+      this.log.error(
+        { event: 'state-corrupt', problem: loaded.problem },
+        'credential state unreadable: making a fresh credential',
+      );
     }
     // Re-add what is still valid: the userdb may have been replaced since the state was written.
     await this.reconcile(true);
@@ -109,12 +128,16 @@ export class Credentials implements Subsystem, TurnConfContributor {
     try {
       const now = this.ctx.now();
       if (resync) for (const e of this.valid(now)) await this.add(e);
-      for (const e of this.state.entries.filter((x) => x.expiresAt !== null && x.expiresAt <= now)) await this.remove(e);
+      for (const e of this.state.entries.filter((x) => x.expiresAt !== null && x.expiresAt <= now))
+        await this.remove(e);
       const current = this.current(now);
       if (!current || now - current.issuedAt >= this.rotateMs) await this.rotate();
       if (this.denyList.prune(now)) {
         await saveState(this.stateFile, this.state);
-        this.log.info({ event: 'revoke-expired' }, 'a revoked client left the deny list: its credentials have all expired');
+        this.log.info(
+          { event: 'revoke-expired' },
+          'a revoked client left the deny list: its credentials have all expired',
+        );
       }
       this.lastError = null;
       this.backoff.reset();
@@ -123,7 +146,10 @@ export class Credentials implements Subsystem, TurnConfContributor {
       this.failures.inc();
       this.lastError = (err as Error).message;
       const retryMs = this.backoff.next();
-      this.log.error({ event: 'turnadmin-failed', err: this.lastError, retryMs }, 'credential update failed: serving the previous credential, will retry');
+      this.log.error(
+        { event: 'turnadmin-failed', err: this.lastError, retryMs },
+        'credential update failed: serving the previous credential, will retry',
+      );
       this.schedule(retryMs);
     }
   }
@@ -231,7 +257,10 @@ export class Credentials implements Subsystem, TurnConfContributor {
     const current = this.state.entries.at(-1)!;
     const old = this.state.entries.filter((e) => e !== current);
     for (const e of old) await this.remove(e);
-    this.log.warn({ event: 'credential-revoked', users: old.map((e) => e.id) }, 'previous credentials deleted from the userdb');
+    this.log.warn(
+      { event: 'credential-revoked', users: old.map((e) => e.id) },
+      'previous credentials deleted from the userdb',
+    );
     return old.map((e) => e.id);
   }
 
@@ -276,7 +305,14 @@ export class Credentials implements Subsystem, TurnConfContributor {
     const c = this.issue(clientId);
     if (!c) return null;
     const m = this.lastJson;
-    if (m && m.username === c.username && m.password === c.password && m.expiresAt === c.expired_time && m.ttl === c.ttl) return m.json;
+    if (
+      m &&
+      m.username === c.username &&
+      m.password === c.password &&
+      m.expiresAt === c.expired_time &&
+      m.ttl === c.ttl
+    )
+      return m.json;
     const json = JSON.stringify(c);
     this.lastJson = { username: c.username, password: c.password, expiresAt: c.expired_time, ttl: c.ttl, json };
     return json;

@@ -49,7 +49,8 @@ export class Turnadmin {
     for (const s of secrets) output = output.split(s).join('[redacted]');
     const errorLine = output.split('\n').find((l) => /ERROR:/.test(l));
     if (result.failed || errorLine) {
-      const why = result.code === 'ENOENT' ? 'binary not found' : result.timedOut ? 'timed out' : `exit ${result.exitCode}`;
+      const why =
+        result.code === 'ENOENT' ? 'binary not found' : result.timedOut ? 'timed out' : `exit ${result.exitCode}`;
       const detail = (errorLine ?? output.split('\n').filter(Boolean).slice(-2).join(' | ')).trim().slice(0, 400);
       throw new TurnadminError(`turnadmin ${action} failed (${why})${detail ? `: ${detail}` : ''}`);
     }

@@ -27,18 +27,30 @@ export function zookeeperCommand(dir: string, port: number): { file: string; arg
   mkdirSync(path.join(dir, 'data'), { recursive: true });
   const cfg = path.join(dir, 'zoo.cfg');
   const lines = [
-    'tickTime=500', `dataDir=${path.join(dir, 'data')}`, `clientPort=${port}`, 'clientPortAddress=127.0.0.1',
-    'maxClientCnxns=0', 'minSessionTimeout=1000', 'maxSessionTimeout=60000', 'admin.enableServer=false',
+    'tickTime=500',
+    `dataDir=${path.join(dir, 'data')}`,
+    `clientPort=${port}`,
+    'clientPortAddress=127.0.0.1',
+    'maxClientCnxns=0',
+    'minSessionTimeout=1000',
+    'maxSessionTimeout=60000',
+    'admin.enableServer=false',
     '4lw.commands.whitelist=ruok,srvr,mntr,stat,cons,dump',
   ];
   writeFileSync(cfg, lines.join('\n') + '\n');
   return {
     file: 'java',
     args: [
-      '-Xms32m', '-Xmx128m', '-XX:+UseSerialGC', '-XX:TieredStopAtLevel=1',
-      '-Dorg.slf4j.simpleLogger.defaultLogLevel=warn', '-Dzookeeper.forceSync=no',
-      '-cp', '/usr/share/java/zookeeper.jar:/usr/share/java/slf4j-simple.jar',
-      'org.apache.zookeeper.server.ZooKeeperServerMain', cfg,
+      '-Xms32m',
+      '-Xmx128m',
+      '-XX:+UseSerialGC',
+      '-XX:TieredStopAtLevel=1',
+      '-Dorg.slf4j.simpleLogger.defaultLogLevel=warn',
+      '-Dzookeeper.forceSync=no',
+      '-cp',
+      '/usr/share/java/zookeeper.jar:/usr/share/java/slf4j-simple.jar',
+      'org.apache.zookeeper.server.ZooKeeperServerMain',
+      cfg,
     ],
   };
 }

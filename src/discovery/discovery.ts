@@ -52,8 +52,17 @@ export class Discovery implements Subsystem {
     this.log = ctx.logger.child({ component: 'discovery' });
     this.nodePath = path.posix.join(config.zookeeper.path, nodeNameFor(config, os.hostname()));
     this.meter = new BandwidthMeter(config.discovery.capacityMbps);
-    this.session = new ZkSession({ connect: config.zookeeper.connect as string, sessionTimeoutMs: config.zookeeper.sessionTimeoutMs, logger: this.log });
-    this.publisher = new NodePublisher({ session: this.session, nodePath: this.nodePath, logger: this.log, payload: () => this.payload() });
+    this.session = new ZkSession({
+      connect: config.zookeeper.connect as string,
+      sessionTimeoutMs: config.zookeeper.sessionTimeoutMs,
+      logger: this.log,
+    });
+    this.publisher = new NodePublisher({
+      session: this.session,
+      nodePath: this.nodePath,
+      logger: this.log,
+      payload: () => this.payload(),
+    });
     this.session.on('connected', () => {
       this.publisher.markDirty();
       void this.publisher.sync('zk-connected');
@@ -97,7 +106,15 @@ export class Discovery implements Subsystem {
     await this.sample();
     this.timer = setInterval(() => void this.sample(), d.intervalSec * 1000);
     if (this.ctx.supervisor.isReady) void this.publisher.setWanted(true, 'turnserver-ready');
-    this.log.info({ event: 'discovery-started', node: this.nodePath, connect: this.ctx.config.zookeeper.connect, interface: this.iface }, 'discovery started');
+    this.log.info(
+      {
+        event: 'discovery-started',
+        node: this.nodePath,
+        connect: this.ctx.config.zookeeper.connect,
+        interface: this.iface,
+      },
+      'discovery started',
+    );
   }
 
   private async resolveInterface(): Promise<void> {
@@ -114,7 +131,10 @@ export class Discovery implements Subsystem {
       problem = (err as Error).message;
     }
     if (this.iface) {
-      this.log.info({ event: 'interface', interface: this.iface, source: d.procNetRoute }, `measuring interface ${this.iface} (default route)`);
+      this.log.info(
+        { event: 'interface', interface: this.iface, source: d.procNetRoute },
+        `measuring interface ${this.iface} (default route)`,
+      );
     } else if (problem !== this.counterError) {
       this.log.error({ event: 'counters-failed', err: problem }, problem ?? '');
     }
@@ -130,8 +150,12 @@ export class Discovery implements Subsystem {
       if (this.iface) this.measure(this.iface);
     } catch (err) {
       // Anything unexpected is reported like a missing interface: a reading never crashes the monitor.
-      const message = err instanceof CounterError ? err.message : `reading counters of ${this.iface} failed: ${(err as Error).message}`;
-      if (this.counterError !== message) this.log.error({ event: 'counters-failed', interface: this.iface, err: message }, message);
+      const message =
+        err instanceof CounterError
+          ? err.message
+          : `reading counters of ${this.iface} failed: ${(err as Error).message}`;
+      if (this.counterError !== message)
+        this.log.error({ event: 'counters-failed', interface: this.iface, err: message }, message);
       this.counterError = message;
       // Next good reading starts a fresh interval: a rate across the gap would be meaningless.
       this.meter.resetBaseline();
@@ -144,10 +168,14 @@ export class Discovery implements Subsystem {
   /** Read the counters (throws CounterError) and feed the meter; figures changed → write. */
   private measure(iface: string): void {
     const result = this.meter.add(readInterfaceCounters(this.ctx.config.discovery.sysClassNet, iface));
-    if (this.counterError) this.log.info({ event: 'counters-recovered', interface: iface }, 'interface counters readable again');
+    if (this.counterError)
+      this.log.info({ event: 'counters-recovered', interface: iface }, 'interface counters readable again');
     this.counterError = null;
     if (result.kind === 'skipped') {
-      this.log.warn({ event: 'counter-skipped', reason: result.reason, interface: iface }, `interval skipped: ${result.reason}`);
+      this.log.warn(
+        { event: 'counter-skipped', reason: result.reason, interface: iface },
+        `interval skipped: ${result.reason}`,
+      );
     } else {
       this.publisher.markDirty();
     }
@@ -168,11 +196,18 @@ export class Discovery implements Subsystem {
       // A create still in flight when stop began may have published the node since; either our
       // delete went through, or a node we still hold goes with the session closing below.
       const visible = hadNode || this.publisher.removals > removalsBefore || this.publisher.hasNode;
-      if (!withdrawnNow) this.log.warn({ event: 'withdraw-unconfirmed', node: this.nodePath, zookeeper: this.session.state }, 'could not confirm the node was removed: it goes when the session closes or expires');
+      if (!withdrawnNow)
+        this.log.warn(
+          { event: 'withdraw-unconfirmed', node: this.nodePath, zookeeper: this.session.state },
+          'could not confirm the node was removed: it goes when the session closes or expires',
+        );
       await this.session.close();
       const drainMs = this.ctx.config.discovery.drainMs;
       if (!visible || drainMs <= 0) return;
-      this.log.info({ event: 'draining', drainMs }, `waiting ${drainMs} ms before turnserver stops, so watchers drop this host first`);
+      this.log.info(
+        { event: 'draining', drainMs },
+        `waiting ${drainMs} ms before turnserver stops, so watchers drop this host first`,
+      );
       await new Promise((r) => setTimeout(r, drainMs));
     })();
     return this.stopping;
@@ -204,7 +239,8 @@ export class Discovery implements Subsystem {
    * True when no node of ours is left in ZooKeeper.
    */
   private async withdraw(deadline: number): Promise<boolean> {
-    const until = (p: Promise<unknown>) => Promise.race([p, new Promise((r) => setTimeout(r, Math.max(0, deadline - Date.now())).unref())]);
+    const until = (p: Promise<unknown>) =>
+      Promise.race([p, new Promise((r) => setTimeout(r, Math.max(0, deadline - Date.now())).unref())]);
     await until(this.publisher.setWanted(false, 'shutdown'));
     while (this.publisher.hasNode && Date.now() < deadline) {
       await until(new Promise((r) => setTimeout(r, 100)));
@@ -217,7 +253,13 @@ export class Discovery implements Subsystem {
     const zk = this.session.state;
     const serving = this.ctx.supervisor.isReady;
     const published = this.publisher.isPublished;
-    const problem = this.counterError ?? (zk !== 'connected' ? this.session.lastError ?? `ZooKeeper ${zk}` : serving && !published ? this.publisher.lastError : null);
+    const problem =
+      this.counterError ??
+      (zk !== 'connected'
+        ? (this.session.lastError ?? `ZooKeeper ${zk}`)
+        : serving && !published
+          ? this.publisher.lastError
+          : null);
     const f = this.meter.figures;
     return {
       status: problem ? 'degraded' : 'ok',
@@ -263,7 +305,11 @@ export class Discovery implements Subsystem {
         this.set(meter.figures.freeTraffic);
       },
     });
-    const expiries = new Counter({ name: 'turn_monitor_zookeeper_session_expiries_total', help: 'ZooKeeper sessions that expired', registers });
+    const expiries = new Counter({
+      name: 'turn_monitor_zookeeper_session_expiries_total',
+      help: 'ZooKeeper sessions that expired',
+      registers,
+    });
     this.session.on('expired', () => expiries.inc());
   }
 }

@@ -34,7 +34,9 @@ export async function defaultRouteInterface(procNetRoute: string): Promise<strin
   try {
     text = await readFile(procNetRoute, 'utf8');
   } catch (err) {
-    throw new CounterError(`cannot read ${procNetRoute}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    throw new CounterError(
+      `cannot read ${procNetRoute}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+    );
   }
   return parseDefaultRoute(text);
 }
@@ -52,7 +54,11 @@ function readCounter(file: string): number {
     text = readFileSync(file, 'utf8');
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    throw new CounterError(code === 'ENOENT' ? `${file} does not exist (interface missing?)` : `cannot read ${file}: ${code ?? (err as Error).message}`);
+    throw new CounterError(
+      code === 'ENOENT'
+        ? `${file} does not exist (interface missing?)`
+        : `cannot read ${file}: ${code ?? (err as Error).message}`,
+    );
   }
   return parseCounter(text, file);
 }
@@ -62,7 +68,10 @@ function readCounter(file: string): number {
  * the monotonic time of the reading. Synchronous on purpose: two small sysfs reads are cheap,
  * and the timestamp must belong to the reading, not to when an async callback got its turn.
  */
-export function readInterfaceCounters(sysClassNet: string, iface: string): { rxBytes: number; txBytes: number; atMs: number } {
+export function readInterfaceCounters(
+  sysClassNet: string,
+  iface: string,
+): { rxBytes: number; txBytes: number; atMs: number } {
   const dir = path.join(sysClassNet, iface, 'statistics');
   const atMs = performance.now();
   const rxBytes = readCounter(path.join(dir, 'rx_bytes'));

@@ -36,7 +36,11 @@ export class NodePublisher {
   constructor(private readonly opts: PublisherOptions) {}
 
   get isPublished(): boolean {
-    return this.published !== null && this.published.sessionId === this.opts.session.sessionId && this.opts.session.state === 'connected';
+    return (
+      this.published !== null &&
+      this.published.sessionId === this.opts.session.sessionId &&
+      this.opts.session.state === 'connected'
+    );
   }
   /**
    * Whether a node of ours may be in ZooKeeper: one we wrote, or one whose create got no answer.
@@ -72,7 +76,10 @@ export class NodePublisher {
         await this.reconcile(reason);
       } catch (err) {
         this.lastError = (err as Error).message ?? String(err);
-        this.opts.logger.debug({ event: 'publish-failed', reason, err: this.lastError }, 'publishing the node failed; will retry');
+        this.opts.logger.debug(
+          { event: 'publish-failed', reason, err: this.lastError },
+          'publishing the node failed; will retry',
+        );
       }
     });
     return this.chain;
@@ -87,7 +94,9 @@ export class NodePublisher {
       if (!this.dirty) return;
       const data = this.data();
       try {
-        const stat = await session.call<Stat>('setData', (c, done) => c.setData(this.opts.nodePath, data, this.published!.version, done));
+        const stat = await session.call<Stat>('setData', (c, done) =>
+          c.setData(this.opts.nodePath, data, this.published!.version, done),
+        );
         this.wrote(sid, stat.version);
         this.opts.logger.debug({ event: 'node-updated', path: this.opts.nodePath }, 'node updated');
         return;
@@ -120,16 +129,22 @@ export class NodePublisher {
       const data = this.data();
       try {
         this.createUnanswered = true;
-        await session.call<string>('create', (c, done) => c.create(nodePath, data, zookeeper.CreateMode.EPHEMERAL, done));
+        await session.call<string>('create', (c, done) =>
+          c.create(nodePath, data, zookeeper.CreateMode.EPHEMERAL, done),
+        );
         this.createUnanswered = false;
         this.wrote(sid, 0);
         const payload = JSON.parse(data.toString()) as HostPayload;
-        this.opts.logger.info({ event: 'node-created', path: nodePath, reason, sessionId: sid, freeTraffic: payload.freeTraffic }, 'published this host in ZooKeeper');
+        this.opts.logger.info(
+          { event: 'node-created', path: nodePath, reason, sessionId: sid, freeTraffic: payload.freeTraffic },
+          'published this host in ZooKeeper',
+        );
         return;
       } catch (err) {
         // A timeout or a lost connection leaves the outcome unknown; any other answer is one.
         const code = zkErrorCode(err);
-        if (err instanceof ZkNotConnectedError || (code !== null && code !== ZkCode.CONNECTION_LOSS)) this.createUnanswered = false;
+        if (err instanceof ZkNotConnectedError || (code !== null && code !== ZkCode.CONNECTION_LOSS))
+          this.createUnanswered = false;
         if (zkErrorCode(err) !== ZkCode.NODE_EXISTS) throw err;
       }
       const stat = await this.stat();
@@ -154,11 +169,15 @@ export class NodePublisher {
   }
 
   private stat(): Promise<Stat | null> {
-    return this.opts.session.call<Stat | null>('exists', (c, done) => c.exists(this.opts.nodePath, (err, stat) => done(err, stat ?? null)));
+    return this.opts.session.call<Stat | null>('exists', (c, done) =>
+      c.exists(this.opts.nodePath, (err, stat) => done(err, stat ?? null)),
+    );
   }
 
   private remove(version: number): Promise<void> {
-    return this.opts.session.call<void>('remove', (c, done) => c.remove(this.opts.nodePath, version, (err) => done(err)));
+    return this.opts.session.call<void>('remove', (c, done) =>
+      c.remove(this.opts.nodePath, version, (err) => done(err)),
+    );
   }
 
   /** Remove the node if one of our sessions owns it (never another host's node of the same name). */
@@ -176,7 +195,10 @@ export class NodePublisher {
         if (zkErrorCode(err) !== ZkCode.NO_NODE) throw err;
       }
       this.removed++;
-      this.opts.logger.info({ event: 'node-removed', path: this.opts.nodePath, reason }, 'withdrew this host from ZooKeeper');
+      this.opts.logger.info(
+        { event: 'node-removed', path: this.opts.nodePath, reason },
+        'withdrew this host from ZooKeeper',
+      );
     }
     this.published = null;
     this.createUnanswered = false;

@@ -23,7 +23,9 @@ export function pickHost<T extends TurnHost>(
 ): { host: T; roundRobin: boolean } | null {
   const serving = hosts.filter((h) => h.serving);
   if (serving.length === 0) return null;
-  const qualifying = serving.filter((h) => h.freeTraffic >= minFreeMbps).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  const qualifying = serving
+    .filter((h) => h.freeTraffic >= minFreeMbps)
+    .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   if (qualifying.length === 0) return { host: sortByFree(serving)[0], roundRobin: false };
   const next = (lastPicked !== null && qualifying.find((h) => h.name > lastPicked)) || qualifying[0];
   return { host: next, roundRobin: true };

@@ -49,9 +49,14 @@ export class TurnSelector extends EventEmitter<TurnSelectorEvents> {
   constructor(opts: SelectorOptions) {
     super();
     this.root = opts.path ?? '/turn/servers';
-    if (!/^\/[^\0]*[^/]$/.test(this.root)) throw new Error(`selector path must be an absolute znode path without trailing slash: ${this.root}`);
+    if (!/^\/[^\0]*[^/]$/.test(this.root))
+      throw new Error(`selector path must be an absolute znode path without trailing slash: ${this.root}`);
     this.log = opts.logger ?? silentLogger;
-    this.session = new ZkSession({ connect: opts.connect, sessionTimeoutMs: opts.sessionTimeoutMs ?? 10_000, logger: this.log });
+    this.session = new ZkSession({
+      connect: opts.connect,
+      sessionTimeoutMs: opts.sessionTimeoutMs ?? 10_000,
+      logger: this.log,
+    });
     this.session.on('connected', ({ sameSession }: { sameSession: boolean }) => {
       // A new session has none of the old watches: read every host again.
       if (!sameSession) this.reloadAll = true;
@@ -72,7 +77,11 @@ export class TurnSelector extends EventEmitter<TurnSelectorEvents> {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.off('loaded', onLoaded);
-        reject(new Error(`no listing of ${this.root} from ZooKeeper within ${timeoutMs} ms (${this.session.lastError ?? this.session.state})`));
+        reject(
+          new Error(
+            `no listing of ${this.root} from ZooKeeper within ${timeoutMs} ms (${this.session.lastError ?? this.session.state})`,
+          ),
+        );
       }, timeoutMs);
       const onLoaded = () => {
         clearTimeout(timer);
@@ -117,7 +126,10 @@ export class TurnSelector extends EventEmitter<TurnSelectorEvents> {
         try {
           await this.listOnce();
         } catch (err) {
-          this.log.debug({ event: 'selector-refresh-failed', err: (err as Error).message }, 'listing hosts failed; retrying on reconnect');
+          this.log.debug(
+            { event: 'selector-refresh-failed', err: (err as Error).message },
+            'listing hosts failed; retrying on reconnect',
+          );
         }
       } while (this.refreshAgain && !this.closed);
       this.refreshing = null;
@@ -129,7 +141,9 @@ export class TurnSelector extends EventEmitter<TurnSelectorEvents> {
     if (this.closed) return;
     let names: string[];
     try {
-      names = await this.session.call<string[]>('getChildren', (c, done) => c.getChildren(this.root, this.childWatcher, (err, children) => done(err, children)));
+      names = await this.session.call<string[]>('getChildren', (c, done) =>
+        c.getChildren(this.root, this.childWatcher, (err, children) => done(err, children)),
+      );
     } catch (err) {
       if (zkErrorCode(err) !== ZkCode.NO_NODE) throw err;
       // No host has published yet: wait for the parent to appear.
@@ -169,7 +183,9 @@ export class TurnSelector extends EventEmitter<TurnSelectorEvents> {
   private async loadHost(name: string): Promise<void> {
     if (this.closed) return;
     try {
-      const data = await this.session.call<Buffer>('getData', (c, done) => c.getData(`${this.root}/${name}`, this.watcherFor(name), (err, d) => done(err, d)));
+      const data = await this.session.call<Buffer>('getData', (c, done) =>
+        c.getData(`${this.root}/${name}`, this.watcherFor(name), (err, d) => done(err, d)),
+      );
       const payload = parseHostPayload(data);
       if (!payload) {
         this.log.warn({ event: 'selector-bad-node', node: name }, 'ignoring a host node without valid JSON data');

@@ -150,7 +150,10 @@ export class ZkSession extends EventEmitter<ZkSessionEvents> {
       this.lastError = `no ZooKeeper session within ${ms} ms from ${this.opts.connect}`;
       // Warn once per outage; the repeats go to debug so a long outage does not flood the log.
       const level = this.failedAttempts++ === 0 ? 'warn' : 'debug';
-      this.opts.logger[level]({ event: 'zk-connect-failed', connect: this.opts.connect, retryInMs: delayMs, attempts: this.failedAttempts }, `${this.lastError}; retrying`);
+      this.opts.logger[level](
+        { event: 'zk-connect-failed', connect: this.opts.connect, retryInMs: delayMs, attempts: this.failedAttempts },
+        `${this.lastError}; retrying`,
+      );
       this.replace(c, delayMs);
     }, ms);
   }
@@ -183,7 +186,13 @@ export class ZkSession extends EventEmitter<ZkSessionEvents> {
     this.ownSessions.add(id);
     this.setState('connected');
     this.opts.logger.info(
-      { event: 'zk-connected', connect: this.opts.connect, sessionId: id, sameSession, sessionTimeoutMs: this.negotiatedMs },
+      {
+        event: 'zk-connected',
+        connect: this.opts.connect,
+        sessionId: id,
+        sameSession,
+        sessionTimeoutMs: this.negotiatedMs,
+      },
       sameSession ? 'ZooKeeper reconnected (same session)' : 'ZooKeeper session established',
     );
     this.startHeartbeat();
@@ -195,7 +204,10 @@ export class ZkSession extends EventEmitter<ZkSessionEvents> {
     this.stopHeartbeat();
     this.setState('disconnected');
     this.lastError = 'disconnected from ZooKeeper';
-    this.opts.logger.warn({ event: 'zk-disconnected', connect: this.opts.connect, sessionId: this.sessionHex }, 'ZooKeeper connection lost; reconnecting');
+    this.opts.logger.warn(
+      { event: 'zk-disconnected', connect: this.opts.connect, sessionId: this.sessionHex },
+      'ZooKeeper connection lost; reconnecting',
+    );
     this.emit('disconnected');
     this.armWindow(c);
   }
@@ -204,7 +216,10 @@ export class ZkSession extends EventEmitter<ZkSessionEvents> {
     if (this.client !== c || this.current === 'closed') return;
     this.expiries++;
     this.lastError = 'ZooKeeper session expired';
-    this.opts.logger.warn({ event: 'zk-expired', sessionId: this.sessionHex }, 'ZooKeeper session expired: starting a new one');
+    this.opts.logger.warn(
+      { event: 'zk-expired', sessionId: this.sessionHex },
+      'ZooKeeper session expired: starting a new one',
+    );
     this.emit('expired');
     // The server answered, so no backoff: the new session should exist at once.
     this.replace(c, 0);
@@ -232,7 +247,10 @@ export class ZkSession extends EventEmitter<ZkSessionEvents> {
   private onUnresponsive(c: Client, what: string): void {
     if (this.client !== c || this.current !== 'connected') return;
     this.lastError = `ZooKeeper stopped answering (${what} got no answer within ${this.callTimeoutMs} ms)`;
-    this.opts.logger.error({ event: 'zk-unresponsive', op: what, timeoutMs: this.callTimeoutMs, sessionId: this.sessionHex }, this.lastError);
+    this.opts.logger.error(
+      { event: 'zk-unresponsive', op: what, timeoutMs: this.callTimeoutMs, sessionId: this.sessionHex },
+      this.lastError,
+    );
     this.emit('unresponsive');
     try {
       socketOf(c)?.destroy();

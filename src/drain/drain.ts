@@ -80,7 +80,12 @@ export class Drain extends EventEmitter<{ progress: [DrainStatus]; finished: [Dr
   status(): DrainStatus | null {
     const a = this.active;
     if (!a) return null;
-    return { since: new Date(a.since).toISOString(), deadline: new Date(a.deadline).toISOString(), openAllocations: this.deps.openAllocations().length, then: a.then };
+    return {
+      since: new Date(a.since).toISOString(),
+      deadline: new Date(a.deadline).toISOString(),
+      openAllocations: this.deps.openAllocations().length,
+      then: a.then,
+    };
   }
 
   /** Start a drain; rejects when one runs already. Resolves when it is done (or called off). */
@@ -90,11 +95,18 @@ export class Drain extends EventEmitter<{ progress: [DrainStatus]; finished: [Dr
     const a: Active = { since, deadline: since + timeoutSec * 1000, then, abort: false, committed: false };
     this.active = a;
     const { deps } = this;
-    deps.log.warn({ event: 'drain-started', timeoutSec, then, open: deps.openAllocations().length }, 'draining: no new allocations, waiting for the open ones');
+    deps.log.warn(
+      { event: 'drain-started', timeoutSec, then, open: deps.openAllocations().length },
+      'draining: no new allocations, waiting for the open ones',
+    );
     await deps.withdraw(true);
     deps.pauseCredentials(true);
     if (deps.control) await this.attempt('refuse', () => deps.control!.refuseNewAllocations());
-    else deps.log.warn({ event: 'drain-no-control' }, 'no admin channel: turnserver still accepts new allocations while draining');
+    else
+      deps.log.warn(
+        { event: 'drain-no-control' },
+        'no admin channel: turnserver still accepts new allocations while draining',
+      );
     while (!a.abort && deps.openAllocations().length > deps.minAllocations && this.now() < a.deadline) {
       this.emit('progress', this.status()!);
       await this.sleep(deps.pollMs ?? 100);
@@ -103,7 +115,10 @@ export class Drain extends EventEmitter<{ progress: [DrainStatus]; finished: [Dr
     a.committed = true;
     const left = deps.openAllocations();
     if (left.length > 0 && deps.control) {
-      deps.log.warn({ event: 'drain-cancelling', count: left.length }, 'drain deadline: cancelling the allocations left');
+      deps.log.warn(
+        { event: 'drain-cancelling', count: left.length },
+        'drain deadline: cancelling the allocations left',
+      );
       for (const id of left) await this.attempt('cancel', () => deps.control!.cancel(id));
       const until = this.now() + (deps.cancelGraceMs ?? 5000);
       while (deps.openAllocations().length > 0 && this.now() < until) await this.sleep(deps.pollMs ?? 100);
@@ -142,7 +157,10 @@ export class Drain extends EventEmitter<{ progress: [DrainStatus]; finished: [Dr
     try {
       await fn();
     } catch (err) {
-      this.deps.log.error({ event: 'drain-control-failed', step: what, err: (err as Error).message }, `drain: ${what} failed`);
+      this.deps.log.error(
+        { event: 'drain-control-failed', step: what, err: (err as Error).message },
+        `drain: ${what} failed`,
+      );
     }
   }
 

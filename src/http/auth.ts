@@ -56,10 +56,16 @@ export function apiKeyCheck(keys: readonly string[]): ApiKeyCheck {
 
 /** The 401 answer (plain node:http, so the credential fast path shares it). */
 export function sendUnauthorized(res: ServerResponse): void {
-  sendJson(res, 401, { type: 'error', code: 'unauthorized', error: 'a valid API key is required' }, { 'WWW-Authenticate': 'Bearer' });
+  sendJson(
+    res,
+    401,
+    { type: 'error', code: 'unauthorized', error: 'a valid API key is required' },
+    { 'WWW-Authenticate': 'Bearer' },
+  );
 }
 
 /** Middleware form of an apiKeyCheck, for the express routes (same 401 answer as the fast path). */
 export function apiKeyMiddleware(check: ApiKeyCheck): RequestHandler {
-  return (req, res, next) => (check(req.get('authorization'), req.query.key, req.socket) ? next() : sendUnauthorized(res));
+  return (req, res, next) =>
+    check(req.get('authorization'), req.query.key, req.socket) ? next() : sendUnauthorized(res);
 }

@@ -74,7 +74,10 @@ export class HttpServer implements Subsystem {
 
   /** The answer to a route that threw, as express's error handler below gives it. */
   private failed(req: IncomingMessage, res: ServerResponse, err: unknown): void {
-    this.log.error({ event: 'route-error', path: req.url?.split('?')[0], err: (err as Error)?.message }, 'request failed');
+    this.log.error(
+      { event: 'route-error', path: req.url?.split('?')[0], err: (err as Error)?.message },
+      'request failed',
+    );
     if (res.headersSent) res.destroy();
     else sendJson(res, 500, { type: 'error', code: 'internal', error: 'internal error' });
   }
@@ -110,7 +113,11 @@ export class HttpServer implements Subsystem {
     app.use(((err, req, res, _next) => {
       const status = typeof err?.status === 'number' && err.status < 500 ? err.status : 500;
       if (status >= 500) this.log.error({ event: 'route-error', path: req.path, err: err?.message }, 'request failed');
-      res.status(status).json({ type: 'error', code: status === 500 ? 'internal' : 'bad_request', error: status === 500 ? 'internal error' : 'bad request' });
+      res.status(status).json({
+        type: 'error',
+        code: status === 500 ? 'internal' : 'bad_request',
+        error: status === 500 ? 'internal error' : 'bad request',
+      });
     }) as express.ErrorRequestHandler);
     return app;
   }
@@ -132,7 +139,9 @@ export class HttpServer implements Subsystem {
       await Promise.race([once(server, 'listening'), once(server, 'error').then(([err]) => Promise.reject(err))]);
     } catch (err) {
       const e = err as NodeJS.ErrnoException;
-      throw new StartupError(`cannot listen on http ${this.config.http.host}:${this.config.http.port}: ${e.code ?? e.message}`);
+      throw new StartupError(
+        `cannot listen on http ${this.config.http.host}:${this.config.http.port}: ${e.code ?? e.message}`,
+      );
     }
     this.server = server;
     this.log.info({ event: 'listening', ...this.address }, 'HTTP API listening');

@@ -10,7 +10,12 @@ export function sendJson(res: ServerResponse, status: number, body: unknown, hea
 }
 
 /** sendJson for a body already serialised. */
-export function sendJsonText(res: ServerResponse, status: number, text: string, headers: OutgoingHttpHeaders = {}): void {
+export function sendJsonText(
+  res: ServerResponse,
+  status: number,
+  text: string,
+  headers: OutgoingHttpHeaders = {},
+): void {
   headers['Content-Type'] = 'application/json; charset=utf-8';
   headers['Content-Length'] = Buffer.byteLength(text);
   res.writeHead(status, headers).end(text);

@@ -5,9 +5,20 @@ export type { Logger };
 
 // Field names that may carry a secret. pino replaces them wherever they appear in a log object.
 const REDACT = [
-  'password', 'secret', 'credential', 'apiKey', 'key', 'authorization',
-  '*.password', '*.secret', '*.credential', '*.apiKey', '*.key', '*.authorization',
-  'req.headers.authorization', 'req.query.key',
+  'password',
+  'secret',
+  'credential',
+  'apiKey',
+  'key',
+  'authorization',
+  '*.password',
+  '*.secret',
+  '*.credential',
+  '*.apiKey',
+  '*.key',
+  '*.authorization',
+  'req.headers.authorization',
+  'req.query.key',
 ];
 
 export interface LoggerOptions {
@@ -19,7 +30,11 @@ export interface LoggerOptions {
  * The root logger, secrets redacted. JSON lines (what pm2, CI and log files get), or, on a
  * terminal, pino-pretty's coloured lines with the component in front of the message.
  */
-export function createLogger(level: string, destination: pino.DestinationStream | number = 1, options: LoggerOptions = {}): Logger {
+export function createLogger(
+  level: string,
+  destination: pino.DestinationStream | number = 1,
+  options: LoggerOptions = {},
+): Logger {
   const human = options.pretty ?? (destination === 1 && process.stdout.isTTY === true);
   const stream = human
     ? pretty({

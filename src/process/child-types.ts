@@ -65,7 +65,6 @@ export function runIdOf(pid: number, fallback = Date.now()): string {
   return `${procStartMs(pid) ?? fallback}-${pid}`;
 }
 
-
 export interface ManagedChildEvents {
   spawn: [ChildRun];
   /** A copy left by an earlier monitor serves and is now ours to watch (followed by 'ready'). */

@@ -6,7 +6,15 @@ import { StartupError } from '../lifecycle.js';
 import { Backoff } from './backoff.js';
 import { killPid, procStartMs } from './pids.js';
 import { AdoptedProcess } from './adopted-process.js';
-import { runIdOf, type ChildExit, type ChildRun, type ChildState, type ManagedChildEvents, type ManagedChildOptions, type SpawnSpec } from './child-types.js';
+import {
+  runIdOf,
+  type ChildExit,
+  type ChildRun,
+  type ChildState,
+  type ManagedChildEvents,
+  type ManagedChildOptions,
+  type SpawnSpec,
+} from './child-types.js';
 
 // Readiness: turnserver answers STUN soon after spawn (README, Performance: recovery). One
 // readiness probe lasts READY_PROBE_MS and resends every 20 ms (stunProbe), with
@@ -75,12 +83,18 @@ export class ManagedChild extends EventEmitter<ManagedChildEvents> {
     const orphans = this.opts.findOrphans();
     if (this.opts.adopt && orphans.length === 1) {
       if (await this.opts.probe()) return this.adoptPid(orphans[0]);
-      this.log.warn({ event: 'orphan', orphanPid: orphans[0], why: 'no-answer' }, `stopping ${this.opts.name} left running by an earlier monitor: it does not answer`);
+      this.log.warn(
+        { event: 'orphan', orphanPid: orphans[0], why: 'no-answer' },
+        `stopping ${this.opts.name} left running by an earlier monitor: it does not answer`,
+      );
       await killPid(orphans[0], this.opts.stopTimeoutMs);
     } else {
       for (const pid of orphans) {
         const why = this.opts.adopt ? 'several' : 'not-adoptable';
-        this.log.warn({ event: 'orphan', orphanPid: pid, why }, `stopping ${this.opts.name} left running by an earlier monitor`);
+        this.log.warn(
+          { event: 'orphan', orphanPid: pid, why },
+          `stopping ${this.opts.name} left running by an earlier monitor`,
+        );
         await killPid(pid, this.opts.stopTimeoutMs);
       }
     }
@@ -104,7 +118,10 @@ export class ManagedChild extends EventEmitter<ManagedChildEvents> {
     });
     this.adoptedProcess = adopted;
     this.exited = adopted.exited;
-    this.log.info({ event: 'adopted', childPid: pid, runId: run.runId }, `${this.opts.name} left running by an earlier monitor serves: adopted`);
+    this.log.info(
+      { event: 'adopted', childPid: pid, runId: run.runId },
+      `${this.opts.name} left running by an earlier monitor serves: adopted`,
+    );
     this.emit('adopted', run);
     this.onReady(run);
   }
@@ -157,7 +174,9 @@ export class ManagedChild extends EventEmitter<ManagedChildEvents> {
     });
     this.child = child;
     this.exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-    child.on('error', (err) => this.log.error({ event: 'spawn-error', err: err.message }, `${this.opts.name} spawn error`));
+    child.on('error', (err) =>
+      this.log.error({ event: 'spawn-error', err: err.message }, `${this.opts.name} spawn error`),
+    );
     if (child.pid === undefined) {
       // The binary is missing or not executable: no 'exit' event comes, execa's promise settles.
       await child.catch(() => undefined);
@@ -209,7 +228,10 @@ export class ManagedChild extends EventEmitter<ManagedChildEvents> {
     this.lastProbeOkAt = new Date();
     this.backoff.reset();
     this.setState('ready');
-    this.log.info({ event: 'ready', childPid: run.pid, runId: run.runId, restarts: this.restarts }, `${this.opts.name} is serving`);
+    this.log.info(
+      { event: 'ready', childPid: run.pid, runId: run.runId, restarts: this.restarts },
+      `${this.opts.name} is serving`,
+    );
     this.emit('ready', run);
     this.firstStart?.resolve();
     this.firstStart = null;
@@ -226,13 +248,19 @@ export class ManagedChild extends EventEmitter<ManagedChildEvents> {
         this.probeMisses = 0;
         this.lastProbeOkAt = new Date();
       } else if (++this.probeMisses >= (this.opts.maxProbeMisses ?? 3)) {
-        this.log.error({ event: 'hung', childPid: run.pid, misses: this.probeMisses }, `${this.opts.name} stopped answering: killing it`);
+        this.log.error(
+          { event: 'hung', childPid: run.pid, misses: this.probeMisses },
+          `${this.opts.name} stopped answering: killing it`,
+        );
         this.emit('hung', run);
         // A hung (or SIGSTOPped) child will not act on SIGTERM: kill it outright.
         this.killChild('SIGKILL');
         return;
       } else {
-        this.log.warn({ event: 'probe-miss', childPid: run.pid, misses: this.probeMisses }, `${this.opts.name} missed a liveness probe`);
+        this.log.warn(
+          { event: 'probe-miss', childPid: run.pid, misses: this.probeMisses },
+          `${this.opts.name} missed a liveness probe`,
+        );
       }
       this.scheduleLivenessProbe(run);
     }, this.opts.probeIntervalMs);
@@ -327,7 +355,10 @@ export class ManagedChild extends EventEmitter<ManagedChildEvents> {
     this.log.info({ event: 'stopping', childPid: child.pid, signal: 'SIGTERM' }, `stopping ${this.opts.name}`);
     this.killChild('SIGTERM');
     const escalate = setTimeout(() => {
-      this.log.warn({ event: 'kill-escalated', childPid: child.pid }, `${this.opts.name} ignored SIGTERM: sending SIGKILL`);
+      this.log.warn(
+        { event: 'kill-escalated', childPid: child.pid },
+        `${this.opts.name} ignored SIGTERM: sending SIGKILL`,
+      );
       this.killChild('SIGKILL');
     }, this.opts.stopTimeoutMs);
     await this.exited;

@@ -59,5 +59,13 @@ export interface IncrementSink extends UsageSink {
   /** Like ingest; returns a handle for increment(), or null when this allocation's increments must come as events. */
   track(event: UsageEvent): object | null;
   /** A `traffic` (peer: `traffic/peer`) increment onto a handle; false when the handle went stale: send the event instead. */
-  increment(handle: object, peer: boolean, rcvp: number, rcvb: number, sentp: number, sentb: number, at: number): boolean;
+  increment(
+    handle: object,
+    peer: boolean,
+    rcvp: number,
+    rcvb: number,
+    sentp: number,
+    sentb: number,
+    at: number,
+  ): boolean;
 }

@@ -17,11 +17,21 @@ export interface StatsMetrics {
  */
 export function registerStatsMetrics(registry: Registry, openCount: () => number): StatsMetrics {
   // A fixed-shape object: one property increment per event, no Map lookup.
-  const eventCounts: Record<UsageEvent['kind'], number> = { status: 0, traffic: 0, 'traffic/peer': 0, total_traffic: 0, 'total_traffic/peer': 0, closed: 0 };
+  const eventCounts: Record<UsageEvent['kind'], number> = {
+    status: 0,
+    traffic: 0,
+    'traffic/peer': 0,
+    total_traffic: 0,
+    'total_traffic/peer': 0,
+    closed: 0,
+  };
   // rcv/sent bytes of the client side, then of the peer side.
   const relayedBytes = [0, 0, 0, 0];
   new Counter({
-    name: 'turn_monitor_stats_events_total', help: 'usage events by kind', labelNames: ['kind'], registers: [registry],
+    name: 'turn_monitor_stats_events_total',
+    help: 'usage events by kind',
+    labelNames: ['kind'],
+    registers: [registry],
     collect() {
       for (const kind of Object.keys(eventCounts) as UsageEvent['kind'][]) {
         if (eventCounts[kind] > 0) this.labels(kind).inc(eventCounts[kind]);
@@ -30,20 +40,50 @@ export function registerStatsMetrics(registry: Registry, openCount: () => number
     },
   });
   new Counter({
-    name: 'turn_monitor_relayed_bytes_total', help: 'relayed bytes by side (client/peer) and direction (rcv/sent), from traffic increments',
-    labelNames: ['side', 'direction'], registers: [registry],
+    name: 'turn_monitor_relayed_bytes_total',
+    help: 'relayed bytes by side (client/peer) and direction (rcv/sent), from traffic increments',
+    labelNames: ['side', 'direction'],
+    registers: [registry],
     collect() {
-      for (const [i, side, direction] of [[0, 'client', 'rcv'], [1, 'client', 'sent'], [2, 'peer', 'rcv'], [3, 'peer', 'sent']] as const) {
+      for (const [i, side, direction] of [
+        [0, 'client', 'rcv'],
+        [1, 'client', 'sent'],
+        [2, 'peer', 'rcv'],
+        [3, 'peer', 'sent'],
+      ] as const) {
         this.labels(side, direction).inc(relayedBytes[i]);
         relayedBytes[i] = 0;
       }
     },
   });
-  const malformed = new Counter({ name: 'turn_monitor_stats_malformed_total', help: 'messages that were not valid usage events', registers: [registry] });
-  const reconnects = new Counter({ name: 'turn_monitor_redis_reconnects_total', help: 'times the Redis subscriber lost its connection', registers: [registry] });
-  const disagreements = new Counter({ name: 'turn_monitor_stats_source_disagreements_total', help: "stats.source 'both': allocations whose redis and log totals differ", registers: [registry] });
-  const filled = new Counter({ name: 'turn_monitor_stats_filled_from_log_total', help: "stats.source 'both': allocations whose totals came from the log because redis missed them", registers: [registry] });
-  new Gauge({ name: 'turn_monitor_open_allocations', help: 'allocations currently open', registers: [registry], collect() { this.set(openCount()); } });
+  const malformed = new Counter({
+    name: 'turn_monitor_stats_malformed_total',
+    help: 'messages that were not valid usage events',
+    registers: [registry],
+  });
+  const reconnects = new Counter({
+    name: 'turn_monitor_redis_reconnects_total',
+    help: 'times the Redis subscriber lost its connection',
+    registers: [registry],
+  });
+  const disagreements = new Counter({
+    name: 'turn_monitor_stats_source_disagreements_total',
+    help: "stats.source 'both': allocations whose redis and log totals differ",
+    registers: [registry],
+  });
+  const filled = new Counter({
+    name: 'turn_monitor_stats_filled_from_log_total',
+    help: "stats.source 'both': allocations whose totals came from the log because redis missed them",
+    registers: [registry],
+  });
+  new Gauge({
+    name: 'turn_monitor_open_allocations',
+    help: 'allocations currently open',
+    registers: [registry],
+    collect() {
+      this.set(openCount());
+    },
+  });
   return {
     event: (kind) => void eventCounts[kind]++,
     malformed: () => malformed.inc(),

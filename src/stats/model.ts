@@ -151,7 +151,8 @@ export class AllocationModel {
         break;
       case 'traffic':
       case 'traffic/peer':
-        if (e.source === this.primary) this.addIncrement(r, e.kind === 'traffic/peer', e.rcvp, e.rcvb, e.sentp, e.sentb, e.at);
+        if (e.source === this.primary)
+          this.addIncrement(r, e.kind === 'traffic/peer', e.rcvp, e.rcvb, e.sentp, e.sentb, e.at);
         else this.onAltIncrement(r, e);
         break;
       case 'total_traffic':
@@ -174,7 +175,15 @@ export class AllocationModel {
    * A `traffic` (or `traffic/peer`) increment of the primary source onto an open record: the hot
    * path, which the Redis source calls directly for allocations it has seen before.
    */
-  addIncrement(r: AllocationRecord, peer: boolean, rcvp: number, rcvb: number, sentp: number, sentb: number, at: number): void {
+  addIncrement(
+    r: AllocationRecord,
+    peer: boolean,
+    rcvp: number,
+    rcvb: number,
+    sentp: number,
+    sentb: number,
+    at: number,
+  ): void {
     const target = peer ? r.peer : r.client;
     target[0] += rcvp;
     target[1] += rcvb;
@@ -194,7 +203,8 @@ export class AllocationModel {
   /** Everything the end of an allocation brings has arrived. */
   private endComplete(r: AllocationRecord): boolean {
     // The log reports its last usage lines before `delete:`, so a log delete is final.
-    const primaryDone = this.primary === 'log' ? r.deletedBy.includes('log') : r.totalClient !== null && r.totalPeer !== null;
+    const primaryDone =
+      this.primary === 'log' ? r.deletedBy.includes('log') : r.totalClient !== null && r.totalPeer !== null;
     return primaryDone && (this.secondary === null || r.deletedBy.includes(this.secondary));
   }
 
@@ -311,8 +321,10 @@ export class AllocationModel {
    */
   tick(now: number, unattributedIdleMs = 120_000): void {
     for (const r of this.records()) {
-      if (r.deletedAt !== null && now - r.deletedAt >= this.deleteGraceMs) this.close(r, r.deletedAt, r.pendingReason ?? 'deleted');
-      else if (r.kind === 'unattributed' && now - r.lastEventAt >= unattributedIdleMs) this.close(r, r.lastEventAt, 'idle');
+      if (r.deletedAt !== null && now - r.deletedAt >= this.deleteGraceMs)
+        this.close(r, r.deletedAt, r.pendingReason ?? 'deleted');
+      else if (r.kind === 'unattributed' && now - r.lastEventAt >= unattributedIdleMs)
+        this.close(r, r.lastEventAt, 'idle');
     }
   }
 

@@ -54,14 +54,26 @@ export class UsagePipeline implements IncrementSink {
         onIncrement: (peer, rcvb, sentb) => this.metrics.relayed(peer, rcvb, sentb),
         onDisagreement: (r) => {
           this.metrics.disagreement();
-          log.warn({ event: 'sources-disagree', run: r.run, allocationId: r.allocationId, redis: [r.totalClient, r.totalPeer], log: [r.altClient, r.altPeer] }, 'redis and log totals differ');
+          log.warn(
+            {
+              event: 'sources-disagree',
+              run: r.run,
+              allocationId: r.allocationId,
+              redis: [r.totalClient, r.totalPeer],
+              log: [r.altClient, r.altPeer],
+            },
+            'redis and log totals differ',
+          );
         },
         onNew: (r) => {
           for (const listener of this.newListeners) listener(r);
         },
         onFilled: (r) => {
           this.metrics.filled();
-          log.info({ event: 'filled-from-log', run: r.run, allocationId: r.allocationId }, 'totals taken from the log: redis missed the end of this allocation');
+          log.info(
+            { event: 'filled-from-log', run: r.run, allocationId: r.allocationId },
+            'totals taken from the log: redis missed the end of this allocation',
+          );
         },
       },
     );
@@ -177,7 +189,15 @@ export class UsagePipeline implements IncrementSink {
     return r !== null && r.endedAt === null && event.source === this.primary ? r : null;
   }
 
-  increment(handle: object, peer: boolean, rcvp: number, rcvb: number, sentp: number, sentb: number, at: number): boolean {
+  increment(
+    handle: object,
+    peer: boolean,
+    rcvp: number,
+    rcvb: number,
+    sentp: number,
+    sentb: number,
+    at: number,
+  ): boolean {
     const r = handle as AllocationRecord;
     // Closed, deleted (its totals pending) or of an earlier turnserver run: the full path decides.
     if (r.endedAt !== null || r.deletedAt !== null || r.run !== this.run) return false;

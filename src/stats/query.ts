@@ -51,7 +51,17 @@ function sessions(rows: TimedRow[], now: number) {
     const key = `${r.hostId ?? ''}\u0000${r.realm ?? ''}\u0000${r.clientId}`;
     (byClient.get(key) ?? byClient.set(key, []).get(key)!).push(r);
   }
-  const out: (Record<CounterKey, number> & { hostId?: string; realm: string | null; clientId: string; startedAt: string | null; endedAt: string | null; durationSec: number; allocations: number; relayed: boolean; complete: boolean })[] = [];
+  const out: (Record<CounterKey, number> & {
+    hostId?: string;
+    realm: string | null;
+    clientId: string;
+    startedAt: string | null;
+    endedAt: string | null;
+    durationSec: number;
+    allocations: number;
+    relayed: boolean;
+    complete: boolean;
+  })[] = [];
   for (const list of byClient.values()) {
     list.sort((a, b) => a._start - b._start);
     let group: typeof list = [];
@@ -63,9 +73,15 @@ function sessions(rows: TimedRow[], now: number) {
       const counters = sum(group);
       out.push({
         ...(group[0].hostId === undefined ? {} : { hostId: group[0].hostId }),
-        realm: group[0].realm, clientId: group[0].clientId, startedAt: iso(start), endedAt: open ? null : iso(groupEnd),
-        durationSec: Math.round(((open ? now : groupEnd) - start) / 1000), allocations: group.length, ...counters,
-        relayed: counters.peerRcvb + counters.peerSentb > 0, complete: group.every((g) => g.complete),
+        realm: group[0].realm,
+        clientId: group[0].clientId,
+        startedAt: iso(start),
+        endedAt: open ? null : iso(groupEnd),
+        durationSec: Math.round(((open ? now : groupEnd) - start) / 1000),
+        allocations: group.length,
+        ...counters,
+        relayed: counters.peerRcvb + counters.peerSentb > 0,
+        complete: group.every((g) => g.complete),
       });
     };
     for (const r of list) {
@@ -83,7 +99,12 @@ function sessions(rows: TimedRow[], now: number) {
 }
 
 /** Usage rows for one view: the CLI and GET /usage share this. */
-export function queryUsage(db: Database.Database, view: UsageView, f: UsageFilter, now = Date.now()): Record<string, unknown>[] {
+export function queryUsage(
+  db: Database.Database,
+  view: UsageView,
+  f: UsageFilter,
+  now = Date.now(),
+): Record<string, unknown>[] {
   return usageFromRows(selectRows(db, view === 'unattributed' ? 'unattributed' : 'allocation', f), view, now);
 }
 
@@ -99,8 +120,20 @@ export function usageFromRows(rows: TimedRow[], view: UsageView, now = Date.now(
   const users = new Map<string, Record<string, any>>();
   for (const x of s) {
     const key = `${x.realm ?? ''}\u0000${x.clientId}`;
-    const u = users.get(key) ?? { ...(x.hostId === undefined ? {} : { hostId: x.hostId }), realm: x.realm, clientId: x.clientId, sessions: 0, allocations: 0, durationSec: 0, ...sum([]), relayed: false, firstSeen: x.startedAt, lastSeen: x.endedAt };
-    if (x.hostId !== undefined && !String(u.hostId).split(',').includes(x.hostId)) u.hostId = [...String(u.hostId).split(','), x.hostId].sort().join(',');
+    const u = users.get(key) ?? {
+      ...(x.hostId === undefined ? {} : { hostId: x.hostId }),
+      realm: x.realm,
+      clientId: x.clientId,
+      sessions: 0,
+      allocations: 0,
+      durationSec: 0,
+      ...sum([]),
+      relayed: false,
+      firstSeen: x.startedAt,
+      lastSeen: x.endedAt,
+    };
+    if (x.hostId !== undefined && !String(u.hostId).split(',').includes(x.hostId))
+      u.hostId = [...String(u.hostId).split(','), x.hostId].sort().join(',');
     u.sessions++;
     u.allocations += x.allocations;
     u.durationSec += x.durationSec;
@@ -123,8 +156,16 @@ export function formatUsage(rows: Record<string, unknown>[], format: 'table' | '
     return [cols.join(','), ...rows.map((r) => cols.map((c) => esc(r[c])).join(','))].join('\n') + '\n';
   }
   const widths = cols.map((c) => Math.max(c.length, ...rows.map((r) => cell(r[c]).length)));
-  const line = (vals: string[]) => vals.map((v, i) => v.padEnd(widths[i])).join('  ').trimEnd();
-  return [line(cols), line(widths.map((w) => '-'.repeat(w))), ...rows.map((r) => line(cols.map((c) => cell(r[c]))))].join('\n') + '\n';
+  const line = (vals: string[]) =>
+    vals
+      .map((v, i) => v.padEnd(widths[i]))
+      .join('  ')
+      .trimEnd();
+  return (
+    [line(cols), line(widths.map((w) => '-'.repeat(w))), ...rows.map((r) => line(cols.map((c) => cell(r[c]))))].join(
+      '\n',
+    ) + '\n'
+  );
 }
 
 /** Parse the shared filters (CLI flags or query string); throws a message naming the bad one. */

@@ -33,10 +33,19 @@ export function chooseSource(configured: 'auto' | ConcreteSource, versionText: s
   const version = versionText === null ? null : parseVersion(versionText);
   const shown = version ? version.join('.') : null;
   if (configured !== 'auto') return { source: configured, reason: 'configured', version: shown };
-  if (!version) return { source: 'log', reason: 'turnserver version unknown: assumed below 4.13.0 (redis-statsdb crash on a % username)', version: null };
+  if (!version)
+    return {
+      source: 'log',
+      reason: 'turnserver version unknown: assumed below 4.13.0 (redis-statsdb crash on a % username)',
+      version: null,
+    };
   return atLeast(version, PERCENT_FIX)
     ? { source: 'both', reason: `turnserver ${shown} >= 4.13.0: redis-statsdb is safe`, version: shown }
-    : { source: 'log', reason: `turnserver ${shown} < 4.13.0: redis-statsdb crashes on a % username (GHSA-4g7c-p5wg-j4hp)`, version: shown };
+    : {
+        source: 'log',
+        reason: `turnserver ${shown} < 4.13.0: redis-statsdb crashes on a % username (GHSA-4g7c-p5wg-j4hp)`,
+        version: shown,
+      };
 }
 
 /**
@@ -45,7 +54,12 @@ export function chooseSource(configured: 'auto' | ConcreteSource, versionText: s
  */
 export function turnserverVersion(bin: string): string | null {
   // SIGKILL at the timeout: a binary that ignores SIGTERM would otherwise block spawnSync for good.
-  const r = spawnSync(bin, ['--version'], { encoding: 'utf8', timeout: 3000, killSignal: 'SIGKILL', stdio: ['ignore', 'pipe', 'pipe'] });
+  const r = spawnSync(bin, ['--version'], {
+    encoding: 'utf8',
+    timeout: 3000,
+    killSignal: 'SIGKILL',
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   if (r.error || r.status !== 0) return null;
   const text = `${r.stdout}${r.stderr}`.trim();
   return parseVersion(text) ? text : null;

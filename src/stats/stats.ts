@@ -36,7 +36,13 @@ export class Stats implements Subsystem, TurnConfContributor {
     const { stats, turnserver } = ctx.config;
     const version = stats.source === 'auto' ? (options.turnserverVersion ?? turnserverVersion)(turnserver.bin) : null;
     this.choice = chooseSource(stats.source, version);
-    this.pipeline = new UsagePipeline({ ...stats, source: this.choice.source, registry: ctx.registry, log: this.log, now: ctx.now });
+    this.pipeline = new UsagePipeline({
+      ...stats,
+      source: this.choice.source,
+      registry: ctx.registry,
+      log: this.log,
+      now: ctx.now,
+    });
   }
 
   private get usesRedis(): boolean {
@@ -51,7 +57,10 @@ export class Stats implements Subsystem, TurnConfContributor {
   async start(): Promise<void> {
     const { config, supervisor } = this.ctx;
     const { source, reason, version } = this.choice;
-    this.log.info({ event: 'source-chosen', source, reason, version, configured: config.stats.source }, `usage source: ${source} (${reason})`);
+    this.log.info(
+      { event: 'source-chosen', source, reason, version, configured: config.stats.source },
+      `usage source: ${source} (${reason})`,
+    );
     this.pipeline.open();
     if (source !== 'redis') supervisor.setLogResume(this.pipeline.committedLogPosition());
     supervisor.on('spawn', this.onChildSpawn);
@@ -94,7 +103,11 @@ export class Stats implements Subsystem, TurnConfContributor {
     if (!this.leftoversHandled) {
       this.leftoversHandled = true;
       const closed = this.pipeline.closeLeftovers();
-      if (closed > 0) this.log.warn({ event: 'leftovers-closed', count: closed }, 'closed allocations left open by an earlier monitor');
+      if (closed > 0)
+        this.log.warn(
+          { event: 'leftovers-closed', count: closed },
+          'closed allocations left open by an earlier monitor',
+        );
     }
     this.pipeline.setRun(run.runId);
   };
@@ -109,12 +122,19 @@ export class Stats implements Subsystem, TurnConfContributor {
     const closed = this.pipeline.closeLeftovers(run.runId);
     const restored = this.pipeline.resumeRun(run.runId, this.choice.source !== 'log');
     this.pipeline.setRun(run.runId);
-    this.log.info({ event: 'run-adopted', runId: run.runId, restored, closed }, 'carrying on with the open allocations of the adopted turnserver');
+    this.log.info(
+      { event: 'run-adopted', runId: run.runId, restored, closed },
+      'carrying on with the open allocations of the adopted turnserver',
+    );
   };
 
   private readonly onChildExit = (exit: ChildExit): void => {
     const closed = this.pipeline.closeRun(exit.runId, exit.at.getTime(), 'child-exit');
-    if (closed > 0) this.log.warn({ event: 'run-closed', runId: exit.runId, count: closed }, 'turnserver exited: its open allocations were closed');
+    if (closed > 0)
+      this.log.warn(
+        { event: 'run-closed', runId: exit.runId, count: closed },
+        'turnserver exited: its open allocations were closed',
+      );
   };
 
   stop(): Promise<void> {
@@ -147,7 +167,13 @@ export class Stats implements Subsystem, TurnConfContributor {
       sourceReason: this.choice.reason,
       turnserverVersion: this.choice.version,
       redis: this.usesRedis
-        ? { subscriber, private: this.redisChild !== null, childState: this.redisChild?.state ?? null, reconnects: this.redis?.reconnects ?? 0, port: this.redisTarget?.port ?? null }
+        ? {
+            subscriber,
+            private: this.redisChild !== null,
+            childState: this.redisChild?.state ?? null,
+            reconnects: this.redis?.reconnects ?? 0,
+            port: this.redisTarget?.port ?? null,
+          }
         : null,
       openAllocations: this.pipeline.model.openCount,
     };

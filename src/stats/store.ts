@@ -43,7 +43,10 @@ const MIGRATIONS: string[] = [
 
 const names = COLUMNS.map((c) => c.sql);
 const UPSERT = `INSERT INTO allocations (${names.join(', ')}) VALUES (${names.map(() => '?').join(', ')})
-  ON CONFLICT (run, allocation_id) DO UPDATE SET ${names.filter((n) => n !== 'run' && n !== 'allocation_id').map((n) => `${n} = excluded.${n}`).join(', ')}`;
+  ON CONFLICT (run, allocation_id) DO UPDATE SET ${names
+    .filter((n) => n !== 'run' && n !== 'allocation_id')
+    .map((n) => `${n} = excluded.${n}`)
+    .join(', ')}`;
 
 /** The log source's committed read position. */
 export interface LogPosition {

@@ -41,6 +41,7 @@ export function bindFailure(line: string): string | null {
   const m = /Cannot bind .*listener socket to addr (\S+)/.exec(line);
   if (!m) return null;
   const port = Number(/:(\d+)$/.exec(m[1])?.[1]);
-  const hint = port > 0 && port < 1024 ? 'in use, or a port below 1024 without root or cap_net_bind_service?' : 'address in use?';
+  const hint =
+    port > 0 && port < 1024 ? 'in use, or a port below 1024 without root or cap_net_bind_service?' : 'address in use?';
   return `turnserver cannot bind its listening address ${m[1]} (${hint})`;
 }

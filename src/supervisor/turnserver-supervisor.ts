@@ -57,7 +57,8 @@ export class TurnserverSupervisor extends EventEmitter<TurnserverEvents> impleme
       path: paths.log,
       maxBytes: t.logMaxBytes,
       reopen: () => this.signal('SIGHUP'),
-      onNotice: (event, detail) => supervisorLog[event === 'log-rotated' ? 'info' : 'warn']({ event, ...detail }, `turnserver log: ${event}`),
+      onNotice: (event, detail) =>
+        supervisorLog[event === 'log-rotated' ? 'info' : 'warn']({ event, ...detail }, `turnserver log: ${event}`),
       onLine: (line, position) => {
         this.emit('line', line, position);
         const failure = startupFailure(line);
@@ -100,7 +101,9 @@ export class TurnserverSupervisor extends EventEmitter<TurnserverEvents> impleme
       this.follower.start(resume, true);
     });
     for (const event of FORWARDED) {
-      this.child.on(event, (...args: unknown[]) => (this.emit as (e: string, ...a: unknown[]) => boolean)(event, ...args));
+      this.child.on(event, (...args: unknown[]) =>
+        (this.emit as (e: string, ...a: unknown[]) => boolean)(event, ...args),
+      );
     }
     // Its last lines come before its exit: the run is closed only after they were read.
     this.child.on('exit', (exit) => {
@@ -140,7 +143,10 @@ export class TurnserverSupervisor extends EventEmitter<TurnserverEvents> impleme
   private async checkConf(): Promise<void> {
     const file = turnPaths(this.config).conf;
     try {
-      const [running, wanted] = await Promise.all([readFile(file, 'utf8'), renderTurnConf(this.config, this.confLines('compare'))]);
+      const [running, wanted] = await Promise.all([
+        readFile(file, 'utf8'),
+        renderTurnConf(this.config, this.confLines('compare')),
+      ]);
       this.configStale = comparable(running) !== comparable(wanted);
     } catch {
       this.configStale = true;
@@ -224,7 +230,8 @@ export class TurnserverSupervisor extends EventEmitter<TurnserverEvents> impleme
 
 /** turnserver processes started with our rendered conf, from the pidfile or from /proc. */
 function findTurnOrphans(confPath: string, pidfile: string): number[] {
-  const ours = (argv: string[] | null) => !!argv && argv.some((a) => a.includes('turnserver')) && argv.includes(confPath);
+  const ours = (argv: string[] | null) =>
+    !!argv && argv.some((a) => a.includes('turnserver')) && argv.includes(confPath);
   const pids = new Set(findProcesses(ours));
   try {
     const pid = Number(readFileSync(pidfile, 'utf8').trim());

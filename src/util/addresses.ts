@@ -23,6 +23,7 @@ export function turnUrisFor(config: Config, hostname: string): string[] {
   const hp = hostPort(host, t.listeningPort);
   const uris = [`turn:${hp}?transport=udp`, `turn:${hp}?transport=tcp`, `stun:${hp}`];
   const tls = t.tls;
-  if (tls.cert !== null && tls.key !== null) uris.push(`turns:${hostPort(tls.serverName ?? host, tls.port)}?transport=tcp`);
+  if (tls.cert !== null && tls.key !== null)
+    uris.push(`turns:${hostPort(tls.serverName ?? host, tls.port)}?transport=tcp`);
   return uris;
 }

@@ -14,7 +14,10 @@ harnessTest(
   async (h) => {
     const since = Date.now() - 1000;
     const peer = await startPeer(h);
-    const m = await startMonitor(h, { http: { apiKeys: [KEY] }, credentials: { rotateIntervalSec: 3, validitySec: 6 } });
+    const m = await startMonitor(h, {
+      http: { apiKeys: [KEY] },
+      credentials: { rotateIntervalSec: 3, validitySec: 6 },
+    });
     const db = path.join(m.dataDir, 'turndb');
     const relay = (user: string, password: string) =>
       runUclient(h, { turnPort: m.turnPort, peerPort: peer.port, user, password, messages: 5, timeoutMs: 20_000 });
@@ -25,7 +28,10 @@ harnessTest(
 
     // API keys: none or a wrong one → 401; Bearer or ?key= → 200.
     assert.equal((await m.get('/turncredential')).status, 401);
-    assert.equal((await m.get('/turncredential', { headers: { authorization: 'Bearer wrong-key-xxxxxxxxxx' } })).status, 401);
+    assert.equal(
+      (await m.get('/turncredential', { headers: { authorization: 'Bearer wrong-key-xxxxxxxxxx' } })).status,
+      401,
+    );
     assert.equal((await m.get(`/turncredential?key=${KEY}`)).status, 200);
     const first = (await m.get('/turncredential', auth)).body;
     assert.equal(first.type, 'result');
@@ -34,7 +40,11 @@ harnessTest(
     assert.ok(first.password.length >= 22, '≥ 128 bits of password');
     assert.ok(first.expired_time > Date.now() && first.expired_time <= Date.now() + 6000);
     assert.ok(first.ttl > 0 && first.ttl <= 6);
-    assert.deepEqual(first.uris, [`turn:127.0.0.1:${m.turnPort}?transport=udp`, `turn:127.0.0.1:${m.turnPort}?transport=tcp`, `stun:127.0.0.1:${m.turnPort}`]);
+    assert.deepEqual(first.uris, [
+      `turn:127.0.0.1:${m.turnPort}?transport=udp`,
+      `turn:127.0.0.1:${m.turnPort}?transport=tcp`,
+      `stun:127.0.0.1:${m.turnPort}`,
+    ]);
     assert.deepEqual(first.iceServers, [{ urls: first.uris, username: first.username, credential: first.password }]);
 
     assert.ok(await works(first.username, first.password), 'the served credential allocates and relays');
@@ -46,10 +56,12 @@ harnessTest(
     const second = (await m.get('/turncredential', auth)).body;
     assert.notEqual(second.username, first.username);
     assert.ok(await works(second.username, second.password));
-    if (Date.now() < first.expired_time - 1500) assert.ok(await works(first.username, first.password), 'the previous credential works until expiry');
+    if (Date.now() < first.expired_time - 1500)
+      assert.ok(await works(first.username, first.password), 'the previous credential works until expiry');
     const users = userdbContents(db).users;
     assert.ok(users.includes(second.username));
-    if (Date.now() < first.expired_time - 500) assert.ok(users.includes(first.username), 'the previous user stays until expiry');
+    if (Date.now() < first.expired_time - 500)
+      assert.ok(users.includes(first.username), 'the previous user stays until expiry');
 
     // Expiry: deleted from the userdb and refused.
     await m.waitForLog((e) => e.event === 'expired' && e.id === first.username, { timeoutMs: 10_000 });
@@ -61,7 +73,8 @@ harnessTest(
     assert.equal(health.body.credentials.status, 'ok');
     assert.equal((await m.stop()).code, 0);
     const out = m.output();
-    for (const secret of [first.password, second.password, KEY]) assert.equal(out.includes(secret), false, 'no secret in the log');
+    for (const secret of [first.password, second.password, KEY])
+      assert.equal(out.includes(secret), false, 'no secret in the log');
     assert.deepEqual(leftoverTurnadminLogs(since), [], 'every turnadmin log file was removed');
   },
   { timeout: 90_000 },
@@ -83,7 +96,13 @@ harnessTest('a restarted monitor serves the same credential; a corrupt state fil
   const c3 = (await m3.get('/turncredential')).body;
   assert.notEqual(c3.username, c1.username);
   const peer = await startPeer(h);
-  const r = await runUclient(h, { turnPort: m3.turnPort, peerPort: peer.port, user: c3.username, password: c3.password, messages: 5 });
+  const r = await runUclient(h, {
+    turnPort: m3.turnPort,
+    peerPort: peer.port,
+    user: c3.username,
+    password: c3.password,
+    messages: 5,
+  });
   assert.equal(r.code, 0);
   assert.equal(r.lostPackets, 0);
   assert.equal((await m3.stop()).code, 0);
@@ -93,7 +112,14 @@ harnessTest('POST /turncredential/rotate and the credential CLI', async (h) => {
   const m = await startMonitor(h, { http: { apiKeys: [KEY] } });
   const before = (await m.get('/turncredential', auth)).body;
   assert.equal((await m.get('/turncredential/rotate', { method: 'POST' })).status, 401);
-  const cli = await h.run('cli', process.execPath, [path.join(process.cwd(), 'bin/turn-monitor'), 'credential', '--config', m.configFile, '--rotate', '--json']);
+  const cli = await h.run('cli', process.execPath, [
+    path.join(process.cwd(), 'bin/turn-monitor'),
+    'credential',
+    '--config',
+    m.configFile,
+    '--rotate',
+    '--json',
+  ]);
   assert.equal(cli.code, 0, cli.output);
   const shown = JSON.parse(cli.output.trim());
   assert.equal(shown.rotated, true);
@@ -102,7 +128,13 @@ harnessTest('POST /turncredential/rotate and the credential CLI', async (h) => {
   assert.equal(cli.output.includes(KEY), false);
   const after = (await m.get('/turncredential', auth)).body;
   assert.equal(after.username, shown.username);
-  const plain = await h.run('cli', process.execPath, [path.join(process.cwd(), 'bin/turn-monitor'), 'credential', '--config', m.configFile, '--show-secret']);
+  const plain = await h.run('cli', process.execPath, [
+    path.join(process.cwd(), 'bin/turn-monitor'),
+    'credential',
+    '--config',
+    m.configFile,
+    '--show-secret',
+  ]);
   assert.match(plain.output, new RegExp(`password\\s+${after.password.replace(/[-/\\^$*+?.()|[\]{}]/g, '\\$&')}`));
   assert.equal((await m.stop()).code, 0);
 });

@@ -6,7 +6,10 @@ harnessTest(
   'turn-monitor demo: runs the whole product with real parts, prints usage, exits 0, leaves nothing behind',
   async (h) => {
     // TMPDIR inside the harness dir: the leak check then sees anything the demo left running.
-    const r = await h.run('demo', process.execPath, [monitorBin, 'demo'], { env: { ...process.env, TMPDIR: h.dir }, timeoutMs: 90_000 });
+    const r = await h.run('demo', process.execPath, [monitorBin, 'demo'], {
+      env: { ...process.env, TMPDIR: h.dir },
+      timeoutMs: 90_000,
+    });
     assert.equal(r.code, 0, r.output.slice(-1500));
     assert.match(r.output, /GET \/turncredential → user/);
     assert.match(r.output, /open allocations [1-9]/);

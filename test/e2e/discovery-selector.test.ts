@@ -29,7 +29,10 @@ harnessTest(
     const nic = new FakeNic(h.dir, 'tm0', 0, 0);
     h.onCleanup(() => nic.stop());
     const routeFile = path.join(h.dir, 'route');
-    writeFileSync(routeFile, 'Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\ntm0\t00000000\t010200C0\t0003\t0\t0\t0\t00000000\t0\t0\t0\n');
+    writeFileSync(
+      routeFile,
+      'Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\ntm0\t00000000\t010200C0\t0003\t0\t0\t0\t00000000\t0\t0\t0\n',
+    );
     const config = await testConfig(h, {
       zookeeper: { connect: zk.connect, sessionTimeoutMs: 3000 },
       // interface null: the one carrying the default route, from a route table the test writes.
@@ -52,7 +55,10 @@ harnessTest(
     const waitFor = (what: string, pred: (hosts: TurnHost[]) => boolean, timeoutMs = 10_000) =>
       new Promise<number>((resolve, reject) => {
         if (pred(selector.list())) return resolve(Date.now());
-        const timer = setTimeout(() => reject(new Error(`selector: ${what} not seen within ${timeoutMs} ms`)), timeoutMs);
+        const timer = setTimeout(
+          () => reject(new Error(`selector: ${what} not seen within ${timeoutMs} ms`)),
+          timeoutMs,
+        );
         const onChange = (hosts: TurnHost[]) => {
           if (!pred(hosts)) return;
           clearTimeout(timer);
@@ -63,10 +69,18 @@ harnessTest(
       });
 
     const m = await startMonitor(h, {}, { rawConfig: config });
-    assert.equal((await m.waitForLog((e) => e.event === 'interface')).interface, 'tm0', 'default-route interface logged at start');
+    assert.equal(
+      (await m.waitForLog((e) => e.event === 'interface')).interface,
+      'tm0',
+      'default-route interface logged at start',
+    );
     await waitFor('the real monitor', (hosts) => hosts.some((x) => x.name === realName));
     const list = selector.list();
-    assert.deepEqual(list.map((x) => x.name), [realName, '10.0.0.1:3478', '10.0.0.2:3478', '10.0.0.3:3478'], 'sorted by freeTraffic');
+    assert.deepEqual(
+      list.map((x) => x.name),
+      [realName, '10.0.0.1:3478', '10.0.0.2:3478', '10.0.0.3:3478'],
+      'sorted by freeTraffic',
+    );
     assert.equal(list[0].freeTraffic, 1000);
     assert.equal(list[0].restAddr, `127.0.0.1:${(config.http as { port: number }).port}`);
 
@@ -89,24 +103,49 @@ harnessTest(
     for (let i = 0; i < 6; i++) assert.notEqual(selector.pick(200)?.name, '10.0.0.1:3478');
 
     // The CLI prints them (JSON and table).
-    const json = await h.run('servers', process.execPath, [monitorBin, 'servers', '--zookeeper', zk.connect, '--json'], { cwd: repoRoot });
+    const json = await h.run(
+      'servers',
+      process.execPath,
+      [monitorBin, 'servers', '--zookeeper', zk.connect, '--json'],
+      { cwd: repoRoot },
+    );
     assert.equal(json.code, 0, json.output);
     const printed = JSON.parse(json.output) as TurnHost[];
-    assert.deepEqual(printed.map((x) => x.name), [realName, '10.0.0.3:3478', '10.0.0.2:3478']);
+    assert.deepEqual(
+      printed.map((x) => x.name),
+      [realName, '10.0.0.3:3478', '10.0.0.2:3478'],
+    );
     const table = await h.run('servers', process.execPath, [monitorBin, 'servers', '--zookeeper', zk.connect]);
     assert.equal(table.code, 0, table.output);
     const rows = table.output.trim().split('\n');
     assert.match(rows[0], /^HOST\s+FREE Mbps\s+USED\/CAP\s+RX\s+TX\s+ALLOCS\s+AGE\s+REST\s+SERVING$/);
     assert.match(rows[1], new RegExp(`^${realName.replace(/\./g, '\\.')}\\s+1000\\.0\\s`));
-    assert.match(rows[3], /^10\.0\.0\.2:3478\s+300\.0\s+700\.0\/1000\s+700\.0\s+10\.0\s+3\s+\d+s\s+10\.0\.0\.2:8080\s+yes$/);
+    assert.match(
+      rows[3],
+      /^10\.0\.0\.2:3478\s+300\.0\s+700\.0\/1000\s+700\.0\s+10\.0\s+3\s+\d+s\s+10\.0\.0\.2:8080\s+yes$/,
+    );
     t.diagnostic('\n' + table.output);
 
     // --watch prints again on every change (one JSON array a line with --json) until SIGINT.
-    const watcher = h.spawn('servers-watch', process.execPath, [monitorBin, 'servers', '--zookeeper', zk.connect, '--json', '--watch']);
-    const lines = () => watcher.output().split('\n').filter((l) => l.startsWith('['));
+    const watcher = h.spawn('servers-watch', process.execPath, [
+      monitorBin,
+      'servers',
+      '--zookeeper',
+      zk.connect,
+      '--json',
+      '--watch',
+    ]);
+    const lines = () =>
+      watcher
+        .output()
+        .split('\n')
+        .filter((l) => l.startsWith('['));
     const waitLines = (n: number) =>
       new Promise<void>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`--watch printed ${lines().length} lines, wanted ${n}`)), 10_000);
+        const timer = setTimeout(
+          () => reject(new Error(`--watch printed ${lines().length} lines, wanted ${n}`)),
+          10_000,
+        );
         const check = () => {
           if (lines().length < n) return;
           clearTimeout(timer);
@@ -135,10 +174,29 @@ harnessTest(
   { timeout: 60_000 },
 );
 
-harnessTest('the CLI fails clearly when ZooKeeper cannot be reached; the package exports turn-monitor/selector', async (h) => {
-  const r = await h.run('servers', process.execPath, [monitorBin, 'servers', '--zookeeper', '127.0.0.1:9', '--timeout', '1500']);
-  assert.equal(r.code, 1);
-  assert.match(r.output, /no listing of \/turn\/servers from ZooKeeper within 1500 ms/);
-  const imp = await h.run('import', process.execPath, ['--input-type=module', '-e', "const m = await import('turn-monitor/selector'); console.log(typeof m.createSelector)"], { cwd: repoRoot });
-  assert.equal(imp.output.trim(), 'function', imp.output);
-});
+harnessTest(
+  'the CLI fails clearly when ZooKeeper cannot be reached; the package exports turn-monitor/selector',
+  async (h) => {
+    const r = await h.run('servers', process.execPath, [
+      monitorBin,
+      'servers',
+      '--zookeeper',
+      '127.0.0.1:9',
+      '--timeout',
+      '1500',
+    ]);
+    assert.equal(r.code, 1);
+    assert.match(r.output, /no listing of \/turn\/servers from ZooKeeper within 1500 ms/);
+    const imp = await h.run(
+      'import',
+      process.execPath,
+      [
+        '--input-type=module',
+        '-e',
+        "const m = await import('turn-monitor/selector'); console.log(typeof m.createSelector)",
+      ],
+      { cwd: repoRoot },
+    );
+    assert.equal(imp.output.trim(), 'function', imp.output);
+  },
+);

@@ -86,7 +86,11 @@ harnessTest(
     try {
       await m.waitForLog((e) => e.event === 'zk-unresponsive', { from, timeoutMs: 10_000 });
       // The watchdog's verdict reaches /health with the next state change; poll briefly on a busy machine.
-      await waitUntil('degraded while frozen', async () => (await m.health()).body.discovery.status === 'degraded', 5000);
+      await waitUntil(
+        'degraded while frozen',
+        async () => (await m.health()).body.discovery.status === 'degraded',
+        5000,
+      );
       const frozen = await m.health();
       assert.match(frozen.body.discovery.error, /answer|session|disconnected/);
     } finally {
@@ -109,7 +113,12 @@ harnessTest(
     await m.waitForLog((e) => e.event === 'zk-connected' && e.sameSession === false, { from, timeoutMs: 15_000 });
     await waitUntil('node back under a new session', () => ownedByCurrentSession(client, nodePath, m), 10_000);
     assert.notEqual((await m.health()).body.discovery.sessionId, sessionBefore);
-    t.diagnostic(m.logs.filter((e) => /^(zk-|node-)/.test(String(e.event))).map((e) => `${e.event}${e.sameSession !== undefined ? `(same=${e.sameSession})` : ''}`).join(' '));
+    t.diagnostic(
+      m.logs
+        .filter((e) => /^(zk-|node-)/.test(String(e.event)))
+        .map((e) => `${e.event}${e.sameSession !== undefined ? `(same=${e.sameSession})` : ''}`)
+        .join(' '),
+    );
     assert.equal((await m.stop()).code, 0);
     assert.equal(await getNode(client, nodePath), null, 'withdrawn at stop');
   },
@@ -145,7 +154,9 @@ harnessTest(
     const connected = await m.waitForLog((e) => e.event === 'zk-connected' && e.sameSession === false, { from });
     const createdAt = await watch.waitFor('created', { after: deletedAt });
     const lag = createdAt - Date.parse(connected.time as string);
-    t.diagnostic(`session expired ${deletedAt - stoppedAt} ms after the freeze; node back ${lag} ms after the new session`);
+    t.diagnostic(
+      `session expired ${deletedAt - stoppedAt} ms after the freeze; node back ${lag} ms after the new session`,
+    );
     assert.ok(lag <= 1000, `node back ${lag} ms after reconnecting`);
     const node = await getNode(client, nodePath);
     assert.notEqual(node!.owner, firstOwner, 'owned by the new session');

@@ -61,9 +61,16 @@ harnessTest(
     const turnPort = (config.turnserver as { listeningPort: number }).listeningPort;
     const api = {
       async get(p: string, init: RequestInit = {}) {
-        const res = await fetch(`http://${http.host}:${http.port}${p}`, { ...init, headers: { authorization: `Bearer ${STATS_API_KEY}` } });
+        const res = await fetch(`http://${http.host}:${http.port}${p}`, {
+          ...init,
+          headers: { authorization: `Bearer ${STATS_API_KEY}` },
+        });
         const text = await res.text();
-        return { status: res.status, text, body: text.startsWith('{') || text.startsWith('[') ? JSON.parse(text) : null };
+        return {
+          status: res.status,
+          text,
+          body: text.startsWith('{') || text.startsWith('[') ? JSON.parse(text) : null,
+        };
       },
     } as unknown as MonitorProcess;
     const health = async () => (await api.get('/health')).body;
@@ -71,16 +78,36 @@ harnessTest(
     const monitorPid = () => Number(readFileSync(path.join(config.dataDir as string, 'turn-monitor.pid'), 'utf8'));
     const first = monitorPid();
 
-    const relay = runUclient(h, { turnPort, peerPort: peer.port, ...USER, clients: 2, messages: 1400, length: 100, extraArgs: ['-z', '5'] });
-    await waitUntil('allocations open and checkpointed', async () => (await usage(api)).filter((r) => r.endedAt === null).length >= 4, 15_000); // each client: a probe allocation, then the relaying one
+    const relay = runUclient(h, {
+      turnPort,
+      peerPort: peer.port,
+      ...USER,
+      clients: 2,
+      messages: 1400,
+      length: 100,
+      extraArgs: ['-z', '5'],
+    });
+    await waitUntil(
+      'allocations open and checkpointed',
+      async () => (await usage(api)).filter((r) => r.endedAt === null).length >= 4,
+      15_000,
+    ); // each client: a probe allocation, then the relaying one
     const openAtKill = (await usage(api)).filter((r) => r.endedAt === null).map((r) => r.allocationId as string);
     process.kill(first, 'SIGKILL');
-    await waitUntil('pm2 started a new monitor that adopted turnserver', async () => {
-      const b = await health().catch(() => null);
-      return b?.turnserver?.adopted === true && monitorPid() !== first;
-    }, 20_000, 100);
+    await waitUntil(
+      'pm2 started a new monitor that adopted turnserver',
+      async () => {
+        const b = await health().catch(() => null);
+        return b?.turnserver?.adopted === true && monitorPid() !== first;
+      },
+      20_000,
+      100,
+    );
     const second = monitorPid();
-    const restart = await h.run('restart', process.execPath, [monitorBin, 'restart', '--config', configFile], { env, timeoutMs: 40_000 });
+    const restart = await h.run('restart', process.execPath, [monitorBin, 'restart', '--config', configFile], {
+      env,
+      timeoutMs: 40_000,
+    });
     assert.equal(restart.code, 0, restart.output);
     assert.notEqual(monitorPid(), second, 'a third monitor runs');
     const after = await health();
@@ -96,7 +123,11 @@ harnessTest(
     assert.equal(list[0].pm2_env.restart_time, 2);
 
     assert.equal((await pm2('kill')).code, 0);
-    await waitUntil('monitor and turnserver gone', () => processesMentioning(h.dir).length === 0 && !isAlive(turnPid), 15_000);
+    await waitUntil(
+      'monitor and turnserver gone',
+      () => processesMentioning(h.dir).length === 0 && !isAlive(turnPid),
+      15_000,
+    );
   },
   { timeout: 120_000 },
 );

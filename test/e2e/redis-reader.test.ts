@@ -18,10 +18,23 @@ type H = Parameters<Parameters<typeof harnessTest>[1]>[0];
 
 /** A real pipeline (SQLite in the test dir) and a RedisSource (reader thread) on `port` feeding it; not started. */
 function sourceAndPipeline(h: H, port: number) {
-  const pipeline = new UsagePipeline({ dbFile: `${h.dir}/usage.db`, source: 'redis', checkpointMs: 1000, deleteGraceMs: 2000, registry: new Registry(), log, now: Date.now });
+  const pipeline = new UsagePipeline({
+    dbFile: `${h.dir}/usage.db`,
+    source: 'redis',
+    checkpointMs: 1000,
+    deleteGraceMs: 2000,
+    registry: new Registry(),
+    log,
+    now: Date.now,
+  });
   pipeline.open();
   pipeline.setRun('run1');
-  const source = new RedisSource({ host: '127.0.0.1', port, db: 0, password: null, tls: false }, pipeline, log, Date.now);
+  const source = new RedisSource(
+    { host: '127.0.0.1', port, db: 0, password: null, tls: false },
+    pipeline,
+    log,
+    Date.now,
+  );
   h.onCleanup(async () => {
     await source.stop();
     pipeline.close();
@@ -42,57 +55,72 @@ async function setup(h: H) {
   return { source, pipeline, pub, malformed: () => malformed };
 }
 
-const topic = (id: number, kind: string) => `turn/realm/r.org/user/1795000000:dev${id}/allocation/${String(id).padStart(18, '0')}/${kind}`;
+const topic = (id: number, kind: string) =>
+  `turn/realm/r.org/user/1795000000:dev${id}/allocation/${String(id).padStart(18, '0')}/${kind}`;
 
-harnessTest('reader thread: events across many batches arrive in order and exact; oversized and malformed messages are counted, not fatal', async (h) => {
-  const { source, pipeline, pub, malformed } = await setup(h);
-  // 50 allocations × 1,000 increments, interleaved: far more than one batch of bytes.
-  const p = pub.pipeline();
-  for (let id = 1; id <= 50; id++) p.publish(topic(id, 'status'), 'new lifetime=600, type=UDP');
-  for (let k = 0; k < 1000; k++) for (let id = 1; id <= 50; id++) p.publish(topic(id, k % 2 ? 'traffic' : 'traffic/peer'), `rcvp=1, rcvb=${id}, sentp=2, sentb=${k}`);
-  p.publish(topic(1, 'traffic'), 'x'.repeat(BATCH_BYTES * 2)); // one message larger than a batch
-  await p.exec();
-  await waitUntil('all received', () => source.received === 50 + 50_000 + 1, 30_000).catch((e) => { throw new Error(`${e.message}: ${source.received}`); });
-  assert.equal(malformed(), 1, 'the oversized message is malformed: not a counter payload');
-  const open = pipeline.model.openRecords();
-  assert.equal(open.length, 50);
-  const sumK = (odd: boolean) => Array.from({ length: 500 }, (_, i) => 2 * i + (odd ? 1 : 0)).reduce((a, b) => a + b, 0);
-  for (const r of open) {
-    const id = Number(r.allocationId);
-    assert.deepEqual(r.client, [500, 500 * id, 1000, sumK(true)], `client counters of ${id}`);
-    assert.deepEqual(r.peer, [500, 500 * id, 1000, sumK(false)], `peer counters of ${id}`);
-  }
-});
+harnessTest(
+  'reader thread: events across many batches arrive in order and exact; oversized and malformed messages are counted, not fatal',
+  async (h) => {
+    const { source, pipeline, pub, malformed } = await setup(h);
+    // 50 allocations × 1,000 increments, interleaved: far more than one batch of bytes.
+    const p = pub.pipeline();
+    for (let id = 1; id <= 50; id++) p.publish(topic(id, 'status'), 'new lifetime=600, type=UDP');
+    for (let k = 0; k < 1000; k++)
+      for (let id = 1; id <= 50; id++)
+        p.publish(topic(id, k % 2 ? 'traffic' : 'traffic/peer'), `rcvp=1, rcvb=${id}, sentp=2, sentb=${k}`);
+    p.publish(topic(1, 'traffic'), 'x'.repeat(BATCH_BYTES * 2)); // one message larger than a batch
+    await p.exec();
+    await waitUntil('all received', () => source.received === 50 + 50_000 + 1, 30_000).catch((e) => {
+      throw new Error(`${e.message}: ${source.received}`);
+    });
+    assert.equal(malformed(), 1, 'the oversized message is malformed: not a counter payload');
+    const open = pipeline.model.openRecords();
+    assert.equal(open.length, 50);
+    const sumK = (odd: boolean) =>
+      Array.from({ length: 500 }, (_, i) => 2 * i + (odd ? 1 : 0)).reduce((a, b) => a + b, 0);
+    for (const r of open) {
+      const id = Number(r.allocationId);
+      assert.deepEqual(r.client, [500, 500 * id, 1000, sumK(true)], `client counters of ${id}`);
+      assert.deepEqual(r.peer, [500, 500 * id, 1000, sumK(false)], `peer counters of ${id}`);
+    }
+  },
+);
 
-harnessTest('reader thread dies: the loss is reported as a gap, a new reader subscribes again, later events count', async (h) => {
-  const { source, pipeline, pub } = await setup(h);
-  await pub.publish(topic(7, 'status'), 'new lifetime=600');
-  await waitUntil('first event', () => source.received === 1);
-  const gap = once(source, 'gap');
-  await (source as unknown as { worker: Worker }).worker.terminate();
-  await gap;
-  assert.equal(source.state, 'disconnected');
-  while ((source.state as string) !== 'subscribed') await once(source, 'state');
-  assert.equal(source.reconnects, 1);
-  await pub.publish(topic(7, 'traffic'), 'rcvp=1, rcvb=2, sentp=3, sentb=4');
-  await waitUntil('event after the restart', () => source.received === 2);
-  assert.deepEqual(pipeline.model.openRecords()[0].client, [1, 2, 3, 4]);
-  await source.stop();
-  assert.equal(source.state, 'stopped');
-  await source.stop(); // idempotent
-});
+harnessTest(
+  'reader thread dies: the loss is reported as a gap, a new reader subscribes again, later events count',
+  async (h) => {
+    const { source, pipeline, pub } = await setup(h);
+    await pub.publish(topic(7, 'status'), 'new lifetime=600');
+    await waitUntil('first event', () => source.received === 1);
+    const gap = once(source, 'gap');
+    await (source as unknown as { worker: Worker }).worker.terminate();
+    await gap;
+    assert.equal(source.state, 'disconnected');
+    while ((source.state as string) !== 'subscribed') await once(source, 'state');
+    assert.equal(source.reconnects, 1);
+    await pub.publish(topic(7, 'traffic'), 'rcvp=1, rcvb=2, sentp=3, sentb=4');
+    await waitUntil('event after the restart', () => source.received === 2);
+    assert.deepEqual(pipeline.model.openRecords()[0].client, [1, 2, 3, 4]);
+    await source.stop();
+    assert.equal(source.state, 'stopped');
+    await source.stop(); // idempotent
+  },
+);
 
-harnessTest('Redis down when the source starts: it says so, keeps trying, and subscribes once Redis is up', async (h) => {
-  const port = await freePort();
-  const { source, pipeline } = sourceAndPipeline(h, port);
-  await source.start();
-  assert.notEqual(source.state, 'subscribed');
-  await startRedis(h, port);
-  while ((source.state as string) !== 'subscribed') await once(source, 'state');
-  assert.equal(source.reconnects, 0, 'the first subscription is not a reconnection');
-  const pub = new Redis({ port, host: '127.0.0.1' });
-  h.onCleanup(async () => void pub.disconnect());
-  await pub.publish(topic(3, 'status'), 'new lifetime=600');
-  await waitUntil('event once Redis is up', () => source.received === 1);
-  assert.equal(pipeline.model.openRecords()[0].allocationId, String(3).padStart(18, '0'));
-});
+harnessTest(
+  'Redis down when the source starts: it says so, keeps trying, and subscribes once Redis is up',
+  async (h) => {
+    const port = await freePort();
+    const { source, pipeline } = sourceAndPipeline(h, port);
+    await source.start();
+    assert.notEqual(source.state, 'subscribed');
+    await startRedis(h, port);
+    while ((source.state as string) !== 'subscribed') await once(source, 'state');
+    assert.equal(source.reconnects, 0, 'the first subscription is not a reconnection');
+    const pub = new Redis({ port, host: '127.0.0.1' });
+    h.onCleanup(async () => void pub.disconnect());
+    await pub.publish(topic(3, 'status'), 'new lifetime=600');
+    await waitUntil('event once Redis is up', () => source.received === 1);
+    assert.equal(pipeline.model.openRecords()[0].allocationId, String(3).padStart(18, '0'));
+  },
+);

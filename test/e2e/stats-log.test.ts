@@ -15,14 +15,37 @@ const logConfig = (source: 'log' | 'both' | 'redis', extra: string[] = []) => ({
 });
 
 function longTraffic(h: Parameters<typeof startPeer>[0], m: MonitorProcess, peerPort: number, messages = 3000) {
-  return h.spawn('uclient', 'turnutils_uclient', ['-u', USER.user, '-w', USER.password, '-e', '127.0.0.1', '-r', String(peerPort), '-p', String(m.turnPort), '-m', '1', '-n', String(messages), '-l', '100', '-z', '5', '-c', '127.0.0.1']);
+  return h.spawn('uclient', 'turnutils_uclient', [
+    '-u',
+    USER.user,
+    '-w',
+    USER.password,
+    '-e',
+    '127.0.0.1',
+    '-r',
+    String(peerPort),
+    '-p',
+    String(m.turnPort),
+    '-m',
+    '1',
+    '-n',
+    String(messages),
+    '-l',
+    '100',
+    '-z',
+    '5',
+    '-c',
+    '127.0.0.1',
+  ]);
 }
 
 /** Totals per allocation from turnserver's own final usage lines, as they reached our log. */
 function logTotals(m: MonitorProcess): Map<string, { client: number[]; peer: number[] }> {
   const out = new Map<string, { client: number[]; peer: number[] }>();
   for (const e of m.logs) {
-    const x = e.component === 'turnserver' && /session (\d+): (peer )?usage: .*, rp=(\d+), rb=(\d+), sp=(\d+), sb=(\d+)$/.exec(e.msg);
+    const x =
+      e.component === 'turnserver' &&
+      /session (\d+): (peer )?usage: .*, rp=(\d+), rb=(\d+), sp=(\d+), sb=(\d+)$/.exec(e.msg);
     if (!x) continue;
     const t = out.get(x[1]) ?? { client: [0, 0, 0, 0], peer: [0, 0, 0, 0] };
     const side = x[2] ? t.peer : t.client;
@@ -38,28 +61,51 @@ harnessTest(
     // The truth: coturn's own total_traffic, from an extra redis-statsdb line the test points at its own Redis.
     const truthRedis = await startRedis(h);
     const peer = await startPeer(h);
-    const m = await startMonitor(h, logConfig('log', [`redis-statsdb="ip=127.0.0.1 port=${truthRedis.port} dbname=0 connect_timeout=30"`]));
+    const m = await startMonitor(
+      h,
+      logConfig('log', [`redis-statsdb="ip=127.0.0.1 port=${truthRedis.port} dbname=0 connect_timeout=30"`]),
+    );
     const conf = readFileSync(path.join(m.dataDir, 'turnserver.conf'), 'utf8');
-    assert.equal((conf.match(/^redis-statsdb=/gm) ?? []).length, 1, 'only the test\'s own statsdb line');
+    assert.equal((conf.match(/^redis-statsdb=/gm) ?? []).length, 1, "only the test's own statsdb line");
     assert.match(conf, /^verbose$/m);
     const health = await m.health();
     assert.equal(health.body.stats.redis, null);
     assert.equal(health.body.stats.status, 'ok');
     const truth = await recordTotals(h, truthRedis.port);
-    const base: UclientOptions = { turnPort: m.turnPort, peerPort: peer.port, ...USER, clients: 2, messages: 60, length: 120 };
-    for (const opts of [base, { ...base, sendIndications: true }, { ...base, tcp: true }, { ...base, tcpRelay: true, clients: 1 }]) {
+    const base: UclientOptions = {
+      turnPort: m.turnPort,
+      peerPort: peer.port,
+      ...USER,
+      clients: 2,
+      messages: 60,
+      length: 120,
+    };
+    for (const opts of [
+      base,
+      { ...base, sendIndications: true },
+      { ...base, tcp: true },
+      { ...base, tcpRelay: true, clients: 1 },
+    ]) {
       assert.equal((await runUclient(h, opts)).code, 0);
     }
-    await waitUntil('every deleted allocation recorded', async () => {
-      const rows = await usage(m);
-      return [...truth.deleted].every((id) => rows.some((r) => r.allocationId === id && r.endReason === 'deleted'));
-    }, 15_000);
+    await waitUntil(
+      'every deleted allocation recorded',
+      async () => {
+        const rows = await usage(m);
+        return [...truth.deleted].every((id) => rows.some((r) => r.allocationId === id && r.endReason === 'deleted'));
+      },
+      15_000,
+    );
     const rows = (await usage(m)).filter((r) => r.endReason === 'deleted');
     assert.ok(rows.length >= 7);
     for (const r of rows) {
       const t = truth.totals.get(r.allocationId);
       assert.deepEqual([r.rcvp, r.rcvb, r.sentp, r.sentb], t?.client, `client counters of ${r.allocationId}`);
-      assert.deepEqual([r.peerRcvp, r.peerRcvb, r.peerSentp, r.peerSentb], t?.peer, `peer counters of ${r.allocationId}`);
+      assert.deepEqual(
+        [r.peerRcvp, r.peerRcvb, r.peerSentp, r.peerSentb],
+        t?.peer,
+        `peer counters of ${r.allocationId}`,
+      );
       assert.ok(r.endDetail, 'close reason from the log');
       assert.equal(r.complete, true);
     }
@@ -74,30 +120,56 @@ harnessTest(
     const peer = await startPeer(h);
     // The second monitor runs on the default source ('auto', which is 'log' on coturn 4.6.1).
     const two = (name: string, source: 'redis' | null) =>
-      startMonitor(h, { ...(source ? logConfig(source) : { http: statsConfig.http, turnserver: statsConfig.turnserver }), dataDir: path.join(h.dir, name) }, { configFile: path.join(h.dir, `${name}.json`) });
+      startMonitor(
+        h,
+        {
+          ...(source ? logConfig(source) : { http: statsConfig.http, turnserver: statsConfig.turnserver }),
+          dataDir: path.join(h.dir, name),
+        },
+        { configFile: path.join(h.dir, `${name}.json`) },
+      );
     const [withRedis, withLog] = await Promise.all([two('redis', 'redis'), two('default', null)]);
     const logPid = (await withLog.health()).body.turnserver.pid;
     assert.equal((await withLog.health()).body.stats.source, 'log', "'auto' chose the log on 4.6.1");
     const redisRun = (await withRedis.health()).body.turnserver.runId;
     longTraffic(h, withRedis, peer.port, 20_000); // an allocation open when the crash comes
-    await waitUntil('allocation open', async () => (await withRedis.get('/allocations', { headers: { authorization: `Bearer ${statsConfig.http.apiKeys[0]}` } })).body.length > 0, 10_000);
+    await waitUntil(
+      'allocation open',
+      async () =>
+        (await withRedis.get('/allocations', { headers: { authorization: `Bearer ${statsConfig.http.apiKeys[0]}` } }))
+          .body.length > 0,
+      10_000,
+    );
     const probeAt = Date.now();
     const probe = (m: MonitorProcess) =>
-      runUclient(h, { turnPort: m.turnPort, peerPort: peer.port, user: 'a%sb', password: 'wrong', messages: 1, timeoutMs: 15_000 });
+      runUclient(h, {
+        turnPort: m.turnPort,
+        peerPort: peer.port,
+        user: 'a%sb',
+        password: 'wrong',
+        messages: 1,
+        timeoutMs: 15_000,
+      });
     await Promise.all([probe(withRedis), probe(withLog)]);
 
     // coturn publishes a failed session's traffic ~60 s later: that format string is the crash.
     const from = 0;
-    const crash = await withRedis.waitForLog((e) => e.event === 'exit' && e.component === 'supervisor', { from, timeoutMs: 80_000 });
+    const crash = await withRedis.waitForLog((e) => e.event === 'exit' && e.component === 'supervisor', {
+      from,
+      timeoutMs: 80_000,
+    });
     assert.equal(crash.signal, 'SIGSEGV');
-    const back = await withRedis.waitForLog((e) => e.event === 'ready' && e.component === 'supervisor' && e.runId !== redisRun, { timeoutMs: 10_000 });
+    const back = await withRedis.waitForLog(
+      (e) => e.event === 'ready' && e.component === 'supervisor' && e.runId !== redisRun,
+      { timeoutMs: 10_000 },
+    );
     assert.ok(Date.parse(back.time as string) - Date.parse(crash.time as string) <= 3500, 'serving again within 3.5 s');
     const closed = (await usage(withRedis)).filter((r) => r.run === redisRun && r.endReason === 'child-exit');
     assert.ok(closed.length >= 1, 'the allocations open at the crash were closed as child-exit');
 
     await waitUntil('70 s after the probe', () => Date.now() - probeAt >= 70_000, 80_000);
     const logHealth = (await withLog.health()).body.turnserver;
-    assert.equal(logHealth.pid, logPid, "default source: the same turnserver still serves");
+    assert.equal(logHealth.pid, logPid, 'default source: the same turnserver still serves');
     assert.equal(logHealth.restarts, 0);
     assert.ok(isAlive(logPid));
     await Promise.all([withRedis.stop(), withLog.stop()]);
@@ -120,11 +192,21 @@ harnessTest(
     await m.waitForLog((e) => e.event === 'redis-resubscribed', { from, timeoutMs: 15_000 });
     await uclient.exited;
     // The allocations turnserver freed (its probe allocation lives on until its lifetime ends).
-    const freed = () => live.filter((id: string) => m.logs.some((e) => e.component === 'turnserver' && e.msg.startsWith(`session ${id}: delete:`)));
-    await waitUntil('outage allocations freed and closed', async () => {
-      const rows = await usage(m);
-      return freed().length > 0 && freed().every((id: string) => rows.some((r) => r.allocationId === id && r.endReason === 'deleted'));
-    }, 20_000);
+    const freed = () =>
+      live.filter((id: string) =>
+        m.logs.some((e) => e.component === 'turnserver' && e.msg.startsWith(`session ${id}: delete:`)),
+      );
+    await waitUntil(
+      'outage allocations freed and closed',
+      async () => {
+        const rows = await usage(m);
+        return (
+          freed().length > 0 &&
+          freed().every((id: string) => rows.some((r) => r.allocationId === id && r.endReason === 'deleted'))
+        );
+      },
+      20_000,
+    );
     const truth = logTotals(m);
     const rows = (await usage(m)).filter((r) => freed().includes(r.allocationId));
     assert.ok(rows.length > 0);

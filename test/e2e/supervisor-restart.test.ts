@@ -79,28 +79,31 @@ harnessTest('a SIGSTOPped (hung) turnserver is detected and replaced', async (h)
 
 // Issue 13: a turnserver of ours that still serves is adopted (see stats-resilience and
 // lifecycle-adoption tests); one that does not answer STUN is still stopped and replaced.
-harnessTest('a turnserver orphaned by a killed monitor that does not answer STUN is replaced, not doubled; a serving one is adopted', async (h) => {
-  const m1 = await startMonitor(h);
-  const orphan = (await m1.waitForEvent('ready')).childPid as number;
-  process.kill(m1.pid, 'SIGKILL');
-  await m1.exited;
-  assert.ok(isAlive(orphan), 'turnserver outlives a SIGKILLed monitor');
-  const m2 = await startMonitor(h, {}, { rawConfig: m1.config });
-  const adopted = await m2.waitForLog((e) => e.event === 'adopted' && e.component === 'supervisor');
-  assert.equal(adopted.childPid, orphan, 'a serving turnserver is adopted');
-  process.kill(m2.pid, 'SIGKILL');
-  await m2.exited;
-  process.kill(orphan, 'SIGSTOP'); // ours, but it does not answer
-  const m3 = await startMonitor(h, {}, { rawConfig: m1.config });
-  const orphanLog = await m3.waitForLog((e) => e.event === 'orphan' && e.component === 'supervisor');
-  assert.equal(orphanLog.orphanPid, orphan);
-  assert.equal(orphanLog.why, 'no-answer');
-  const ready = await m3.waitForEvent('ready');
-  assert.notEqual(ready.childPid, orphan);
-  assert.equal(isAlive(orphan), false, 'the orphan was stopped');
-  assert.deepEqual(turnserversOf(m3), [ready.childPid]);
-  assert.equal((await m3.stop()).code, 0);
-});
+harnessTest(
+  'a turnserver orphaned by a killed monitor that does not answer STUN is replaced, not doubled; a serving one is adopted',
+  async (h) => {
+    const m1 = await startMonitor(h);
+    const orphan = (await m1.waitForEvent('ready')).childPid as number;
+    process.kill(m1.pid, 'SIGKILL');
+    await m1.exited;
+    assert.ok(isAlive(orphan), 'turnserver outlives a SIGKILLed monitor');
+    const m2 = await startMonitor(h, {}, { rawConfig: m1.config });
+    const adopted = await m2.waitForLog((e) => e.event === 'adopted' && e.component === 'supervisor');
+    assert.equal(adopted.childPid, orphan, 'a serving turnserver is adopted');
+    process.kill(m2.pid, 'SIGKILL');
+    await m2.exited;
+    process.kill(orphan, 'SIGSTOP'); // ours, but it does not answer
+    const m3 = await startMonitor(h, {}, { rawConfig: m1.config });
+    const orphanLog = await m3.waitForLog((e) => e.event === 'orphan' && e.component === 'supervisor');
+    assert.equal(orphanLog.orphanPid, orphan);
+    assert.equal(orphanLog.why, 'no-answer');
+    const ready = await m3.waitForEvent('ready');
+    assert.notEqual(ready.childPid, orphan);
+    assert.equal(isAlive(orphan), false, 'the orphan was stopped');
+    assert.deepEqual(turnserversOf(m3), [ready.childPid]);
+    assert.equal((await m3.stop()).code, 0);
+  },
+);
 
 harnessTest('SIGTERM: turnserver is stopped, no restart, the monitor exits 0', async (h) => {
   const m = await startMonitor(h);
@@ -109,7 +112,10 @@ harnessTest('SIGTERM: turnserver is stopped, no restart, the monitor exits 0', a
   const exit = await m.stop('SIGTERM');
   assert.equal(exit.code, 0);
   assert.equal(isAlive(ready.childPid as number), false);
-  assert.equal(m.logs.slice(from).some((e) => e.event === 'restart-scheduled' || e.event === 'spawn'), false);
+  assert.equal(
+    m.logs.slice(from).some((e) => e.event === 'restart-scheduled' || e.event === 'spawn'),
+    false,
+  );
   assert.deepEqual(turnserversOf(m), []);
 });
 
@@ -120,27 +126,35 @@ harnessTest('SIGINT stops gracefully too', async (h) => {
   assert.equal(isAlive(ready.childPid as number), false);
 });
 
-harnessTest('a child that exits before it ever serves backs off (doubling), and the backoff resets once one serves', async (h) => {
-  // A wrapper that runs the real turnserver unless a "broken" marker file exists.
-  const marker = path.join(h.dir, 'broken');
-  const wrapper = path.join(h.dir, 'turnserver-wrapper');
-  writeFileSync(wrapper, `#!/bin/sh\nif [ -e ${marker} ]; then echo "cannot start" >&2; exit 1; fi\nexec turnserver "$@"\n`);
-  chmodSync(wrapper, 0o755);
-  const m = await startMonitor(h, { turnserver: { bin: wrapper, restartDelayMs: 100 } });
-  const first = await m.waitForEvent('ready');
-  const from = m.logs.length;
-  writeFileSync(marker, '');
-  process.kill(first.childPid as number, 'SIGKILL');
-  const scheduled = () => m.logs.slice(from).filter((e) => e.event === 'restart-scheduled');
-  await m.waitForLog(() => scheduled().length >= 4);
-  const delays = scheduled().slice(0, 4).map((e) => e.delayMs);
-  assert.deepEqual(delays, [100, 100, 200, 400], 'fixed delay after a served child, then doubling');
-  rmSync(marker);
-  const ready = await m.waitForEvent('ready', { from });
-  const after = m.logs.length;
-  process.kill(ready.childPid as number, 'SIGKILL');
-  const again = await m.waitForEvent('restart-scheduled', { from: after });
-  assert.equal(again.delayMs, 100, 'backoff reset after a child served');
-  await m.waitForEvent('ready', { from: after });
-  assert.equal((await m.stop()).code, 0);
-});
+harnessTest(
+  'a child that exits before it ever serves backs off (doubling), and the backoff resets once one serves',
+  async (h) => {
+    // A wrapper that runs the real turnserver unless a "broken" marker file exists.
+    const marker = path.join(h.dir, 'broken');
+    const wrapper = path.join(h.dir, 'turnserver-wrapper');
+    writeFileSync(
+      wrapper,
+      `#!/bin/sh\nif [ -e ${marker} ]; then echo "cannot start" >&2; exit 1; fi\nexec turnserver "$@"\n`,
+    );
+    chmodSync(wrapper, 0o755);
+    const m = await startMonitor(h, { turnserver: { bin: wrapper, restartDelayMs: 100 } });
+    const first = await m.waitForEvent('ready');
+    const from = m.logs.length;
+    writeFileSync(marker, '');
+    process.kill(first.childPid as number, 'SIGKILL');
+    const scheduled = () => m.logs.slice(from).filter((e) => e.event === 'restart-scheduled');
+    await m.waitForLog(() => scheduled().length >= 4);
+    const delays = scheduled()
+      .slice(0, 4)
+      .map((e) => e.delayMs);
+    assert.deepEqual(delays, [100, 100, 200, 400], 'fixed delay after a served child, then doubling');
+    rmSync(marker);
+    const ready = await m.waitForEvent('ready', { from });
+    const after = m.logs.length;
+    process.kill(ready.childPid as number, 'SIGKILL');
+    const again = await m.waitForEvent('restart-scheduled', { from: after });
+    assert.equal(again.delayMs, 100, 'backoff reset after a child served');
+    await m.waitForEvent('ready', { from: after });
+    assert.equal((await m.stop()).code, 0);
+  },
+);

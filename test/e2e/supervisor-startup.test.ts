@@ -30,7 +30,11 @@ harnessTest('listening port taken: a clear start-up error well under 60 s, nothi
   assert.equal(exit.code, 1);
   assert.match(m.output(), /cannot bind its listening address 127\.0\.0\.1:\d+/);
   assert.ok(took < 15_000, `failed after ${took} ms`);
-  assert.equal(m.logs.filter((e) => e.event === 'spawn' && e.component === 'supervisor').length, 1, 'start-up failure is not restart-looped');
+  assert.equal(
+    m.logs.filter((e) => e.event === 'spawn' && e.component === 'supervisor').length,
+    1,
+    'start-up failure is not restart-looped',
+  );
   assert.deepEqual(processesMentioning(path.join(m.dataDir, 'turnserver.conf')), []);
 });
 
@@ -69,9 +73,17 @@ const badConfigs: [string, Record<string, unknown>, RegExp][] = [
   ['unknown nested key', { turnserver: { listenPort: 1 } }, /config key "turnserver\.listenPort": unknown key/],
   ['wrong type', { turnserver: { listeningPort: 'x' } }, /config key "turnserver\.listeningPort"/],
   ['port out of range', { http: { port: 70000 } }, /config key "http\.port"/],
-  ['bad IP', { turnserver: { externalIp: 'not-an-ip' } }, /config key "turnserver\.externalIp": must be an IPv4 or IPv6 address/],
+  [
+    'bad IP',
+    { turnserver: { externalIp: 'not-an-ip' } },
+    /config key "turnserver\.externalIp": must be an IPv4 or IPv6 address/,
+  ],
   ['bad enum', { credentials: { mode: 'ldap' } }, /config key "credentials\.mode"/],
-  ['rotate > validity', { credentials: { rotateIntervalSec: 10, validitySec: 5 } }, /config key "credentials\.rotateIntervalSec"/],
+  [
+    'rotate > validity',
+    { credentials: { rotateIntervalSec: 10, validitySec: 5 } },
+    /config key "credentials\.rotateIntervalSec"/,
+  ],
   ['public bind without API keys', { http: { host: '0.0.0.0' } }, /config key "http\.apiKeys"/],
 ];
 
@@ -81,7 +93,11 @@ harnessTest('bad config: exit 2 naming the key, nothing spawned', async (h) => {
     const exit = await waitExit(m.tracked, 10_000);
     assert.equal(exit.code, 2, `${label}: exit code`);
     assert.match(m.output(), expected, label);
-    assert.equal(m.logs.some((e) => e.event === 'spawn'), false, `${label}: nothing spawned`);
+    assert.equal(
+      m.logs.some((e) => e.event === 'spawn'),
+      false,
+      `${label}: nothing spawned`,
+    );
   }
   const notJson = path.join(h.dir, 'broken.json');
   writeFileSync(notJson, '{"http": {"apiKeys": ["super-secret-api-key-1234"]');

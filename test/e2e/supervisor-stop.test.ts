@@ -7,18 +7,21 @@ import { waitUntil } from '../../src/process/wait.js';
 
 const stubborn = path.join(repoRoot, 'test', 'fixtures', 'stubborn-turnserver.mjs');
 
-harnessTest('a child that ignores SIGTERM is SIGKILLed after stopTimeoutMs, and the monitor still exits 0', async (h) => {
-  const m = await startMonitor(h, { turnserver: { bin: stubborn, stopTimeoutMs: 1000 } });
-  const ready = await m.waitForEvent('ready');
-  const from = m.logs.length;
-  const exit = await m.stop('SIGTERM');
-  assert.equal(exit.code, 0);
-  const escalated = await m.waitForEvent('kill-escalated', { from });
-  assert.equal(escalated.childPid, ready.childPid);
-  const childExit = await m.waitForEvent('exit', { from });
-  assert.equal(childExit.signal, 'SIGKILL');
-  assert.equal(isAlive(ready.childPid as number), false);
-});
+harnessTest(
+  'a child that ignores SIGTERM is SIGKILLed after stopTimeoutMs, and the monitor still exits 0',
+  async (h) => {
+    const m = await startMonitor(h, { turnserver: { bin: stubborn, stopTimeoutMs: 1000 } });
+    const ready = await m.waitForEvent('ready');
+    const from = m.logs.length;
+    const exit = await m.stop('SIGTERM');
+    assert.equal(exit.code, 0);
+    const escalated = await m.waitForEvent('kill-escalated', { from });
+    assert.equal(escalated.childPid, ready.childPid);
+    const childExit = await m.waitForEvent('exit', { from });
+    assert.equal(childExit.signal, 'SIGKILL');
+    assert.equal(isAlive(ready.childPid as number), false);
+  },
+);
 
 harnessTest('a second signal during a slow shutdown exits at once', async (h) => {
   const m = await startMonitor(h, { turnserver: { bin: stubborn, stopTimeoutMs: 10_000 } });

@@ -10,7 +10,13 @@ const extraConfig = [`user=${user.user}:${user.password}`];
 harnessTest('the default template refuses to relay to loopback; allowLoopbackPeers lifts exactly that', async (h) => {
   const peer = await startPeer(h);
   const denied = await startMonitor(h, { turnserver: { allowLoopbackPeers: false, extraConfig } });
-  const refused = await runUclient(h, { turnPort: denied.turnPort, peerPort: peer.port, ...user, messages: 10, timeoutMs: 30_000 });
+  const refused = await runUclient(h, {
+    turnPort: denied.turnPort,
+    peerPort: peer.port,
+    ...user,
+    messages: 10,
+    timeoutMs: 30_000,
+  });
   assert.match(refused.output, /403 \(Forbidden IP\)/, 'turnserver refuses a loopback peer by default');
   assert.equal(refused.lostPackets === 0, false, 'nothing was relayed');
   assert.equal((await denied.stop()).code, 0);

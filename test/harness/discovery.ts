@@ -47,7 +47,12 @@ export function getNode(c: ZkClient, p: string): Promise<NodeView | null> {
   );
 }
 
-export function createNode(c: ZkClient, p: string, data: unknown, mode = zookeeper.CreateMode.EPHEMERAL): Promise<void> {
+export function createNode(
+  c: ZkClient,
+  p: string,
+  data: unknown,
+  mode = zookeeper.CreateMode.EPHEMERAL,
+): Promise<void> {
   return new Promise((resolve, reject) =>
     c.mkdirp(path.posix.dirname(p), (err) => {
       if (err) return reject(err);
@@ -57,7 +62,9 @@ export function createNode(c: ZkClient, p: string, data: unknown, mode = zookeep
 }
 
 export function setNode(c: ZkClient, p: string, data: unknown): Promise<void> {
-  return new Promise((resolve, reject) => c.setData(p, Buffer.from(JSON.stringify(data)), (e) => (e ? reject(e) : resolve())));
+  return new Promise((resolve, reject) =>
+    c.setData(p, Buffer.from(JSON.stringify(data)), (e) => (e ? reject(e) : resolve())),
+  );
 }
 
 export function removeNode(c: ZkClient, p: string): Promise<void> {
@@ -89,7 +96,10 @@ export class NodeWatch {
         (event) => {
           const at = Date.now();
           const t = event.getType();
-          this.record(t === zookeeper.Event.NODE_CREATED ? 'created' : t === zookeeper.Event.NODE_DELETED ? 'deleted' : 'changed', at);
+          this.record(
+            t === zookeeper.Event.NODE_CREATED ? 'created' : t === zookeeper.Event.NODE_DELETED ? 'deleted' : 'changed',
+            at,
+          );
           if (!this.closed) void this.arm();
         },
         (_err, stat) => resolve(!!stat),
@@ -115,7 +125,10 @@ export class NodeWatch {
         }
         return false;
       };
-      const timer = setTimeout(() => reject(new Error(`no '${type}' of ${this.path} within ${timeoutMs} ms`)), timeoutMs);
+      const timer = setTimeout(
+        () => reject(new Error(`no '${type}' of ${this.path} within ${timeoutMs} ms`)),
+        timeoutMs,
+      );
       if (check()) return;
       const loop = () => {
         if (!check()) this.waiters.push(loop);
@@ -156,7 +169,12 @@ export class FakeNic {
   private readonly ctl: Float64Array;
   private readonly worker: Worker;
 
-  constructor(dir: string, readonly iface: string, rxMbps: number, txMbps: number) {
+  constructor(
+    dir: string,
+    readonly iface: string,
+    rxMbps: number,
+    txMbps: number,
+  ) {
     this.sysClassNet = path.join(dir, 'sys-class-net');
     this.statsDir = path.join(this.sysClassNet, iface, 'statistics');
     mkdirSync(this.statsDir, { recursive: true });

@@ -64,7 +64,12 @@ export class Harness {
   }
 
   /** Run a command to completion (tracked, so a hang is still cleaned up). */
-  async run(name: string, file: string, args: string[], opts: SpawnOptions & { timeoutMs?: number } = {}): Promise<Exit & { output: string }> {
+  async run(
+    name: string,
+    file: string,
+    args: string[],
+    opts: SpawnOptions & { timeoutMs?: number } = {},
+  ): Promise<Exit & { output: string }> {
     const t = this.spawn(name, file, args, opts);
     const timer = setTimeout(() => void killPid(t.pid, 1000), opts.timeoutMs ?? 60_000);
     const exit = await t.exited;
@@ -174,4 +179,3 @@ export async function waitExit(t: Tracked, timeoutMs = 10_000): Promise<Exit> {
     clearTimeout(timer);
   }
 }
-

@@ -11,12 +11,16 @@ import { isAlive, killPid } from '../../src/process/pids.js';
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const monitorBin = path.join(repoRoot, 'bin', 'turn-monitor');
 /** The node flags ops run the monitor with (pm2's node_args, read from the launcher's shebang there). */
-export const monitorNodeArgs = ((await import(pathToFileURL(path.join(repoRoot, 'ecosystem.config.js')).href)) as { apps: { node_args: string[] }[] }).apps[0].node_args;
+export const monitorNodeArgs = (
+  (await import(pathToFileURL(path.join(repoRoot, 'ecosystem.config.js')).href)) as { apps: { node_args: string[] }[] }
+).apps[0].node_args;
 
 /** One JSON log line of the monitor. */
 export type LogEntry = Record<string, unknown> & { level: string; msg: string; component?: string; event?: string };
 
-type DeepPartial<T> = { [K in keyof T]?: T[K] extends object ? (T[K] extends unknown[] ? T[K] : DeepPartial<T[K]>) : T[K] };
+type DeepPartial<T> = {
+  [K in keyof T]?: T[K] extends object ? (T[K] extends unknown[] ? T[K] : DeepPartial<T[K]>) : T[K];
+};
 export type ConfigOverrides = DeepPartial<ConfigInput> & Record<string, unknown>;
 
 function merge(base: Record<string, unknown>, over: Record<string, unknown>): Record<string, unknown> {
@@ -183,14 +187,23 @@ export interface StartMonitorOptions {
 }
 
 /** Write the config file and start `bin/turn-monitor start --config FILE`. */
-export async function startMonitor(h: Harness, overrides: ConfigOverrides = {}, opts: StartMonitorOptions = {}): Promise<MonitorProcess> {
+export async function startMonitor(
+  h: Harness,
+  overrides: ConfigOverrides = {},
+  opts: StartMonitorOptions = {},
+): Promise<MonitorProcess> {
   const config = opts.rawConfig ?? (await testConfig(h, overrides));
   const configFile = opts.configFile ?? path.join(h.dir, 'config.json');
   mkdirSync(path.dirname(configFile), { recursive: true });
   writeFileSync(configFile, JSON.stringify(config, null, 2));
-  const tracked = h.spawn('monitor', process.execPath, [...monitorNodeArgs, monitorBin, 'start', '--config', configFile, ...(opts.args ?? [])], {
-    env: { ...process.env, ...opts.env },
-  });
+  const tracked = h.spawn(
+    'monitor',
+    process.execPath,
+    [...monitorNodeArgs, monitorBin, 'start', '--config', configFile, ...(opts.args ?? [])],
+    {
+      env: { ...process.env, ...opts.env },
+    },
+  );
   tracked.child.stdout?.setEncoding('utf8');
   const monitor = new MonitorProcess(tracked, config, configFile);
   if (opts.waitReady ?? true) {

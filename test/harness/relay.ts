@@ -14,7 +14,10 @@ export async function withTruth(h: Harness, turnserver: Record<string, unknown> 
     http: { apiKeys: [STATS_API_KEY] },
     turnserver: {
       ...turnserver,
-      extraConfig: [`user=${STATS_USER.user}:${STATS_USER.password}`, `redis-statsdb="ip=127.0.0.1 port=${redis.port} dbname=0 connect_timeout=30"`],
+      extraConfig: [
+        `user=${STATS_USER.user}:${STATS_USER.password}`,
+        `redis-statsdb="ip=127.0.0.1 port=${redis.port} dbname=0 connect_timeout=30"`,
+      ],
     },
   };
   const truth = await recordTotals(h, redis.port);
@@ -24,12 +27,25 @@ export async function withTruth(h: Harness, turnserver: Record<string, unknown> 
 export const apiKey = { headers: { authorization: `Bearer ${STATS_API_KEY}` } };
 
 /** Every allocation coturn freed is recorded `deleted` with coturn's own totals; returns the rows compared. */
-export async function assertExactTotals(m: MonitorProcess, truth: Awaited<ReturnType<typeof recordTotals>>, equal: (a: unknown, b: unknown, msg: string) => void, also: () => boolean = () => true) {
-  await waitUntil('every freed allocation recorded', async () => {
-    const rows = await usage(m);
-    const freed = [...truth.deleted];
-    return freed.length > 0 && also() && freed.every((id) => rows.some((r) => r.allocationId === id && r.endReason === 'deleted'));
-  }, 20_000);
+export async function assertExactTotals(
+  m: MonitorProcess,
+  truth: Awaited<ReturnType<typeof recordTotals>>,
+  equal: (a: unknown, b: unknown, msg: string) => void,
+  also: () => boolean = () => true,
+) {
+  await waitUntil(
+    'every freed allocation recorded',
+    async () => {
+      const rows = await usage(m);
+      const freed = [...truth.deleted];
+      return (
+        freed.length > 0 &&
+        also() &&
+        freed.every((id) => rows.some((r) => r.allocationId === id && r.endReason === 'deleted'))
+      );
+    },
+    20_000,
+  );
   const rows = (await usage(m)).filter((r) => truth.deleted.has(r.allocationId));
   for (const r of rows) {
     const t = truth.totals.get(r.allocationId);

@@ -20,8 +20,20 @@ export async function startRedis(h: Harness, port?: number): Promise<Service> {
   const dir = path.join(h.dir, `redis-${p}`);
   mkdirSync(dir, { recursive: true });
   const tracked = h.spawn('redis', 'redis-server', [
-    '--port', String(p), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
-    '--dir', dir, '--pidfile', path.join(dir, 'redis.pid'), '--client-output-buffer-limit', 'pubsub 0 0 0',
+    '--port',
+    String(p),
+    '--bind',
+    '127.0.0.1',
+    '--save',
+    '',
+    '--appendonly',
+    'no',
+    '--dir',
+    dir,
+    '--pidfile',
+    path.join(dir, 'redis.pid'),
+    '--client-output-buffer-limit',
+    'pubsub 0 0 0',
   ]);
   await waitUntil(`redis on ${p}`, async () => (await tcpSay(p, 'PING\r\n', 300)).startsWith('+PONG'), 10_000);
   return { port: p, tracked, pid: tracked.pid, stop: () => killPid(tracked.pid) };
@@ -82,8 +94,18 @@ export interface UclientOptions {
 /** Run turnutils_uclient to completion; returns its exit and output (ends with loss figures). */
 export async function runUclient(h: Harness, o: UclientOptions) {
   const args = [
-    '-e', '127.0.0.1', '-r', String(o.peerPort), '-p', String(o.turnPort),
-    '-m', String(o.clients ?? 1), '-n', String(o.messages ?? 20), '-l', String(o.length ?? 100),
+    '-e',
+    '127.0.0.1',
+    '-r',
+    String(o.peerPort),
+    '-p',
+    String(o.turnPort),
+    '-m',
+    String(o.clients ?? 1),
+    '-n',
+    String(o.messages ?? 20),
+    '-l',
+    String(o.length ?? 100),
   ];
   if (o.user) args.push('-u', o.user);
   if (o.secret) args.push('-W', o.secret);

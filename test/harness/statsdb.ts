@@ -26,7 +26,8 @@ export async function monitorRedisPort(m: MonitorProcess): Promise<number> {
   return (await m.health()).body.stats.redis.port as number;
 }
 
-const counters = (msg: string) => ['rcvp', 'rcvb', 'sentp', 'sentb'].map((k) => Number(new RegExp(`${k}=(\\d+)`).exec(msg)?.[1]));
+const counters = (msg: string) =>
+  ['rcvp', 'rcvb', 'sentp', 'sentb'].map((k) => Number(new RegExp(`${k}=(\\d+)`).exec(msg)?.[1]));
 
 /**
  * An independent subscriber recording coturn's own totals (total_traffic, total_traffic/peer)

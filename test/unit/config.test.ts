@@ -28,7 +28,10 @@ test('the config object is frozen all the way down', () => {
 });
 
 test('relative binary paths resolve, bare names do not', () => {
-  const c = buildConfig({ turnserver: { bin: './bin/turnserver' }, credentials: { turnadmin: 'turnadmin' } }, '/opt/tm');
+  const c = buildConfig(
+    { turnserver: { bin: './bin/turnserver' }, credentials: { turnadmin: 'turnadmin' } },
+    '/opt/tm',
+  );
   assert.equal(c.turnserver.bin, '/opt/tm/bin/turnserver');
   assert.equal(c.credentials.turnadmin, 'turnadmin');
 });
@@ -47,12 +50,15 @@ const bad: [unknown, RegExp][] = [
 
 test('bad values: a ConfigError (exit 2) naming the key', () => {
   for (const [raw, re] of bad) {
-    assert.throws(() => buildConfig(raw, '/x'), (err: unknown) => {
-      assert.ok(err instanceof ConfigError);
-      assert.equal(err.exitCode, 2);
-      assert.match(err.message, re);
-      return true;
-    });
+    assert.throws(
+      () => buildConfig(raw, '/x'),
+      (err: unknown) => {
+        assert.ok(err instanceof ConfigError);
+        assert.equal(err.exitCode, 2);
+        assert.match(err.message, re);
+        return true;
+      },
+    );
   }
 });
 
@@ -62,22 +68,41 @@ test('a public bind is allowed with an API key or an explicit opt-out', () => {
 });
 
 test('errors never echo the offending value (it may be a secret)', () => {
-  // eslint-disable-next-line no-loss-of-precision -- a number too long to be a valid key, on purpose
-  assert.throws(() => buildConfig({ http: { apiKeys: [12345678901234567890] } }, '/x'), (err: Error) => !err.message.includes('12345678901234567890'));
-  assert.throws(() => buildConfig({ redis: { url: 'http://user:hunter2@x' } }, '/x'), (err: Error) => !err.message.includes('hunter2'));
+  assert.throws(
+    // eslint-disable-next-line no-loss-of-precision -- a number too long to be a valid key, on purpose
+    () => buildConfig({ http: { apiKeys: [12345678901234567890] } }, '/x'),
+    (err: Error) => !err.message.includes('12345678901234567890'),
+  );
+  assert.throws(
+    () => buildConfig({ redis: { url: 'http://user:hunter2@x' } }, '/x'),
+    (err: Error) => !err.message.includes('hunter2'),
+  );
 });
 
-test('secret mode: the secret rotation and a credential\'s lifetime are independent; userdb mode keeps the rule', () => {
+test("secret mode: the secret rotation and a credential's lifetime are independent; userdb mode keeps the rule", () => {
   const c = buildConfig({ credentials: { mode: 'secret', rotateIntervalSec: 86_400, validitySec: 600 } }, '/x');
   assert.equal(c.credentials.rotateIntervalSec, 86_400);
-  assert.throws(() => buildConfig({ credentials: { rotateIntervalSec: 86_400, validitySec: 600 } }, '/x'), /credentials\.rotateIntervalSec/);
+  assert.throws(
+    () => buildConfig({ credentials: { rotateIntervalSec: 86_400, validitySec: 600 } }, '/x'),
+    /credentials\.rotateIntervalSec/,
+  );
 });
 
 test('admin CLI and quota keys: defaults, and a per-client quota only in secret mode', () => {
   const c = buildConfig({}, '/x');
   assert.equal(c.turnserver.cliPort, null);
   assert.equal(c.credentials.maxAllocationsPerClient, null);
-  assert.equal(buildConfig({ credentials: { mode: 'secret', maxAllocationsPerClient: 3 } }, '/x').credentials.maxAllocationsPerClient, 3);
-  assert.throws(() => buildConfig({ credentials: { maxAllocationsPerClient: 3 } }, '/x'), /credentials\.maxAllocationsPerClient/);
-  assert.throws(() => buildConfig({ turnserver: { cliPort: 70_000 } }, '/x'), (err: Error) => /turnserver\.cliPort/.test(err.message) && !err.message.includes('70000'));
+  assert.equal(
+    buildConfig({ credentials: { mode: 'secret', maxAllocationsPerClient: 3 } }, '/x').credentials
+      .maxAllocationsPerClient,
+    3,
+  );
+  assert.throws(
+    () => buildConfig({ credentials: { maxAllocationsPerClient: 3 } }, '/x'),
+    /credentials\.maxAllocationsPerClient/,
+  );
+  assert.throws(
+    () => buildConfig({ turnserver: { cliPort: 70_000 } }, '/x'),
+    (err: Error) => /turnserver\.cliPort/.test(err.message) && !err.message.includes('70000'),
+  );
 });

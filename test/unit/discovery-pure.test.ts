@@ -24,10 +24,19 @@ test('rates over the elapsed time; freeTraffic = capacity − busier direction, 
 test('first reading, counters going backwards, no time, absurd jumps: no rate', () => {
   assert.deepEqual(computeRates(null, { rxBytes: 1, txBytes: 1, atMs: 0 }), { kind: 'first' });
   const prev = { rxBytes: 4_000_000_000, txBytes: 10, atMs: 0 };
-  assert.deepEqual(computeRates(prev, { rxBytes: 5, txBytes: 20, atMs: 1000 }), { kind: 'skipped', reason: 'counter-reset' });
-  assert.deepEqual(computeRates(prev, { rxBytes: prev.rxBytes, txBytes: 20, atMs: 0 }), { kind: 'skipped', reason: 'no-time' });
+  assert.deepEqual(computeRates(prev, { rxBytes: 5, txBytes: 20, atMs: 1000 }), {
+    kind: 'skipped',
+    reason: 'counter-reset',
+  });
+  assert.deepEqual(computeRates(prev, { rxBytes: prev.rxBytes, txBytes: 20, atMs: 0 }), {
+    kind: 'skipped',
+    reason: 'no-time',
+  });
   const huge = prev.rxBytes + (ABSURD_MBPS + 1) * MB;
-  assert.deepEqual(computeRates(prev, { rxBytes: huge, txBytes: 20, atMs: 1000 }), { kind: 'skipped', reason: 'absurd' });
+  assert.deepEqual(computeRates(prev, { rxBytes: huge, txBytes: 20, atMs: 1000 }), {
+    kind: 'skipped',
+    reason: 'absurd',
+  });
 });
 
 test('the meter keeps the last good figures over a skipped interval and restarts from the new baseline', () => {
@@ -60,32 +69,61 @@ test('default route interface from /proc/net/route; counter file parsing', () =>
 });
 
 test('node name, restAddr and TURN URIs', () => {
-  const c = buildConfig({ turnserver: { listeningPort: 3478 }, http: { host: '10.1.2.3', port: 8080, apiKeys: ['k'.repeat(16)] } }, '/tmp');
+  const c = buildConfig(
+    { turnserver: { listeningPort: 3478 }, http: { host: '10.1.2.3', port: 8080, apiKeys: ['k'.repeat(16)] } },
+    '/tmp',
+  );
   assert.equal(nodeNameFor(c, 'turn1'), 'turn1:3478');
   assert.equal(restAddrFor({ host: '10.1.2.3', port: 8080 }, c, 'turn1'), '10.1.2.3:8080');
   assert.equal(restAddrFor({ host: '0.0.0.0', port: 8080 }, c, 'turn1'), 'turn1:8080', 'wildcard: the hostname');
-  assert.deepEqual(turnUrisFor(c, 'turn1'), ['turn:turn1:3478?transport=udp', 'turn:turn1:3478?transport=tcp', 'stun:turn1:3478']);
+  assert.deepEqual(turnUrisFor(c, 'turn1'), [
+    'turn:turn1:3478?transport=udp',
+    'turn:turn1:3478?transport=tcp',
+    'stun:turn1:3478',
+  ]);
   const ext = buildConfig(
-    { turnserver: { externalIp: '203.0.113.7', listeningPort: 3478 }, http: { host: '::', port: 8080, apiKeys: ['k'.repeat(16)] } },
+    {
+      turnserver: { externalIp: '203.0.113.7', listeningPort: 3478 },
+      http: { host: '::', port: 8080, apiKeys: ['k'.repeat(16)] },
+    },
     '/tmp',
   );
   assert.equal(nodeNameFor(ext, 'turn1'), '203.0.113.7:3478');
   assert.equal(restAddrFor({ host: '::', port: 8080 }, ext, 'turn1'), '203.0.113.7:8080', 'wildcard: the external IP');
-  assert.deepEqual(turnUrisFor(ext, 'turn1'), ['turn:203.0.113.7:3478?transport=udp', 'turn:203.0.113.7:3478?transport=tcp', 'stun:203.0.113.7:3478']);
-  const uris = buildConfig({ credentials: { uris: ['turns:turn.example.org:5349'] }, discovery: { nodeName: 'edge-1' } }, '/tmp');
+  assert.deepEqual(turnUrisFor(ext, 'turn1'), [
+    'turn:203.0.113.7:3478?transport=udp',
+    'turn:203.0.113.7:3478?transport=tcp',
+    'stun:203.0.113.7:3478',
+  ]);
+  const uris = buildConfig(
+    { credentials: { uris: ['turns:turn.example.org:5349'] }, discovery: { nodeName: 'edge-1' } },
+    '/tmp',
+  );
   assert.deepEqual(turnUrisFor(uris, 'x'), ['turns:turn.example.org:5349']);
   assert.equal(nodeNameFor(uris, 'x'), 'edge-1');
   assert.equal(hostPort('2001:db8::1', 3478), '[2001:db8::1]:3478');
 });
 
 const host = (name: string, freeTraffic: number, serving = true): TurnHost => ({
-  name, freeTraffic, serving, restAddr: `${name}:8080`, turnUris: [], rxMbps: null, txMbps: null,
-  capacityMbps: 1000, allocations: null, updatedAt: '', version: '',
+  name,
+  freeTraffic,
+  serving,
+  restAddr: `${name}:8080`,
+  turnUris: [],
+  rxMbps: null,
+  txMbps: null,
+  capacityMbps: 1000,
+  allocations: null,
+  updatedAt: '',
+  version: '',
 });
 
 test('pick: round-robin by name above the threshold, most-free fallback, null when none serves', () => {
   const hosts = [host('c', 500), host('a', 100), host('b', 900), host('d', 950, false)];
-  assert.deepEqual(sortByFree(hosts).map((h) => h.name), ['d', 'b', 'c', 'a']);
+  assert.deepEqual(
+    sortByFree(hosts).map((h) => h.name),
+    ['d', 'b', 'c', 'a'],
+  );
   let last: string | null = null;
   const seq: string[] = [];
   for (let i = 0; i < 4; i++) {
@@ -96,7 +134,14 @@ test('pick: round-robin by name above the threshold, most-free fallback, null wh
   assert.deepEqual(seq, ['b', 'c', 'b', 'c'], 'a is below the threshold, d does not serve');
   // A host joining or leaving keeps the rotation going from where it was.
   assert.equal(pickHost([...hosts, host('bb', 800)], 200, 'b')?.host.name, 'bb');
-  assert.equal(pickHost(hosts.filter((h) => h.name !== 'c'), 200, 'b')?.host.name, 'b');
+  assert.equal(
+    pickHost(
+      hosts.filter((h) => h.name !== 'c'),
+      200,
+      'b',
+    )?.host.name,
+    'b',
+  );
   assert.deepEqual(pickHost(hosts, 5000, null), { host: hosts[2], roundRobin: false }, 'fallback: most free serving');
   assert.equal(pickHost([host('x', 999, false)], 0, null), null);
   assert.equal(pickHost([], 0, null), null);
@@ -104,8 +149,16 @@ test('pick: round-robin by name above the threshold, most-free fallback, null wh
 
 test('payload parsing is lenient but needs freeTraffic and restAddr (the seed fields)', () => {
   assert.deepEqual(parseHostPayload(Buffer.from('{"freeTraffic": 742.3, "restAddr": "10.0.0.1:8080"}')), {
-    freeTraffic: 742.3, restAddr: '10.0.0.1:8080', turnUris: [], rxMbps: null, txMbps: null, capacityMbps: 0,
-    allocations: null, serving: true, updatedAt: '', version: '',
+    freeTraffic: 742.3,
+    restAddr: '10.0.0.1:8080',
+    turnUris: [],
+    rxMbps: null,
+    txMbps: null,
+    capacityMbps: 0,
+    allocations: null,
+    serving: true,
+    updatedAt: '',
+    version: '',
   });
   assert.equal(parseHostPayload(Buffer.from('not json')), null);
   assert.equal(parseHostPayload(Buffer.from('{"restAddr": "x"}')), null);
@@ -115,10 +168,19 @@ test('payload parsing is lenient but needs freeTraffic and restAddr (the seed fi
 
 test('servers table', () => {
   const now = Date.parse('2026-01-01T00:01:00Z');
-  const h = { ...host('10.0.0.1:3478', 742.3), rxMbps: 257.7, txMbps: 100, allocations: 12, updatedAt: '2026-01-01T00:00:55Z' };
+  const h = {
+    ...host('10.0.0.1:3478', 742.3),
+    rxMbps: 257.7,
+    txMbps: 100,
+    allocations: 12,
+    updatedAt: '2026-01-01T00:00:55Z',
+  };
   const out = renderTable([h], now).split('\n');
   assert.match(out[0], /^HOST\s+FREE Mbps/);
-  assert.match(out[1], /^10\.0\.0\.1:3478\s+742\.3\s+257\.7\/1000\s+257\.7\s+100\.0\s+12\s+5s\s+10\.0\.0\.1:3478:8080\s+yes$/);
+  assert.match(
+    out[1],
+    /^10\.0\.0\.1:3478\s+742\.3\s+257\.7\/1000\s+257\.7\s+100\.0\s+12\s+5s\s+10\.0\.0\.1:3478:8080\s+yes$/,
+  );
   assert.equal(renderTable([], now), 'no TURN hosts published\n');
 });
 
@@ -128,5 +190,8 @@ test('ZooKeeper connect strings are checked before they can crash the client', (
   assert.match(connectStringProblem('foo:bar') ?? '', /not host:port/);
   assert.match(connectStringProblem('zk:70000') ?? '', /out of range/);
   assert.match(connectStringProblem('') ?? '', /at least one/);
-  assert.throws(() => buildConfig({ zookeeper: { connect: 'zk:notaport' } }, '/tmp'), /config key "zookeeper.connect": must be host:port/);
+  assert.throws(
+    () => buildConfig({ zookeeper: { connect: 'zk:notaport' } }, '/tmp'),
+    /config key "zookeeper.connect": must be host:port/,
+  );
 });

@@ -17,11 +17,12 @@ test('rate limit key: the client address; IPv4-mapped as IPv4, IPv6 by /56 (as e
 
 test('constant-time string equality', () => {
   assert.equal(sameString('abcdef', 'abcdef'), true);
-  for (const other of ['abcdeg', 'abcde', 'abcdefg', '', 'ABCDEF', 'abcde\0']) assert.equal(sameString(other, 'abcdef'), false, other);
+  for (const other of ['abcdeg', 'abcde', 'abcdefg', '', 'ABCDEF', 'abcde\0'])
+    assert.equal(sameString(other, 'abcdef'), false, other);
   assert.equal(sameString('', ''), true);
 });
 
-test('API key check: Bearer or ?key=; a connection keeps its accepted key, never another client\'s', () => {
+test("API key check: Bearer or ?key=; a connection keeps its accepted key, never another client's", () => {
   const check = apiKeyCheck(['first-key-0123456789', 'second-key-0123456789']);
   const [a, b] = [{}, {}];
   assert.equal(check(undefined, undefined, a), false);
@@ -37,7 +38,15 @@ test('API key check: Bearer or ?key=; a connection keeps its accepted key, never
 
 const KEY = 'unit-api-key-0123456789';
 const credential = (user: string | null): CredentialResponse => ({
-  type: 'result', code: 'ok', userid: user ?? 'u', username: user ?? 'u', password: 'p', expired_time: 1, ttl: 1, uris: [], iceServers: [],
+  type: 'result',
+  code: 'ok',
+  userid: user ?? 'u',
+  username: user ?? 'u',
+  password: 'p',
+  expired_time: 1,
+  ttl: 1,
+  uris: [],
+  iceServers: [],
 });
 
 async function serve(issue: (user: string | null) => CredentialResponse | null, limitPerMinute = 600) {
@@ -82,7 +91,11 @@ test('credential fast path: key, user check, 503, headers and body as express ga
     for (const bad of ['a%25b', 'a/b', 'x'.repeat(65), '', 'a&user=b']) {
       const r = await s.get(`/turncredential?user=${bad}`);
       assert.equal(r.status, 400, bad);
-      assert.deepEqual(r.body, { type: 'error', code: 'bad_user', error: 'user must be 1-64 characters of A-Z a-z 0-9 . _ -' });
+      assert.deepEqual(r.body, {
+        type: 'error',
+        code: 'bad_user',
+        error: 'user must be 1-64 characters of A-Z a-z 0-9 . _ -',
+      });
     }
     assert.deepEqual(users, ['alice', null, null], 'a refused user never reaches issue()');
     available = false;
@@ -119,8 +132,18 @@ test('one 401: an express route behind requireApiKey answers exactly as the fast
   await once(viaExpress, 'listening');
   const s = await serve(credential);
   try {
-    const answer = async (r: Response) => ({ status: r.status, body: await r.text(), type: r.headers.get('content-type'), length: r.headers.get('content-length'), auth: r.headers.get('www-authenticate') });
-    const fromExpress = await answer(await fetch(`http://127.0.0.1:${(viaExpress.address() as AddressInfo).port}/turncredential/rotate`, { method: 'POST' }));
+    const answer = async (r: Response) => ({
+      status: r.status,
+      body: await r.text(),
+      type: r.headers.get('content-type'),
+      length: r.headers.get('content-length'),
+      auth: r.headers.get('www-authenticate'),
+    });
+    const fromExpress = await answer(
+      await fetch(`http://127.0.0.1:${(viaExpress.address() as AddressInfo).port}/turncredential/rotate`, {
+        method: 'POST',
+      }),
+    );
     const fromFastPath = await answer(await fetch(`${s.base}/turncredential`));
     assert.deepEqual(fromExpress, fromFastPath);
     assert.equal(fromFastPath.status, 401);

@@ -5,7 +5,7 @@ import { RedisEventParser } from '../../src/stats/sources/redis/redis-events.js'
 const B = (s: string) => Buffer.from(s);
 const T = 'rcvp=1, rcvb=2, sentp=3, sentb=4';
 
-test('the owner cache never lends one topic\'s realm or username to another with the same allocation id', () => {
+test("the owner cache never lends one topic's realm or username to another with the same allocation id", () => {
   const p = new RedisEventParser();
   const parse = (c: string, m = T) => p.parse(B(c), B(m), 0);
   assert.equal(parse('turn/realm/a.org/user/alice/allocation/000000000000000007/traffic')?.username, 'alice');
@@ -13,7 +13,9 @@ test('the owner cache never lends one topic\'s realm or username to another with
   assert.equal(parse('turn/realm/a.org/user/bobby/allocation/000000000000000007/traffic')?.username, 'bobby');
   assert.equal(parse('turn/realm/b.org/user/bobby/allocation/000000000000000007/traffic')?.realm, 'b.org');
   // A username that itself ends in '/allocation/<same id>'.
-  const nested = parse('turn/realm/b.org/user/bobby/allocation/000000000000000007/x/allocation/000000000000000007/traffic/peer');
+  const nested = parse(
+    'turn/realm/b.org/user/bobby/allocation/000000000000000007/x/allocation/000000000000000007/traffic/peer',
+  );
   assert.equal(nested?.username, 'bobby/allocation/000000000000000007/x');
   assert.equal(nested?.kind, 'traffic/peer');
   // Ids beyond 2^53 that collide as numbers stay apart.

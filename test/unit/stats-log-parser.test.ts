@@ -15,11 +15,29 @@ const LINES = [
 
 test('each kind of session line becomes the matching event', () => {
   const [n, r, u, p, c, d] = LINES.map((l) => parseLogLine(l, 42));
-  assert.deepEqual(n, { source: 'log', at: 42, allocationId: '000000000000000003', realm: 'example.org', username: 'u', kind: 'status', status: 'new', lifetime: 777, transport: null, local: null, remote: null });
+  assert.deepEqual(n, {
+    source: 'log',
+    at: 42,
+    allocationId: '000000000000000003',
+    realm: 'example.org',
+    username: 'u',
+    kind: 'status',
+    status: 'new',
+    lifetime: 777,
+    transport: null,
+    local: null,
+    remote: null,
+  });
   assert.equal(r?.kind === 'status' && r.status === 'refreshed' && r.lifetime, 0);
   assert.deepEqual(u?.kind === 'traffic' && [u.rcvp, u.rcvb, u.sentp, u.sentb], [3, 260, 3, 300]);
   assert.equal(p?.kind, 'traffic/peer');
-  assert.deepEqual(c?.kind === 'closed' && [c.reason, c.local, c.remote, c.username, c.realm], ['TCP connection closed by client (callback)', '127.0.0.1:34821', '127.0.0.1:33624', 'u', 'example.org']);
+  assert.deepEqual(c?.kind === 'closed' && [c.reason, c.local, c.remote, c.username, c.realm], [
+    'TCP connection closed by client (callback)',
+    '127.0.0.1:34821',
+    '127.0.0.1:33624',
+    'u',
+    'example.org',
+  ]);
   assert.equal(d?.kind === 'status' && d.status, 'deleted');
 });
 
@@ -43,7 +61,8 @@ test('other lines are ignored cheaply; broken ones are null', () => {
     'session x: new, realm=<r>, username=<u>, lifetime=1',
     'session 1: usage: realm=<r>, username=<u>, rp=1, rb=2',
     'session 1: new, realm=<r>, username=<u>, lifetime=abc',
-  ]) assert.equal(parseLogLine(l, 0), null, l);
+  ])
+    assert.equal(parseLogLine(l, 0), null, l);
 });
 
 test("source 'log': a log delete closes the allocation with the summed usage lines and the close reason", () => {
@@ -52,7 +71,10 @@ test("source 'log': a log delete closes the allocation with the summed usage lin
   assert.equal(m.openCount, 0);
   const [r] = m.drainDirty();
   assert.deepEqual(finalCounters(r), { client: [3, 260, 3, 300], peer: [1, 100, 1, 100] });
-  assert.deepEqual([r.endReason, r.endDetail, r.complete, r.local], ['deleted', 'TCP connection closed by client (callback)', true, '127.0.0.1:34821']);
+  assert.deepEqual(
+    [r.endReason, r.endDetail, r.complete, r.local],
+    ['deleted', 'TCP connection closed by client (callback)', true, '127.0.0.1:34821'],
+  );
 });
 
 test('near misses of the scanned line kinds are not events', () => {
@@ -66,7 +88,11 @@ test('near misses of the scanned line kinds are not events', () => {
     'session 1: delete: realm=<r>',
     'session 1: realm <r> user <u>: incoming packet REFRESH processed, success',
     'session 1: peer 127.0.0.1 lifetime updated: 300',
-  ]) assert.equal(parseLogLine(l, 0), null, l);
+  ])
+    assert.equal(parseLogLine(l, 0), null, l);
   assert.equal(parseLogLine('session 1: delete: realm=<r>, username=<u>  ', 0)?.kind, 'status');
-  assert.equal(parseLogLine('session 1: new, realm=<r>, username=<a>, lifetime=5>, lifetime=600', 0)?.username, 'a>, lifetime=5');
+  assert.equal(
+    parseLogLine('session 1: new, realm=<r>, username=<a>, lifetime=5>, lifetime=600', 0)?.username,
+    'a>, lifetime=5',
+  );
 });

@@ -6,18 +6,53 @@ import { clientIdOf } from '../../src/stats/client-id.js';
 import { parseRedisEvent } from '../../src/stats/sources/redis/redis-events.js';
 
 test('topics: anchored on the end; realm optional; usernames may be empty or contain / and :', () => {
-  const e = parseRedisEvent('turn/realm/ex.org/user/1795348399:alice/allocation/000000000000000007/traffic/peer', 'rcvp=1, rcvb=2, sentp=3, sentb=4', 5);
-  assert.deepEqual(e, { source: 'redis', at: 5, realm: 'ex.org', username: '1795348399:alice', allocationId: '000000000000000007', kind: 'traffic/peer', rcvp: 1, rcvb: 2, sentp: 3, sentb: 4 });
-  assert.equal(parseRedisEvent('turn/user/a/b/allocation/x/allocation/12/status', 'deleted', 0)?.username, 'a/b/allocation/x');
-  const noRealm = parseRedisEvent('turn/user//allocation/001000000000000011/traffic', 'rcvp=1, rcvb=104, sentp=0, sentb=0', 0);
+  const e = parseRedisEvent(
+    'turn/realm/ex.org/user/1795348399:alice/allocation/000000000000000007/traffic/peer',
+    'rcvp=1, rcvb=2, sentp=3, sentb=4',
+    5,
+  );
+  assert.deepEqual(e, {
+    source: 'redis',
+    at: 5,
+    realm: 'ex.org',
+    username: '1795348399:alice',
+    allocationId: '000000000000000007',
+    kind: 'traffic/peer',
+    rcvp: 1,
+    rcvb: 2,
+    sentp: 3,
+    sentb: 4,
+  });
+  assert.equal(
+    parseRedisEvent('turn/user/a/b/allocation/x/allocation/12/status', 'deleted', 0)?.username,
+    'a/b/allocation/x',
+  );
+  const noRealm = parseRedisEvent(
+    'turn/user//allocation/001000000000000011/traffic',
+    'rcvp=1, rcvb=104, sentp=0, sentb=0',
+    0,
+  );
   assert.equal(noRealm?.realm, null);
   assert.equal(noRealm?.username, '');
-  assert.equal(parseRedisEvent('turn/realm/ex.org/user/u/allocation/1/total_traffic', 'rcvp=1, rcvb=2, sentp=3, sentb=4', 0)?.kind, 'total_traffic');
+  assert.equal(
+    parseRedisEvent('turn/realm/ex.org/user/u/allocation/1/total_traffic', 'rcvp=1, rcvb=2, sentp=3, sentb=4', 0)?.kind,
+    'total_traffic',
+  );
 });
 
 test('status payloads by prefix, optional fields kept, old format accepted', () => {
-  const s = parseRedisEvent('turn/user/u/allocation/1/status', 'new lifetime=600, type=UDP, local=127.0.0.1:3491, remote=127.0.0.1:56929, ssl=NONE, cipher=NONE', 0);
-  assert.deepEqual(s && s.kind === 'status' && [s.status, s.lifetime, s.transport, s.local, s.remote], ['new', 600, 'UDP', '127.0.0.1:3491', '127.0.0.1:56929']);
+  const s = parseRedisEvent(
+    'turn/user/u/allocation/1/status',
+    'new lifetime=600, type=UDP, local=127.0.0.1:3491, remote=127.0.0.1:56929, ssl=NONE, cipher=NONE',
+    0,
+  );
+  assert.deepEqual(s && s.kind === 'status' && [s.status, s.lifetime, s.transport, s.local, s.remote], [
+    'new',
+    600,
+    'UDP',
+    '127.0.0.1:3491',
+    '127.0.0.1:56929',
+  ]);
   const old = parseRedisEvent('turn/user/u/allocation/1/status', 'new lifetime=600', 0);
   assert.deepEqual(old && old.kind === 'status' && [old.status, old.lifetime, old.transport], ['new', 600, null]);
   assert.equal(parseRedisEvent('turn/user/u/allocation/1/status', 'refreshed lifetime=0', 0)?.kind, 'status');
@@ -25,10 +60,16 @@ test('status payloads by prefix, optional fields kept, old format accepted', () 
 
 test('malformed messages are null, never thrown', () => {
   for (const [c, m] of [
-    ['__XXX__', 'x'], ['turn/user/u/allocation/abc/status', 'deleted'], ['turn/user/u/allocation/1/status', 'exploded'],
-    ['turn/user/u/allocation/1/traffic', 'rcvp=1, rcvb=2'], ['turn/user/u/allocation/1/traffic', 'rcvp=-1, rcvb=2, sentp=3, sentb=4'],
-    ['turn/realm/r/allocation/1/status', 'deleted'], ['turn/user/u/allocation//status', 'deleted'], ['other/user/u/allocation/1/status', 'deleted'],
-  ]) assert.equal(parseRedisEvent(c, m, 0), null, `${c} ${m}`);
+    ['__XXX__', 'x'],
+    ['turn/user/u/allocation/abc/status', 'deleted'],
+    ['turn/user/u/allocation/1/status', 'exploded'],
+    ['turn/user/u/allocation/1/traffic', 'rcvp=1, rcvb=2'],
+    ['turn/user/u/allocation/1/traffic', 'rcvp=-1, rcvb=2, sentp=3, sentb=4'],
+    ['turn/realm/r/allocation/1/status', 'deleted'],
+    ['turn/user/u/allocation//status', 'deleted'],
+    ['other/user/u/allocation/1/status', 'deleted'],
+  ])
+    assert.equal(parseRedisEvent(c, m, 0), null, `${c} ${m}`);
 });
 
 test('client id: the part after the first colon of a REST username', () => {
@@ -67,7 +108,10 @@ test('runs keep reused ids apart; a run ending closes its open allocations as ch
   assert.equal(m.openCount, 2);
   assert.equal(m.closeRun('run1', 9, 'child-exit'), 1);
   const closed = m.drainDirty().find((r) => r.run === 'run1')!;
-  assert.deepEqual([closed.endReason, closed.endedAt, closed.complete, closed.client], ['child-exit', 9, false, [1, 1, 1, 1]]);
+  assert.deepEqual(
+    [closed.endReason, closed.endedAt, closed.complete, closed.client],
+    ['child-exit', 9, false, [1, 1, 1, 1]],
+  );
   assert.equal(m.openCount, 1);
 });
 

@@ -13,13 +13,22 @@ const template = readFileSync(path.join(packageRoot, 'turnserver.conf.template')
 test('turnserver log lines: level from the tag, prefix stripped, passwords redacted', () => {
   assert.deepEqual(parseTurnLogLine('12: : ERROR: cannot open db'), { level: 'error', text: 'cannot open db' });
   assert.deepEqual(parseTurnLogLine('0: (1234): WARNING: something'), { level: 'warn', text: 'something' });
-  assert.deepEqual(parseTurnLogLine('0: : Relay ports initialization done'), { level: 'info', text: 'Relay ports initialization done' });
-  assert.equal(parseTurnLogLine('3: : INFO: redis: ip=127.0.0.1 password=hunter2 dbname=0').text.includes('hunter2'), false);
+  assert.deepEqual(parseTurnLogLine('0: : Relay ports initialization done'), {
+    level: 'info',
+    text: 'Relay ports initialization done',
+  });
+  assert.equal(
+    parseTurnLogLine('3: : INFO: redis: ip=127.0.0.1 password=hunter2 dbname=0').text.includes('hunter2'),
+    false,
+  );
   assert.equal(parseTurnLogLine('bind: Address already in use').level, 'warn');
 });
 
 test('bind failure lines are recognised', () => {
-  assert.match(bindFailure('0: : Cannot bind TLS/TCP listener socket to addr 127.0.0.1:3478') ?? '', /127\.0\.0\.1:3478/);
+  assert.match(
+    bindFailure('0: : Cannot bind TLS/TCP listener socket to addr 127.0.0.1:3478') ?? '',
+    /127\.0\.0\.1:3478/,
+  );
   assert.equal(bindFailure('0: : Listener address to use: 127.0.0.1'), null);
 });
 
@@ -41,17 +50,34 @@ test('STUN binding request and response matching', () => {
 
 test('template: safe by default, loopback denial lifted only by allowLoopbackPeers', () => {
   const safe = renderTemplate(template, buildConfig({}, '/d'), ['# monitor line']);
-  for (const line of ['lt-cred-mech', 'fingerprint', 'no-tls', 'no-dtls', 'denied-peer-ip=127.0.0.0-127.255.255.255',
-    'denied-peer-ip=::1', 'denied-peer-ip=10.0.0.0-10.255.255.255', 'denied-peer-ip=169.254.0.0-169.254.255.255',
-    'denied-peer-ip=100.64.0.0-100.127.255.255', 'denied-peer-ip=172.16.0.0-172.31.255.255', 'denied-peer-ip=192.168.0.0-192.168.255.255',
-    'denied-peer-ip=fc00::-fdff:ffff:ffff:ffff:ffff:ffff:ffff:ffff', 'denied-peer-ip=fe80::-febf:ffff:ffff:ffff:ffff:ffff:ffff:ffff',
-    'userdb=/d/data/turndb', 'pidfile=/d/data/turnserver.pid', '# monitor line']) {
+  for (const line of [
+    'lt-cred-mech',
+    'fingerprint',
+    'no-tls',
+    'no-dtls',
+    'denied-peer-ip=127.0.0.0-127.255.255.255',
+    'denied-peer-ip=::1',
+    'denied-peer-ip=10.0.0.0-10.255.255.255',
+    'denied-peer-ip=169.254.0.0-169.254.255.255',
+    'denied-peer-ip=100.64.0.0-100.127.255.255',
+    'denied-peer-ip=172.16.0.0-172.31.255.255',
+    'denied-peer-ip=192.168.0.0-192.168.255.255',
+    'denied-peer-ip=fc00::-fdff:ffff:ffff:ffff:ffff:ffff:ffff:ffff',
+    'denied-peer-ip=fe80::-febf:ffff:ffff:ffff:ffff:ffff:ffff:ffff',
+    'userdb=/d/data/turndb',
+    'pidfile=/d/data/turnserver.pid',
+    '# monitor line',
+  ]) {
     assert.ok(safe.split('\n').includes(line), `missing: ${line}`);
   }
   assert.equal(safe.includes('allow-loopback-peers'), false);
   // The admin CLI's lines (loopback, a password per start) come from the monitor block, not the template.
   assert.equal(/^(no-cli|cli-)/m.test(safe), false);
-  const test = renderTemplate(template, buildConfig({ turnserver: { allowLoopbackPeers: true, extraConfig: ['verbose'] } }, '/d'), []);
+  const test = renderTemplate(
+    template,
+    buildConfig({ turnserver: { allowLoopbackPeers: true, extraConfig: ['verbose'] } }, '/d'),
+    [],
+  );
   assert.ok(test.includes('allow-loopback-peers'));
   assert.equal(test.includes('denied-peer-ip=127.0.0.0-127.255.255.255'), false);
   assert.ok(test.includes('denied-peer-ip=10.0.0.0-10.255.255.255'), 'private ranges stay denied');

@@ -47,7 +47,10 @@ export interface CredentialHandlerOptions {
  * draining (503 with Retry-After), a revoked client (403), credential (503 when none is valid),
  * `Cache-Control: no-store`.
  */
-export function credentialHandler(credentials: Pick<Credentials, 'issueJson'> & Partial<Pick<Credentials, 'revoked'>>, options: CredentialHandlerOptions): FastHandler {
+export function credentialHandler(
+  credentials: Pick<Credentials, 'issueJson'> & Partial<Pick<Credentials, 'revoked'>>,
+  options: CredentialHandlerOptions,
+): FastHandler {
   const { authorized } = options;
   const limiter = new FixedWindowLimiter(options.limitPerMinute, 60_000, options.now);
   return (req, res) => {
@@ -65,7 +68,8 @@ export function credentialHandler(credentials: Pick<Credentials, 'issueJson'> & 
       rate['Retry-After'] = String(retryAfter);
       return sendJson(res, 503, error('draining', 'this host is draining: ask another'), rate);
     }
-    if (user !== undefined && credentials.revoked?.(user)) return sendJson(res, 403, error('revoked', 'this client is revoked'), rate);
+    if (user !== undefined && credentials.revoked?.(user))
+      return sendJson(res, 403, error('revoked', 'this client is revoked'), rate);
     const credential = credentials.issueJson(user ?? null);
     if (credential === null) return sendJson(res, 503, error('unavailable', 'no valid credential: see /health'), rate);
     rate['Cache-Control'] = 'no-store';

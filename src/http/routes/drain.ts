@@ -12,12 +12,22 @@ export function drainRoutes(drain: Drain, defaultTimeoutSec: number): RouteInsta
       const body = (req.body ?? {}) as { timeoutSec?: unknown; then?: unknown };
       const timeoutSec = body.timeoutSec ?? defaultTimeoutSec;
       const then = body.then ?? 'stop';
-      if (typeof timeoutSec !== 'number' || !(timeoutSec >= 0 && timeoutSec <= 3600) || (then !== 'stop' && then !== 'restart')) {
-        res.status(400).json({ type: 'error', code: 'bad_request', error: 'timeoutSec must be 0-3600 and then "stop" or "restart"' });
+      if (
+        typeof timeoutSec !== 'number' ||
+        !(timeoutSec >= 0 && timeoutSec <= 3600) ||
+        (then !== 'stop' && then !== 'restart')
+      ) {
+        res.status(400).json({
+          type: 'error',
+          code: 'bad_request',
+          error: 'timeoutSec must be 0-3600 and then "stop" or "restart"',
+        });
         return;
       }
       if (drain.draining) {
-        res.status(409).json({ type: 'error', code: 'draining', error: 'a drain is already running', draining: drain.status() });
+        res
+          .status(409)
+          .json({ type: 'error', code: 'draining', error: 'a drain is already running', draining: drain.status() });
         return;
       }
       void drain.run(timeoutSec, then as DrainThen).catch(() => undefined);

@@ -7,7 +7,8 @@ const SESSION = 'session ';
 const STATUS = /(new|refreshed), realm=<([^>]*)>, username=<(.*)>, lifetime=(\d+)\s*$/y;
 const USAGE = /(usage|peer usage): realm=<([^>]*)>, username=<(.*)>, rp=(\d+), rb=(\d+), sp=(\d+), sb=(\d+)\s*$/y;
 const DELETE = /delete: realm=<([^>]*)>, username=<(.*)>\s*$/y;
-const CLOSED = /closed \(2nd stage\), user <(.*)> realm <([^>]*)> origin <.*>, local (\S*), remote (\S*), reason: (.*)$/y;
+const CLOSED =
+  /closed \(2nd stage\), user <(.*)> realm <([^>]*)> origin <.*>, local (\S*), remote (\S*), reason: (.*)$/y;
 
 /**
  * One turnserver log line (with `verbose` on) → a UsageEvent, or null for the many lines that
@@ -38,16 +39,61 @@ export function parseLogLine(line: string, at: number): UsageEvent | null {
   const c0 = line.charCodeAt(at0);
   let m: RegExpExecArray | null;
   if ((c0 === 110 /* n */ || c0 === 114) /* r */ && ((STATUS.lastIndex = at0), (m = STATUS.exec(line)))) {
-    return { source: 'log', at, allocationId, realm: m[2], username: m[3], kind: 'status', status: m[1] as 'new' | 'refreshed', lifetime: Number(m[4]), transport: null, local: null, remote: null };
+    return {
+      source: 'log',
+      at,
+      allocationId,
+      realm: m[2],
+      username: m[3],
+      kind: 'status',
+      status: m[1] as 'new' | 'refreshed',
+      lifetime: Number(m[4]),
+      transport: null,
+      local: null,
+      remote: null,
+    };
   }
   if ((c0 === 117 /* u */ || c0 === 112) /* p */ && ((USAGE.lastIndex = at0), (m = USAGE.exec(line)))) {
-    return { source: 'log', at, allocationId, realm: m[2], username: m[3], kind: m[1] === 'usage' ? 'traffic' : 'traffic/peer', rcvp: Number(m[4]), rcvb: Number(m[5]), sentp: Number(m[6]), sentb: Number(m[7]) };
+    return {
+      source: 'log',
+      at,
+      allocationId,
+      realm: m[2],
+      username: m[3],
+      kind: m[1] === 'usage' ? 'traffic' : 'traffic/peer',
+      rcvp: Number(m[4]),
+      rcvb: Number(m[5]),
+      sentp: Number(m[6]),
+      sentb: Number(m[7]),
+    };
   }
   if (c0 === 100 /* d */ && ((DELETE.lastIndex = at0), (m = DELETE.exec(line)))) {
-    return { source: 'log', at, allocationId, realm: m[1], username: m[2], kind: 'status', status: 'deleted', lifetime: null, transport: null, local: null, remote: null };
+    return {
+      source: 'log',
+      at,
+      allocationId,
+      realm: m[1],
+      username: m[2],
+      kind: 'status',
+      status: 'deleted',
+      lifetime: null,
+      transport: null,
+      local: null,
+      remote: null,
+    };
   }
   if (c0 === 99 /* c */ && ((CLOSED.lastIndex = at0), (m = CLOSED.exec(line)))) {
-    return { source: 'log', at, allocationId, realm: m[2], username: m[1], kind: 'closed', reason: m[5].trim(), local: m[3] || null, remote: m[4] || null };
+    return {
+      source: 'log',
+      at,
+      allocationId,
+      realm: m[2],
+      username: m[1],
+      kind: 'closed',
+      reason: m[5].trim(),
+      local: m[3] || null,
+      remote: m[4] || null,
+    };
   }
   return null;
 }

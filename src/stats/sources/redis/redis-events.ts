@@ -2,9 +2,9 @@ import type { IncrementSink, StatusEvent, TrafficEvent, UsageEvent } from '../..
 
 const ascii = (s: string) => Buffer.from(s, 'latin1');
 // Longest first: '/traffic' is a suffix of '/total_traffic'.
-const KINDS: [Buffer, UsageKind][] = (['total_traffic/peer', 'traffic/peer', 'total_traffic', 'traffic', 'status'] as const).map(
-  (k) => [ascii(`/${k}`), k],
-);
+const KINDS: [Buffer, UsageKind][] = (
+  ['total_traffic/peer', 'traffic/peer', 'total_traffic', 'traffic', 'status'] as const
+).map((k) => [ascii(`/${k}`), k]);
 type UsageKind = 'status' | TrafficEvent['kind'];
 const TURN = ascii('turn/');
 const TURN_REALM = ascii('turn/realm/');
@@ -58,7 +58,8 @@ export class RedisEventParser {
     const kind = this.kind;
     const counts = this.counts;
     if (owner.handle !== null && (kind === 'traffic' || kind === 'traffic/peer') && this.readCounts(buf, ce, me)) {
-      if (sink.increment(owner.handle, kind === 'traffic/peer', counts[0], counts[1], counts[2], counts[3], at)) return true;
+      if (sink.increment(owner.handle, kind === 'traffic/peer', counts[0], counts[1], counts[2], counts[3], at))
+        return true;
     }
     const event = this.eventOf(owner, kind, buf, ce, me, at);
     if (event === null) return false;
@@ -100,7 +101,18 @@ export class RedisEventParser {
     if (kind !== 'status') {
       if (this.readCounts(buf, ms, me)) {
         const counts = this.counts;
-        return { source: 'redis', at, realm: owner.realm, username: owner.username, allocationId: owner.allocationId, kind, rcvp: counts[0], rcvb: counts[1], sentp: counts[2], sentb: counts[3] };
+        return {
+          source: 'redis',
+          at,
+          realm: owner.realm,
+          username: owner.username,
+          allocationId: owner.allocationId,
+          kind,
+          rcvp: counts[0],
+          rcvb: counts[1],
+          sentp: counts[2],
+          sentb: counts[3],
+        };
       }
       return trafficFromText(owner, kind, buf.toString('utf8', ms, me), at);
     }
@@ -186,7 +198,13 @@ function isDigits(s: string): boolean {
 
 /** `new lifetime=600, type=UDP, local=…, remote=…, …`, `refreshed …` or `deleted`; older coturn sends only `new lifetime=N`. */
 function parseStatus(o: Owner, message: string, at: number): StatusEvent | null {
-  const status = message.startsWith('new') ? 'new' : message.startsWith('refreshed') ? 'refreshed' : message.startsWith('deleted') ? 'deleted' : null;
+  const status = message.startsWith('new')
+    ? 'new'
+    : message.startsWith('refreshed')
+      ? 'refreshed'
+      : message.startsWith('deleted')
+        ? 'deleted'
+        : null;
   if (!status) return null;
   let lifetimeText: string | undefined;
   let transport: string | null = null;
@@ -201,7 +219,19 @@ function parseStatus(o: Owner, message: string, at: number): StatusEvent | null 
   });
   const lifetime = lifetimeText !== undefined ? Number(lifetimeText) : null;
   if (lifetime !== null && !Number.isFinite(lifetime)) return null;
-  return { source: 'redis', at, realm: o.realm, username: o.username, allocationId: o.allocationId, kind: 'status', status, lifetime, transport, local, remote };
+  return {
+    source: 'redis',
+    at,
+    realm: o.realm,
+    username: o.username,
+    allocationId: o.allocationId,
+    kind: 'status',
+    status,
+    lifetime,
+    transport,
+    local,
+    remote,
+  };
 }
 
 type Counts = [number, number, number, number];
@@ -211,7 +241,18 @@ const KEYS = ['rcvp=', ', rcvb=', ', sentp=', ', sentb='].map(ascii);
 function trafficFromText(o: Owner, kind: TrafficEvent['kind'], message: string, at: number): TrafficEvent | null {
   const c = slowCounters(message);
   if (!c) return null;
-  return { source: 'redis', at, realm: o.realm, username: o.username, allocationId: o.allocationId, kind, rcvp: c[0], rcvb: c[1], sentp: c[2], sentb: c[3] };
+  return {
+    source: 'redis',
+    at,
+    realm: o.realm,
+    username: o.username,
+    allocationId: o.allocationId,
+    kind,
+    rcvp: c[0],
+    rcvb: c[1],
+    sentp: c[2],
+    sentb: c[3],
+  };
 }
 
 /** Any order and spacing of the four fields. */
@@ -229,7 +270,7 @@ function toCount(v: string | undefined): number {
 
 /** Each `key=value` of a comma-separated list from `from` on, both trimmed (coturn's status and traffic payloads). */
 function forEachField(text: string, from: number, visit: (key: string, value: string) => void): void {
-  for (let i = from; i < text.length; ) {
+  for (let i = from; i < text.length;) {
     let end = text.indexOf(',', i);
     if (end < 0) end = text.length;
     const eq = text.indexOf('=', i);

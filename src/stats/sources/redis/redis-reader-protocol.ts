@@ -41,7 +41,10 @@ export function writeEntry(buf: Buffer, at: number, channel: Buffer, message: Bu
 }
 
 /** Calls fn(buffer, channelStart, channelEnd, messageEnd) for each entry of a batch. */
-export function forEachEntry(buf: Buffer, fn: (buf: Buffer, channelStart: number, channelEnd: number, messageEnd: number) => void): void {
+export function forEachEntry(
+  buf: Buffer,
+  fn: (buf: Buffer, channelStart: number, channelEnd: number, messageEnd: number) => void,
+): void {
   let at = 0;
   while (at < buf.length) {
     const channelLength = readLength(buf, at);

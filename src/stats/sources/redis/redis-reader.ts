@@ -4,7 +4,15 @@
 // timers also stay responsive during an event burst.
 import { parentPort, workerData } from 'node:worker_threads';
 import { Redis } from 'ioredis';
-import { BATCH_BYTES, entryBytes, MAX_BATCHES_IN_FLIGHT, writeEntry, type ReaderInit, type ReaderMessage, type SourceCommand } from './redis-reader-protocol.js';
+import {
+  BATCH_BYTES,
+  entryBytes,
+  MAX_BATCHES_IN_FLIGHT,
+  writeEntry,
+  type ReaderInit,
+  type ReaderMessage,
+  type SourceCommand,
+} from './redis-reader-protocol.js';
 
 const port = parentPort!;
 const init = workerData as ReaderInit;

@@ -12,7 +12,10 @@ const READER_YOUNG_GEN_MB = 6;
 const fromSource = import.meta.url.endsWith('.ts');
 const readerUrl = new URL(fromSource ? './redis-reader.ts' : './redis-reader.js', import.meta.url);
 const readerEntry = fromSource
-  ? { code: `import('tsx/esm/api').then((tsx) => { tsx.register(); return import(${JSON.stringify(readerUrl.href)}); });`, eval: true }
+  ? {
+      code: `import('tsx/esm/api').then((tsx) => { tsx.register(); return import(${JSON.stringify(readerUrl.href)}); });`,
+      eval: true,
+    }
   : { code: readerUrl, eval: false };
 
 const UNDERSCORE = 0x5f;
@@ -93,7 +96,9 @@ export class RedisSource extends EventEmitter<RedisSourceEvents> {
         this.onMessage(worker, m);
         if (m.type === 'subscribed' || m.type === 'unavailable') resolve();
       });
-      worker.on('error', (err) => this.log.error({ event: 'redis-reader-failed', err: err.message }, 'the redis reader thread failed'));
+      worker.on('error', (err) =>
+        this.log.error({ event: 'redis-reader-failed', err: err.message }, 'the redis reader thread failed'),
+      );
       worker.on('exit', () => {
         resolve();
         if (this.worker !== worker) return;
@@ -102,7 +107,10 @@ export class RedisSource extends EventEmitter<RedisSourceEvents> {
         this.onLost();
         // Capped backoff: a reader that cannot even start must not spin.
         const delay = Math.min(1000 * 2 ** this.readerRestarts++, 30_000);
-        this.log.warn({ event: 'redis-reader-restart', delayMs: delay }, `restarting the redis reader thread in ${delay} ms`);
+        this.log.warn(
+          { event: 'redis-reader-restart', delayMs: delay },
+          `restarting the redis reader thread in ${delay} ms`,
+        );
         this.restartTimer = setTimeout(() => void this.start(), delay);
       });
     });
@@ -144,7 +152,10 @@ export class RedisSource extends EventEmitter<RedisSourceEvents> {
     this.readerRestarts = 0;
     if (this.everSubscribed) {
       this.reconnects++;
-      this.log.warn({ event: 'redis-resubscribed', reconnects: this.reconnects }, 'redis subscriber reconnected and resubscribed');
+      this.log.warn(
+        { event: 'redis-resubscribed', reconnects: this.reconnects },
+        'redis subscriber reconnected and resubscribed',
+      );
     }
     this.everSubscribed = true;
     this.setState('subscribed');
