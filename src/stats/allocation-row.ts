@@ -1,4 +1,4 @@
-import { finalCounters, type AllocationRecord } from './model.js';
+import { finalCounters, type AllocationRecord, type Counters } from './model.js';
 
 /**
  * The allocation row, defined once: the stored SQL columns, the record fields they come from and
@@ -116,4 +116,65 @@ export function liveRow(r: AllocationRecord): AllocationRow {
   const values = recordValues(r);
   const row = rowFromDb(Object.fromEntries(COLUMNS.map((c, i) => [c.sql, values[i]])));
   return { ...row, endedAt: null, endReason: null };
+}
+
+/** A stored open allocation as SQLite returns it (`SELECT *`). */
+export interface OpenRow {
+  run: string;
+  allocation_id: string;
+  kind: 'allocation' | 'unattributed';
+  realm: string | null;
+  username: string;
+  client_id: string;
+  transport: string | null;
+  local: string | null;
+  remote: string | null;
+  lifetime: number | null;
+  started_at: number;
+  last_event_at: number;
+  end_detail: string | null;
+  complete: number;
+  rcvp: number;
+  rcvb: number;
+  sentp: number;
+  sentb: number;
+  peer_rcvp: number;
+  peer_rcvb: number;
+  peer_sentp: number;
+  peer_sentb: number;
+}
+
+/** A stored open allocation back as a model record (a monitor carrying on an adopted run): the inverse of recordValues. */
+export function openRecordFromDb(r: OpenRow): AllocationRecord {
+  return {
+    run: r.run,
+    allocationId: r.allocation_id,
+    kind: r.kind,
+    realm: r.realm,
+    username: r.username,
+    clientId: r.client_id,
+    transport: r.transport,
+    local: r.local,
+    remote: r.remote,
+    lifetime: r.lifetime,
+    startedAt: r.started_at,
+    endedAt: null,
+    lastEventAt: r.last_event_at,
+    endReason: null,
+    endDetail: r.end_detail,
+    client: [r.rcvp, r.rcvb, r.sentp, r.sentb] as Counters,
+    peer: [r.peer_rcvp, r.peer_rcvb, r.peer_sentp, r.peer_sentb] as Counters,
+    totalClient: null,
+    totalPeer: null,
+    altClient: null,
+    altPeer: null,
+    deletedAt: null,
+    deletedBy: [],
+    altSawNew: false,
+    gap: r.complete === 0,
+    persisted: true,
+    pendingWrite: false,
+    complete: r.complete === 1,
+    pendingReason: null,
+  };
 }

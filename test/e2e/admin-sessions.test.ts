@@ -13,6 +13,16 @@ import {
 } from '../harness/statsdb.js';
 import { freePortRange } from '../../src/process/ports.js';
 import { waitUntil } from '../../src/process/wait.js';
+import { readdirSync, readFileSync } from 'node:fs';
+
+/** 'T' when every thread of the process is stopped (SIGSTOP), else the first running thread's state. */
+function procState(pid: number): string {
+  const states = readdirSync(`/proc/${pid}/task`).map((tid) => {
+    const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+  });
+  return states.find((st) => st !== 'T' && st !== 't') ?? 'T';
+}
 
 const auth = { headers: { authorization: `Bearer ${STATS_API_KEY}` } };
 
@@ -164,6 +174,8 @@ harnessTest(
     const { password } = cliAccess(m);
     const pid = (await m.health()).body.turnserver.pid as number;
     process.kill(pid, 'SIGSTOP');
+    // Signal delivery is asynchronous: ask only once the kernel shows every thread stopped.
+    await waitUntil('turnserver stopped', () => procState(pid) === 'T', 3000);
     const s0 = Date.now();
     const wedged = await fetch(`${m.httpUrl}/sessions`, auth);
     process.kill(pid, 'SIGCONT');
