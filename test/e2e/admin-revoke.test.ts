@@ -5,7 +5,7 @@ import { harnessTest, type Harness } from '../harness/harness.js';
 import { userdbContents } from '../harness/credentials.js';
 import { coturnSessions } from '../harness/coturn-cli.js';
 import { monitorBin, startMonitor, type MonitorProcess } from '../harness/monitor.js';
-import { runUclient, startPeer } from '../harness/services.js';
+import { runUclient, spawnUclient, startPeer } from '../harness/services.js';
 import { waitUntil } from '../../src/process/wait.js';
 
 const KEY = 'revoke-api-key-0123456789';
@@ -81,26 +81,18 @@ harnessTest(
 
     // A credential alice fetched before the revoke is still valid for coturn: its allocation is cancelled as soon as the monitor sees it.
     // (uclient itself keeps retrying on its cancelled allocation: it is stopped, not awaited.)
-    const retry = h.spawn('uclient-revoked', 'turnutils_uclient', [
-      '-e',
-      '127.0.0.1',
-      '-r',
-      String(peer.port),
-      '-p',
-      String(m.turnPort),
-      '-u',
-      alice.username,
-      '-w',
-      alice.password,
-      '-m',
-      '1',
-      '-n',
-      '1',
-      '-l',
-      '50',
-      '-c',
-      '127.0.0.1',
-    ]);
+    const retry = spawnUclient(
+      h,
+      {
+        turnPort: m.turnPort,
+        peerPort: peer.port,
+        user: alice.username,
+        password: alice.password,
+        messages: 1,
+        length: 50,
+      },
+      'uclient-revoked',
+    );
     type Row = { allocationId: string; endReason: string | null; startedAt: string; endedAt: string | null };
     let late: Row[] = [];
     await waitUntil(
@@ -163,26 +155,18 @@ harnessTest(
     const peer = await startPeer(h);
     const m = await startMonitor(h, { http: { apiKeys: [KEY] } });
     const leaked = (await m.get('/turncredential', auth)).body as Cred;
-    const long = h.spawn('uclient-long', 'turnutils_uclient', [
-      '-e',
-      '127.0.0.1',
-      '-r',
-      String(peer.port),
-      '-p',
-      String(m.turnPort),
-      '-u',
-      leaked.username,
-      '-w',
-      leaked.password,
-      '-m',
-      '1',
-      '-n',
-      '3000',
-      '-l',
-      '100',
-      '-c',
-      '127.0.0.1',
-    ]);
+    const long = spawnUclient(
+      h,
+      {
+        turnPort: m.turnPort,
+        peerPort: peer.port,
+        user: leaked.username,
+        password: leaked.password,
+        messages: 3000,
+        length: 100,
+      },
+      'uclient-long',
+    );
     h.onCleanup(async () => void long.child.kill('SIGKILL'));
     let relaying: string[] = [];
     await waitUntil(
@@ -293,26 +277,18 @@ harnessTest(
       5000,
     );
     // erin's credential from before the revoke still authenticates with coturn: the monitor cancels what it makes.
-    const retry = h.spawn('uclient-revoked', 'turnutils_uclient', [
-      '-e',
-      '127.0.0.1',
-      '-r',
-      String(peer.port),
-      '-p',
-      String(m.turnPort),
-      '-u',
-      erin.username,
-      '-w',
-      erin.password,
-      '-m',
-      '1',
-      '-n',
-      '1',
-      '-l',
-      '50',
-      '-c',
-      '127.0.0.1',
-    ]);
+    const retry = spawnUclient(
+      h,
+      {
+        turnPort: m.turnPort,
+        peerPort: peer.port,
+        user: erin.username,
+        password: erin.password,
+        messages: 1,
+        length: 50,
+      },
+      'uclient-revoked',
+    );
     await waitUntil(
       "erin's allocation cancelled",
       async () =>

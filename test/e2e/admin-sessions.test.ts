@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { harnessTest } from '../harness/harness.js';
 import { cliAccess, coturnSessions } from '../harness/coturn-cli.js';
 import { monitorBin, startMonitor } from '../harness/monitor.js';
-import { runUclient, startPeer } from '../harness/services.js';
+import { runUclient, spawnUclient, startPeer } from '../harness/services.js';
 import {
   monitorRedisPort,
   recordTotals,
@@ -116,26 +116,11 @@ harnessTest(
     assert.ok(table.length > 256);
 
     // A live relay: a long uclient run; disconnect its relaying allocation (the one with a peer).
-    const long = h.spawn('uclient-long', 'turnutils_uclient', [
-      '-e',
-      '127.0.0.1',
-      '-r',
-      String(peer.port),
-      '-p',
-      String(m.turnPort),
-      '-u',
-      USER.user,
-      '-w',
-      USER.password,
-      '-m',
-      '1',
-      '-n',
-      '3000',
-      '-l',
-      '100',
-      '-c',
-      '127.0.0.1',
-    ]);
+    const long = spawnUclient(
+      h,
+      { turnPort: m.turnPort, peerPort: peer.port, ...USER, messages: 3000, length: 100 },
+      'uclient-long',
+    );
     let target: string | null = null;
     const started = Date.now();
     await waitUntil(

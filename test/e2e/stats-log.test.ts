@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { harnessTest } from '../harness/harness.js';
 import { startMonitor, type MonitorProcess } from '../harness/monitor.js';
-import { runUclient, startPeer, startRedis, type UclientOptions } from '../harness/services.js';
+import { runUclient, spawnUclient, startPeer, startRedis, type UclientOptions } from '../harness/services.js';
 import { recordTotals, statsConfig, STATS_USER as USER, usage } from '../harness/statsdb.js';
 import { isAlive } from '../../src/process/pids.js';
 import { waitUntil } from '../../src/process/wait.js';
@@ -15,28 +15,7 @@ const logConfig = (source: 'log' | 'both' | 'redis', extra: string[] = []) => ({
 });
 
 function longTraffic(h: Parameters<typeof startPeer>[0], m: MonitorProcess, peerPort: number, messages = 3000) {
-  return h.spawn('uclient', 'turnutils_uclient', [
-    '-u',
-    USER.user,
-    '-w',
-    USER.password,
-    '-e',
-    '127.0.0.1',
-    '-r',
-    String(peerPort),
-    '-p',
-    String(m.turnPort),
-    '-m',
-    '1',
-    '-n',
-    String(messages),
-    '-l',
-    '100',
-    '-z',
-    '5',
-    '-c',
-    '127.0.0.1',
-  ]);
+  return spawnUclient(h, { turnPort: m.turnPort, peerPort, ...USER, messages, length: 100, extraArgs: ['-z', '5'] });
 }
 
 /** Totals per allocation from turnserver's own final usage lines, as they reached our log. */

@@ -3,7 +3,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { harnessTest } from '../harness/harness.js';
 import { repoRoot, startMonitor } from '../harness/monitor.js';
-import { runUclient, startPeer } from '../harness/services.js';
+import { runUclient, spawnUclient, startPeer } from '../harness/services.js';
 import { monitorRedisPort, publisher, statsConfig, STATS_USER as USER, usage } from '../harness/statsdb.js';
 import { isAlive, processesMentioning } from '../../src/process/pids.js';
 import { waitUntil } from '../../src/process/wait.js';
@@ -11,28 +11,15 @@ const traces = path.join(repoRoot, '..', 'shared', 'traces');
 
 /** Start a long uclient run in the background (it is tracked and stopped by the harness). */
 function longTraffic(h: Parameters<typeof startPeer>[0], turnPort: number, peerPort: number) {
-  return h.spawn('uclient', 'turnutils_uclient', [
-    '-u',
-    USER.user,
-    '-w',
-    USER.password,
-    '-e',
-    '127.0.0.1',
-    '-r',
-    String(peerPort),
-    '-p',
-    String(turnPort),
-    '-m',
-    '2',
-    '-n',
-    '3000',
-    '-l',
-    '100',
-    '-z',
-    '5',
-    '-c',
-    '127.0.0.1',
-  ]);
+  return spawnUclient(h, {
+    turnPort,
+    peerPort,
+    ...USER,
+    clients: 2,
+    messages: 3000,
+    length: 100,
+    extraArgs: ['-z', '5'],
+  });
 }
 
 harnessTest(

@@ -92,7 +92,8 @@ export interface UclientOptions {
 }
 
 /** Run turnutils_uclient to completion; returns its exit and output (ends with loss figures). */
-export async function runUclient(h: Harness, o: UclientOptions) {
+/** turnutils_uclient's arguments for these options. */
+function uclientArgs(o: UclientOptions): string[] {
   const args = [
     '-e',
     '127.0.0.1',
@@ -116,6 +117,16 @@ export async function runUclient(h: Harness, o: UclientOptions) {
   if (o.sendIndications) args.push('-s');
   if (o.noRtcp ?? true) args.push('-c');
   args.push(...(o.extraArgs ?? []), '127.0.0.1');
+  return args;
+}
+
+/** Start turnutils_uclient without waiting for it (a relay that runs while the test acts). */
+export function spawnUclient(h: Harness, o: UclientOptions, name = 'uclient'): Tracked {
+  return h.spawn(name, 'turnutils_uclient', uclientArgs(o));
+}
+
+export async function runUclient(h: Harness, o: UclientOptions) {
+  const args = uclientArgs(o);
   const result = await h.run('uclient', 'turnutils_uclient', args, { timeoutMs: o.timeoutMs ?? 60_000 });
   const lost = /Total lost packets (\d+) \(([\d.]+)%\)/.exec(result.output);
   // Progress lines repeat the counters; the last one is the total.
