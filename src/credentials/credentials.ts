@@ -51,6 +51,8 @@ export class Credentials implements Subsystem, TurnConfContributor {
   private readonly rotations: Counter;
   private readonly uris: string[];
   private readonly failures: Counter;
+  /** Every change of state and userdb runs in turn on this chain; stop() waits for it. */
+  private work: Promise<unknown> = Promise.resolve();
   private lastJson: { username: string; password: string; expiresAt: number; ttl: number; json: string } | null = null;
   /** Secret mode: revoked client ids, kept in the state file. */
   readonly denyList: DenyList;
@@ -63,6 +65,7 @@ export class Credentials implements Subsystem, TurnConfContributor {
       config.credentials.turnadmin,
       path.join(config.dataDir, 'turndb'),
       config.turnserver.realm,
+      (call) => this.log.debug({ event: 'turnadmin-call', ...call }, 'turnadmin called'),
     );
     this.state = this.emptyState();
     this.uris = turnUrisFor(config, hostname());
@@ -119,7 +122,14 @@ export class Credentials implements Subsystem, TurnConfContributor {
       );
     }
     // Re-add what is still valid: the userdb may have been replaced since the state was written.
-    await this.reconcile(true);
+    await this.exclusive(() => this.reconcile(true));
+  }
+
+  /** Run one change after the previous one, so a rotation, a revoke and the timer never interleave. */
+  private exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.work.then(fn, fn);
+    this.work = run.catch(() => {});
+    return run;
   }
 
   /** Bring the userdb in line with the state: expire old entries, rotate when due, schedule next. */
@@ -177,7 +187,7 @@ export class Credentials implements Subsystem, TurnConfContributor {
   }
 
   /** Make a new credential now (also the revoke button: POST /turncredential/rotate). */
-  async rotate(): Promise<void> {
+  private async rotate(): Promise<void> {
     const now = this.ctx.now();
     const entry: CredentialEntry =
       this.mode === 'userdb'
@@ -194,7 +204,11 @@ export class Credentials implements Subsystem, TurnConfContributor {
   }
 
   /** Rotate on request, then resume the schedule; errors reach the caller. */
-  async rotateNow(): Promise<void> {
+  rotateNow(): Promise<void> {
+    return this.exclusive(() => this.rotateAndReschedule());
+  }
+
+  private async rotateAndReschedule(): Promise<void> {
     try {
       await this.rotate();
       this.lastError = null;
@@ -220,7 +234,7 @@ export class Credentials implements Subsystem, TurnConfContributor {
   private schedule(delayMs: number): void {
     if (this.timer) clearTimeout(this.timer);
     if (this.stopped) return;
-    this.timer = setTimeout(() => void this.reconcile(), Math.min(delayMs, MAX_TIMER_MS));
+    this.timer = setTimeout(() => void this.exclusive(() => this.reconcile()), Math.min(delayMs, MAX_TIMER_MS));
   }
 
   /** Secret mode: the deny entry of a revoked client id, else null. */
@@ -231,6 +245,10 @@ export class Credentials implements Subsystem, TurnConfContributor {
   /** Secret mode: put a client on the deny list (persisted before it resolves). */
   async revokeClient(clientId: string): Promise<DeniedClient> {
     if (this.mode !== 'secret') throw new Error('revoking a client needs credentials.mode "secret"');
+    return this.exclusive(() => this.deny(clientId));
+  }
+
+  private async deny(clientId: string): Promise<DeniedClient> {
     const entry = this.denyList.add(clientId, this.ctx.now());
     await saveState(this.stateFile, this.state);
     this.schedule(this.nextDue());
@@ -239,7 +257,11 @@ export class Credentials implements Subsystem, TurnConfContributor {
   }
 
   /** Lift a client's revoke; false when it was not revoked. */
-  async liftRevoke(clientId: string): Promise<boolean> {
+  liftRevoke(clientId: string): Promise<boolean> {
+    return this.exclusive(() => this.lift(clientId));
+  }
+
+  private async lift(clientId: string): Promise<boolean> {
     const had = this.denyList.remove(clientId, this.ctx.now());
     await saveState(this.stateFile, this.state);
     if (had) this.log.warn({ event: 'revoke-lifted', clientId }, 'client revoke lifted');
@@ -253,7 +275,11 @@ export class Credentials implements Subsystem, TurnConfContributor {
    */
   async revokeCredential(): Promise<string[]> {
     if (this.mode !== 'userdb') throw new Error('revoking the shared credential needs credentials.mode "userdb"');
-    await this.rotateNow();
+    return this.exclusive(() => this.replaceAll());
+  }
+
+  private async replaceAll(): Promise<string[]> {
+    await this.rotateAndReschedule();
     const current = this.state.entries.at(-1)!;
     const old = this.state.entries.filter((e) => e !== current);
     for (const e of old) await this.remove(e);
@@ -322,6 +348,8 @@ export class Credentials implements Subsystem, TurnConfContributor {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
+    // A turnadmin call under way finishes and its state is saved: no user in the userdb unrecorded.
+    await this.work;
   }
 
   health(): SubsystemHealth {

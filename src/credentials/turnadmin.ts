@@ -22,6 +22,8 @@ export class Turnadmin {
     private readonly bin: string,
     private readonly db: string,
     private readonly realm: string,
+    /** Told of each call's pid once it has exited and its log file was removed. */
+    private readonly onCall: (call: { action: string; pid: number }) => void = () => {},
   ) {}
 
   addUser(user: string, password: string): Promise<void> {
@@ -44,7 +46,10 @@ export class Turnadmin {
     const action = args[0].startsWith('--delete-secret') ? 'delete-secret' : args[0];
     const sub = execa(this.bin, args, { reject: false, timeout: 15_000, stdin: 'ignore', all: true });
     const result = await sub;
-    if (sub.pid !== undefined) await removeCallLog(sub.pid);
+    if (sub.pid !== undefined) {
+      await removeCallLog(sub.pid);
+      this.onCall({ action, pid: sub.pid });
+    }
     let output = String(result.all ?? '');
     for (const s of secrets) output = output.split(s).join('[redacted]');
     const errorLine = output.split('\n').find((l) => /ERROR:/.test(l));

@@ -1,6 +1,5 @@
-import { readdirSync, statSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import Database from 'better-sqlite3';
-import { isAlive } from '../../src/process/pids.js';
 
 /** Users and secrets as turnserver will read them from the SQLite userdb. */
 export function userdbContents(db: string): { users: string[]; secrets: string[] } {
@@ -20,10 +19,11 @@ export function userdbContents(db: string): { users: string[]; secrets: string[]
 }
 
 /**
- * turnadmin log files (/var/log/turn_<pid>_<date>.log) written since `since` whose turnadmin
- * has exited: the monitor must remove each one its call made.
+ * turnadmin log files (/var/log/turn_<pid>_<date>.log) left by the given turnadmin calls (pids
+ * from the monitor's `turnadmin-call` log lines): the monitor must remove each one its call made.
+ * Scoped to those pids because other tests running at the same time call turnadmin too.
  */
-export function leftoverTurnadminLogs(since: number): string[] {
+export function leftoverTurnadminLogs(pids: number[]): string[] {
   let names: string[] = [];
   try {
     names = readdirSync('/var/log');
@@ -32,11 +32,6 @@ export function leftoverTurnadminLogs(since: number): string[] {
   }
   return names.filter((n) => {
     const m = /^turn_(\d+)_.*\.log$/.exec(n);
-    if (!m || isAlive(Number(m[1]))) return false;
-    try {
-      return statSync(`/var/log/${n}`).mtimeMs >= since;
-    } catch {
-      return false;
-    }
+    return m !== null && pids.includes(Number(m[1]));
   });
 }
