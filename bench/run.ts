@@ -10,6 +10,7 @@ import { runInNewContext } from 'node:vm';
 import { Harness } from '../test/harness/harness.js';
 import { credentialApi } from './credential-api.js';
 import { discovery } from './discovery.js';
+import { drain } from './drain.js';
 import { exportBench } from './export.js';
 import { idle } from './idle.js';
 import { summarize, type Benchmark, type Summary } from './lib.js';
@@ -37,6 +38,7 @@ const ALL: Benchmark[] = [
   idle,
   monitorRestart,
   revoke,
+  drain,
   sessions,
   exportBench,
 ];
