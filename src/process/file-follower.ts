@@ -1,4 +1,5 @@
-import { closeSync, fstatSync, openSync, readSync, renameSync, statSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readSync, renameSync, statSync, watch, type FSWatcher } from 'node:fs';
+import path from 'node:path';
 
 /** Where a reader stands in a file: its identity (device:inode) and the byte offset after the last whole line read. */
 export interface FilePosition {
@@ -10,7 +11,10 @@ export interface FileFollowerOptions {
   path: string;
   /** Each whole line, in order, with the position just after it. */
   onLine(line: string, position: FilePosition): void;
-  /** Poll period (default 25 ms). */
+  /**
+   * Poll period. Writes are noticed through inotify on the file's folder; the poll is the safety
+   * net (default 1000 ms), or the only way (default 25 ms) where the folder cannot be watched.
+   */
   pollMs?: number;
   /** Rotate when the file reaches this size (0: never): rename to `<path>.1`, then rotate(). */
   maxBytes?: number;
@@ -21,6 +25,8 @@ export interface FileFollowerOptions {
 }
 
 const CHUNK = 64 * 1024;
+const SAFETY_POLL_MS = 1000;
+const FALLBACK_POLL_MS = 25;
 
 function identity(st: { dev: number; ino: number }): string {
   return `${st.dev}:${st.ino}`;
@@ -46,6 +52,8 @@ export class FileFollower {
   private offset = 0;
   private rest: Buffer = Buffer.alloc(0);
   private timer: NodeJS.Timeout | null = null;
+  private watcher: FSWatcher | null = null;
+  private pollQueued = false;
   private rotating = false;
   private readonly buf = Buffer.allocUnsafe(CHUNK);
 
@@ -75,15 +83,56 @@ export class FileFollower {
       const st = statOrNull(this.opts.path);
       if (st) this.open(this.opts.path, fromStartWhenLost && from ? 0 : st.size);
     }
-    this.timer = setInterval(() => this.poll(), this.opts.pollMs ?? 25);
+    this.watcher = this.watchFolder();
+    this.setPoll(this.watcher ? SAFETY_POLL_MS : FALLBACK_POLL_MS);
   }
 
   stop(): void {
+    this.unwatch();
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
     if (this.fd !== null) closeSync(this.fd);
     this.fd = null;
     this.rest = Buffer.alloc(0);
+  }
+
+  private setPoll(defaultMs: number): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = setInterval(() => this.poll(), this.opts.pollMs ?? defaultMs);
+  }
+
+  /** A read on every change of the file (or of its `.1`, or a new file at the path); null when the folder cannot be watched. */
+  private watchFolder(): FSWatcher | null {
+    const name = path.basename(this.opts.path);
+    try {
+      const watcher = watch(path.dirname(this.opts.path), { persistent: false }, (_event, file) => {
+        if (file === null || file === name || file === `${name}.1`) this.queuePoll();
+      });
+      watcher.on('error', (err) => {
+        this.opts.onNotice?.('log-watch-failed', { err: err.message });
+        this.unwatch();
+        if (this.timer) this.setPoll(FALLBACK_POLL_MS);
+      });
+      return watcher;
+    } catch (err) {
+      this.opts.onNotice?.('log-watch-failed', { err: (err as Error).message });
+      return null;
+    }
+  }
+
+  private unwatch(): void {
+    this.watcher?.close();
+    this.watcher = null;
+  }
+
+  // A burst of writes is read in one go, once this turn of the event loop is over.
+  private queuePoll(): void {
+    if (this.pollQueued) return;
+    this.pollQueued = true;
+    setImmediate(() => {
+      this.pollQueued = false;
+      if (this.timer) this.poll();
+    });
   }
 
   /** Read everything written so far, now (the writer exited: its last lines come before its exit). */

@@ -20,7 +20,7 @@ function setup() {
   const file = path.join(dir, 'x.log');
   const lines: string[] = [];
   let last: FilePosition | null = null;
-  const make = (opts: { maxBytes?: number; reopen?: () => void } = {}) =>
+  const make = (opts: { maxBytes?: number; reopen?: () => void; pollMs?: number } = {}) =>
     new FileFollower({ path: file, pollMs: 5, ...opts, onLine: (l, p) => (lines.push(l), (last = p)) });
   return { dir, file, lines, last: () => last, make, done: () => rmSync(dir, { recursive: true, force: true }) };
 }
@@ -38,6 +38,21 @@ test('file follower: starts at the end, whole lines only, in order, with the pos
   appendFileSync(s.file, 'ial\n');
   await waitUntil('third', () => s.lines.length === 3);
   assert.equal(s.lines[2], 'partial');
+  f.stop();
+  s.done();
+});
+
+test('file follower: writes and a new file at the path are noticed by inotify, not by the (here hour-long) poll', async () => {
+  const s = setup();
+  writeFileSync(s.file, '');
+  const f = s.make({ pollMs: 3_600_000 });
+  f.start();
+  appendFileSync(s.file, 'a\n');
+  await waitUntil('a line from a write', () => s.lines.length === 1, 2000);
+  renameSync(s.file, `${s.file}.1`);
+  writeFileSync(s.file, 'b\n');
+  await waitUntil('a line from the new file', () => s.lines.length === 2, 2000);
+  assert.deepEqual(s.lines, ['a', 'b']);
   f.stop();
   s.done();
 });
