@@ -5,7 +5,7 @@ import type { Redis } from 'ioredis';
 import { Outbox } from '../src/export/outbox.js';
 import { migrate, upsertColumns, upsertSql } from '../src/export/pg-schema.js';
 import { Shipper } from '../src/export/shipper.js';
-import type { AllocationRecord } from '../src/stats/model.js';
+import type { AllocationRecord } from '../src/stats/allocation-record.js';
 import { UsageStore } from '../src/stats/store.js';
 import { exportConfig } from '../test/harness/export.js';
 import { startMonitor, type MonitorProcess } from '../test/harness/monitor.js';

@@ -4,7 +4,7 @@ import type { Credentials } from '../credentials/credentials.js';
 import type { Subsystem, SubsystemHealth } from '../lifecycle.js';
 import type { Logger } from '../log/logger.js';
 import { clientIdOf } from '../stats/client-id.js';
-import { finalCounters, type AllocationRecord } from '../stats/model.js';
+import { finalCounters, type AllocationRecord } from '../stats/allocation-record.js';
 import type { UsagePipeline } from '../stats/pipeline.js';
 
 /** One live allocation: what coturn's CLI says of it, and the counters the monitor has recorded. */

@@ -1,4 +1,5 @@
-import { isAlive, killPid, waitForPidExit } from './pids.js';
+import { runIdOf, type ChildRun } from './child-types.js';
+import { isAlive, killPid, procStartMs, waitForPidExit } from './pids.js';
 
 /** How often an adopted process (not our child: no exit event) is checked for life. */
 const POLL_MS = 100;
@@ -8,6 +9,7 @@ const POLL_MS = 100;
  * event comes: its pid is polled, and onExit is called once when it is gone.
  */
 export class AdoptedProcess {
+  readonly run: ChildRun;
   readonly exited: Promise<void>;
   private resolveExited!: () => void;
   private timer: NodeJS.Timeout | null;
@@ -17,12 +19,18 @@ export class AdoptedProcess {
     readonly pid: number,
     private readonly onExit: () => void,
   ) {
+    this.run = { pid, runId: runIdOf(pid), startedAt: new Date(procStartMs(pid) ?? Date.now()), adopted: true };
     this.exited = new Promise<void>((resolve) => (this.resolveExited = resolve));
     this.timer = setInterval(() => this.check(), POLL_MS);
   }
 
+  /** A process already gone is no error. */
   signal(sig: NodeJS.Signals): void {
-    process.kill(this.pid, sig);
+    try {
+      process.kill(this.pid, sig);
+    } catch {
+      /* already gone */
+    }
   }
 
   /** SIGTERM, SIGKILL after timeoutMs; resolves once it is gone (and onExit ran). */

@@ -1,11 +1,11 @@
 import { EventEmitter } from 'node:events';
-import { createInterface } from 'node:readline';
-import { execa, type ResultPromise } from 'execa';
 import type { Logger } from '../log/logger.js';
 import { StartupError } from '../lifecycle.js';
-import { Backoff } from './backoff.js';
-import { killPid, procStartMs } from './pids.js';
 import { AdoptedProcess } from './adopted-process.js';
+import { ChildProbe } from './child-probe.js';
+import { settleOrphans } from './orphans.js';
+import { RestartTimer } from './restart-timer.js';
+import { SpawnedChild } from './spawned-child.js';
 import {
   runIdOf,
   type ChildExit,
@@ -16,15 +16,6 @@ import {
   type SpawnSpec,
 } from './child-types.js';
 
-// Readiness: turnserver answers STUN soon after spawn (README, Performance: recovery). One
-// readiness probe lasts READY_PROBE_MS and resends every 20 ms (stunProbe), with
-// READY_PROBE_GAP_MS between probes, so a child that starts answering is noticed within about one
-// resend. Liveness probes keep probeIntervalMs.
-const READY_PROBE_MS = 80;
-const READY_PROBE_GAP_MS = 10;
-/** A restart's spawn spec (the rendered conf) is prepared this long before the restart is due, so the child itself starts on time. */
-const PREPARE_LEAD_MS = 50;
-
 export * from './child-types.js';
 
 /**
@@ -32,28 +23,34 @@ export * from './child-types.js';
  * it exits and stops it with SIGTERM→SIGKILL escalation.
  */
 export class ManagedChild extends EventEmitter<ManagedChildEvents> {
-  private child: ResultPromise | null = null;
+  /** The process of the current run while it lives: our child, or one an earlier monitor started. */
+  private child: SpawnedChild | AdoptedProcess | null = null;
   private run: ChildRun | null = null;
   private ready = false;
   private current: ChildState = 'idle';
-  private restartTimer: NodeJS.Timeout | null = null;
-  private probeTimer: NodeJS.Timeout | null = null;
-  private readyDeadline: NodeJS.Timeout | null = null;
-  private exited: Promise<void> = Promise.resolve();
   private stopping: Promise<void> | null = null;
   private firstStart: { resolve(): void; reject(err: Error): void } | null = null;
-  private readonly backoff: Backoff;
+  private readonly restart: RestartTimer;
   private readonly log: Logger;
+  private readonly probe: ChildProbe;
   private spawnCount = 0;
-  private probeMisses = 0;
-  private adoptedProcess: AdoptedProcess | null = null;
   lastExit: ChildExit | null = null;
-  lastProbeOkAt: Date | null = null;
 
   constructor(private readonly opts: ManagedChildOptions) {
     super();
-    this.backoff = new Backoff(Math.max(opts.restartDelayMs, 100), opts.maxRestartDelayMs);
+    this.restart = new RestartTimer(opts.restartDelayMs, opts.maxRestartDelayMs);
     this.log = opts.logger;
+    this.probe = new ChildProbe(opts, {
+      watching: (run) => this.run === run && !this.stopping,
+      starting: (run) => this.run === run && !this.ready && !this.stopping && this.child !== null,
+      ready: (run) => this.onReady(run),
+      readyTimeout: (run) => this.onReadyTimeout(run),
+      hung: (run) => {
+        this.emit('hung', run);
+        // A hung (or SIGSTOPped) child will not act on SIGTERM: kill it outright.
+        this.killChild('SIGKILL');
+      },
+    });
   }
 
   get state(): ChildState {
@@ -68,36 +65,23 @@ export class ManagedChild extends EventEmitter<ManagedChildEvents> {
   get isReady(): boolean {
     return this.ready;
   }
+  get lastProbeOkAt(): Date | null {
+    return this.probe.lastOkAt;
+  }
   /** Spawns after the first one. */
   get restarts(): number {
     return Math.max(0, this.spawnCount - 1);
   }
   /** The current process was started by an earlier monitor. */
   get adopted(): boolean {
-    return this.adoptedProcess !== null;
+    return this.child instanceof AdoptedProcess;
   }
 
   /** Resolves once the first child serves; rejects with StartupError if it never does. */
   async start(): Promise<void> {
     if (this.current !== 'idle') throw new Error(`${this.opts.name} already started`);
-    const orphans = this.opts.findOrphans();
-    if (this.opts.adopt && orphans.length === 1) {
-      if (await this.opts.probe()) return this.adoptPid(orphans[0]);
-      this.log.warn(
-        { event: 'orphan', orphanPid: orphans[0], why: 'no-answer' },
-        `stopping ${this.opts.name} left running by an earlier monitor: it does not answer`,
-      );
-      await killPid(orphans[0], this.opts.stopTimeoutMs);
-    } else {
-      for (const pid of orphans) {
-        const why = this.opts.adopt ? 'several' : 'not-adoptable';
-        this.log.warn(
-          { event: 'orphan', orphanPid: pid, why },
-          `stopping ${this.opts.name} left running by an earlier monitor`,
-        );
-        await killPid(pid, this.opts.stopTimeoutMs);
-      }
-    }
+    const adoptable = await settleOrphans(this.opts);
+    if (adoptable !== null) return this.adoptPid(adoptable);
     await new Promise<void>((resolve, reject) => {
       this.firstStart = { resolve, reject };
       void this.spawn();
@@ -107,17 +91,15 @@ export class ManagedChild extends EventEmitter<ManagedChildEvents> {
   /** Watch a serving process an earlier monitor started: it is ours now, though not our child. */
   private adoptPid(pid: number): void {
     this.spawnCount = 1;
-    const startedAt = new Date(procStartMs(pid) ?? Date.now());
-    const run: ChildRun = { pid, runId: runIdOf(pid), startedAt, adopted: true };
-    this.run = run;
     const adopted = new AdoptedProcess(pid, () => {
-      if (this.adoptedProcess !== adopted) return;
-      this.adoptedProcess = null;
+      if (this.child !== adopted) return;
+      this.child = null;
       // Not our child: its exit status is not ours to read.
-      this.onExit(run, null, null);
+      this.onExit(adopted.run, null, null);
     });
-    this.adoptedProcess = adopted;
-    this.exited = adopted.exited;
+    const run = adopted.run;
+    this.run = run;
+    this.child = adopted;
     this.log.info(
       { event: 'adopted', childPid: pid, runId: run.runId },
       `${this.opts.name} left running by an earlier monitor serves: adopted`,
@@ -134,7 +116,6 @@ export class ManagedChild extends EventEmitter<ManagedChildEvents> {
 
   /** Prepare the spawn spec, then start the child at dueAt (epoch ms; now when not given). */
   private async spawn(dueAt = 0): Promise<void> {
-    this.restartTimer = null;
     if (this.stopping) return;
     let spec: SpawnSpec;
     try {
@@ -144,42 +125,19 @@ export class ManagedChild extends EventEmitter<ManagedChildEvents> {
       return;
     }
     if (this.stopping) return;
-    const wait = dueAt - Date.now();
-    if (wait > 0) {
-      this.restartTimer = setTimeout(() => {
-        this.restartTimer = null;
-        if (!this.stopping) void this.launch(spec);
-      }, wait);
-      return;
-    }
-    await this.launch(spec);
+    this.restart.startAt(dueAt, () => {
+      if (!this.stopping) void this.launch(spec);
+    });
   }
 
   private async launch(spec: SpawnSpec): Promise<void> {
     this.setState('starting');
     this.ready = false;
-    this.probeMisses = 0;
-    const output = this.opts.output ?? 'pipe';
-    const child = execa(spec.file, spec.args, {
-      cwd: spec.cwd,
-      reject: false,
-      buffer: false,
-      stdin: 'ignore',
-      stdout: output,
-      stderr: output,
-      cleanup: true,
-      // Own process group: a Ctrl-C or a group signal meant for the monitor must not reach
-      // turnserver before the monitor has withdrawn the host from discovery.
-      detached: true,
-    });
+    this.probe.reset();
+    const child = new SpawnedChild(spec, this.opts.output ?? 'pipe', this.opts.name, this.log);
     this.child = child;
-    this.exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-    child.on('error', (err) =>
-      this.log.error({ event: 'spawn-error', err: err.message }, `${this.opts.name} spawn error`),
-    );
     if (child.pid === undefined) {
-      // The binary is missing or not executable: no 'exit' event comes, execa's promise settles.
-      await child.catch(() => undefined);
+      await child.failed();
       this.child = null;
       this.failOrRetry(`cannot spawn ${spec.file} (not found or not executable)`);
       return;
@@ -188,45 +146,25 @@ export class ManagedChild extends EventEmitter<ManagedChildEvents> {
     const startedAt = new Date();
     const run: ChildRun = { pid: child.pid, runId: runIdOf(child.pid, startedAt.getTime()), startedAt };
     this.run = run;
-    this.pipeLines(child, run);
-    child.once('exit', (code, signal) => this.onExit(run, code, signal));
+    child.onLine((line, stream) => this.onLine(run, line, stream));
+    child.onExit((code, signal) => this.onExit(run, code, signal));
     this.log.info({ event: 'spawn', childPid: run.pid, runId: run.runId }, `${this.opts.name} spawned`);
     this.emit('spawn', run);
-    this.readyDeadline = setTimeout(() => this.onReadyTimeout(run), this.opts.readyTimeoutMs);
-    void this.probeUntilReady(run);
+    this.probe.awaitReady(run);
   }
 
-  private pipeLines(child: ResultPromise, run: ChildRun): void {
-    for (const stream of ['stdout', 'stderr'] as const) {
-      const source = child[stream];
-      if (!source) continue;
-      createInterface({ input: source, crlfDelay: Infinity }).on('line', (line) => {
-        this.opts.onLine(line, stream);
-        if (!this.ready && this.firstStart && this.opts.startupFailure) {
-          const reason = this.opts.startupFailure(line);
-          if (reason && this.run === run) this.abortFirstStart(reason);
-        }
-      });
-    }
-  }
-
-  private async probeUntilReady(run: ChildRun): Promise<void> {
-    while (this.run === run && !this.ready && !this.stopping && this.child) {
-      // Short probes while starting: a child that just bound its port answers the next one.
-      if (await this.opts.probe(READY_PROBE_MS)) {
-        if (this.run !== run || this.stopping !== null || this.child === null) return;
-        this.onReady(run);
-        return;
-      }
-      await new Promise((r) => setTimeout(r, READY_PROBE_GAP_MS));
+  private onLine(run: ChildRun, line: string, stream: 'stdout' | 'stderr'): void {
+    this.opts.onLine(line, stream);
+    if (!this.ready && this.firstStart && this.opts.startupFailure) {
+      const reason = this.opts.startupFailure(line);
+      if (reason && this.run === run) this.abortFirstStart(reason);
     }
   }
 
   private onReady(run: ChildRun): void {
-    this.clearReadyDeadline();
+    this.probe.served();
     this.ready = true;
-    this.lastProbeOkAt = new Date();
-    this.backoff.reset();
+    this.restart.served();
     this.setState('ready');
     this.log.info(
       { event: 'ready', childPid: run.pid, runId: run.runId, restarts: this.restarts },
@@ -235,39 +173,10 @@ export class ManagedChild extends EventEmitter<ManagedChildEvents> {
     this.emit('ready', run);
     this.firstStart?.resolve();
     this.firstStart = null;
-    this.scheduleLivenessProbe(run);
-  }
-
-  private scheduleLivenessProbe(run: ChildRun): void {
-    this.probeTimer = setTimeout(async () => {
-      this.probeTimer = null;
-      if (this.run !== run || this.stopping) return;
-      const ok = await this.opts.probe();
-      if (this.run !== run || this.stopping) return;
-      if (ok) {
-        this.probeMisses = 0;
-        this.lastProbeOkAt = new Date();
-      } else if (++this.probeMisses >= (this.opts.maxProbeMisses ?? 3)) {
-        this.log.error(
-          { event: 'hung', childPid: run.pid, misses: this.probeMisses },
-          `${this.opts.name} stopped answering: killing it`,
-        );
-        this.emit('hung', run);
-        // A hung (or SIGSTOPped) child will not act on SIGTERM: kill it outright.
-        this.killChild('SIGKILL');
-        return;
-      } else {
-        this.log.warn(
-          { event: 'probe-miss', childPid: run.pid, misses: this.probeMisses },
-          `${this.opts.name} missed a liveness probe`,
-        );
-      }
-      this.scheduleLivenessProbe(run);
-    }, this.opts.probeIntervalMs);
+    this.probe.watchLiveness(run);
   }
 
   private onReadyTimeout(run: ChildRun): void {
-    this.readyDeadline = null;
     if (this.run !== run || this.ready || this.stopping) return;
     const reason = `${this.opts.name} did not answer within ${this.opts.readyTimeoutMs} ms of starting`;
     if (this.firstStart) return this.abortFirstStart(reason);
@@ -294,7 +203,7 @@ export class ManagedChild extends EventEmitter<ManagedChildEvents> {
       return;
     }
     this.log.error({ event: 'spawn-failed' }, reason);
-    this.scheduleRestart(this.backoff.next());
+    this.scheduleRestart(this.restart.nextBackoff());
   }
 
   private onExit(run: ChildRun, code: number | null, signal: string | null): void {
@@ -315,7 +224,7 @@ export class ManagedChild extends EventEmitter<ManagedChildEvents> {
       return;
     }
     // A child that served gets the fixed delay every time; one that never served backs off.
-    this.scheduleRestart(exit.wasReady ? this.opts.restartDelayMs : this.backoff.next(), exit.at.getTime());
+    this.scheduleRestart(exit.wasReady ? this.opts.restartDelayMs : this.restart.nextBackoff(), exit.at.getTime());
   }
 
   /** Start a new child delayMs after `from` (the exit): its conf is rendered just before. */
@@ -325,7 +234,7 @@ export class ManagedChild extends EventEmitter<ManagedChildEvents> {
     this.log.info({ event: 'restart-scheduled', delayMs }, `restarting ${this.opts.name} in ${delayMs} ms`);
     this.emit('restart-scheduled', { delayMs });
     const dueAt = from + delayMs;
-    this.restartTimer = setTimeout(() => void this.spawn(dueAt), Math.max(0, dueAt - PREPARE_LEAD_MS - Date.now()));
+    this.restart.prepareFor(dueAt, () => void this.spawn(dueAt));
   }
 
   /** Replace the running process (a drain-restart): SIGTERM; the exit path starts a new one restartDelayMs later. */
@@ -339,30 +248,12 @@ export class ManagedChild extends EventEmitter<ManagedChildEvents> {
   }
 
   private killChild(signal: NodeJS.Signals): void {
-    try {
-      if (this.adoptedProcess) this.adoptedProcess.signal(signal);
-      else this.child?.kill(signal);
-    } catch {
-      /* already gone */
-    }
+    this.child?.signal(signal);
   }
 
   private async killAndWait(): Promise<void> {
     this.clearTimers();
-    if (this.adoptedProcess) return this.adoptedProcess.terminate(this.opts.stopTimeoutMs);
-    const child = this.child;
-    if (!child || child.pid === undefined) return;
-    this.log.info({ event: 'stopping', childPid: child.pid, signal: 'SIGTERM' }, `stopping ${this.opts.name}`);
-    this.killChild('SIGTERM');
-    const escalate = setTimeout(() => {
-      this.log.warn(
-        { event: 'kill-escalated', childPid: child.pid },
-        `${this.opts.name} ignored SIGTERM: sending SIGKILL`,
-      );
-      this.killChild('SIGKILL');
-    }, this.opts.stopTimeoutMs);
-    await this.exited;
-    clearTimeout(escalate);
+    await this.child?.terminate(this.opts.stopTimeoutMs);
   }
 
   /** Idempotent: SIGTERM, SIGKILL after stopTimeoutMs, resolves after the child exited. */
@@ -386,8 +277,7 @@ export class ManagedChild extends EventEmitter<ManagedChildEvents> {
     if (this.stopping) return;
     this.stopping = Promise.resolve();
     this.clearTimers();
-    this.adoptedProcess?.release();
-    this.child?.removeAllListeners('exit');
+    this.child?.release();
     this.log.info({ event: 'released', childPid: this.pid }, `${this.opts.name} left serving for the next monitor`);
     this.setState('stopped');
   }
@@ -397,16 +287,8 @@ export class ManagedChild extends EventEmitter<ManagedChildEvents> {
     this.killChild('SIGKILL');
   }
 
-  private clearReadyDeadline(): void {
-    if (this.readyDeadline) clearTimeout(this.readyDeadline);
-    this.readyDeadline = null;
-  }
-
   private clearTimers(): void {
-    this.clearReadyDeadline();
-    if (this.restartTimer) clearTimeout(this.restartTimer);
-    if (this.probeTimer) clearTimeout(this.probeTimer);
-    this.restartTimer = null;
-    this.probeTimer = null;
+    this.probe.clear();
+    this.restart.cancel();
   }
 }

@@ -1,4 +1,4 @@
-import { finalCounters, type AllocationRecord, type Counters } from './model.js';
+import { finalCounters, type AllocationRecord, type Counters } from './allocation-record.js';
 
 /**
  * The allocation row, defined once: the stored SQL columns, the record fields they come from and

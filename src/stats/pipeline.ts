@@ -2,7 +2,8 @@ import type { Registry } from 'prom-client';
 import type { Logger } from '../log/logger.js';
 import type { IncrementSink, UsageEvent, UsageSource } from './events.js';
 import { registerStatsMetrics, type StatsMetrics } from './metrics.js';
-import { AllocationModel, type AllocationRecord } from './model.js';
+import type { AllocationRecord } from './allocation-record.js';
+import { AllocationModel } from './model.js';
 import { closeLeftoversExcept, committedLogPosition, openRecordsOf } from './resume.js';
 import { UsageStore, type LogPosition } from './store.js';
 

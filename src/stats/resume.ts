@@ -1,6 +1,6 @@
 import type Database from 'better-sqlite3';
 import { openRecordFromDb, type OpenRow } from './allocation-row.js';
-import type { AllocationRecord } from './model.js';
+import type { AllocationRecord } from './allocation-record.js';
 import type { LogPosition } from './store.js';
 
 // Reading back what an earlier monitor committed, when this one adopts its turnserver run. Kept

@@ -2,7 +2,7 @@ import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { COLUMNS, recordValues } from './allocation-row.js';
-import type { AllocationRecord } from './model.js';
+import type { AllocationRecord } from './allocation-record.js';
 
 /** Versioned schema: each entry runs once, in order, recorded in PRAGMA user_version. */
 const MIGRATIONS: string[] = [

@@ -6,6 +6,7 @@ import type { Logger } from '../log/logger.js';
 import type { Subsystem, SubsystemHealth, TurnConfContributor } from '../lifecycle.js';
 import { findProcesses, isAlive, readCmdline } from '../process/pids.js';
 import { FileFollower, type FilePosition } from '../process/file-follower.js';
+import { forward } from '../process/forward.js';
 import { ManagedChild, type ChildExit, type ChildRun, type ManagedChildEvents } from '../process/managed-child.js';
 import { renderTurnConf, turnPaths, writeTurnConf } from './render-conf.js';
 import { tlsStunProbe } from '../tls/tls-probe.js';
@@ -100,11 +101,7 @@ export class TurnserverSupervisor extends EventEmitter<TurnserverEvents> impleme
       const resume = this.logResume?.run === run.runId ? this.logResume : null;
       this.follower.start(resume, true);
     });
-    for (const event of FORWARDED) {
-      this.child.on(event, (...args: unknown[]) =>
-        (this.emit as (e: string, ...a: unknown[]) => boolean)(event, ...args),
-      );
-    }
+    for (const event of FORWARDED) forward(this.child, this, event);
     // Its last lines come before its exit: the run is closed only after they were read.
     this.child.on('exit', (exit) => {
       this.follower.drain();

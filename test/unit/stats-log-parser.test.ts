@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { parseLogLine } from '../../src/stats/sources/log/log-parser.js';
-import { AllocationModel, finalCounters } from '../../src/stats/model.js';
+import { finalCounters } from '../../src/stats/allocation-record.js';
+import { AllocationModel } from '../../src/stats/model.js';
 
 // Real lines from coturn 4.6.1 with `verbose`, as our supervisor receives them (--simple-log, stdout).
 const LINES = [

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { UsageEvent } from '../../src/stats/events.js';
-import { AllocationModel, finalCounters } from '../../src/stats/model.js';
+import { finalCounters } from '../../src/stats/allocation-record.js';
+import { AllocationModel } from '../../src/stats/model.js';
 import { clientIdOf } from '../../src/stats/client-id.js';
 import { parseRedisEvent } from '../../src/stats/sources/redis/redis-events.js';
 

@@ -1,0 +1,36 @@
+import type { AllocationRecord } from './allocation-record.js';
+
+/** The records changed since they were last handed to the store, and which of them to write when. */
+export class PendingWrites {
+  private readonly records = new Set<AllocationRecord>();
+
+  get size(): number {
+    return this.records.size;
+  }
+
+  add(r: AllocationRecord): void {
+    if (r.pendingWrite) return;
+    r.pendingWrite = true;
+    this.records.add(r);
+  }
+
+  /**
+   * Records to write now: new and closed ones always (so a record exists, and is final, within
+   * one flush), and changed open ones only when `checkpoint` is set. Rewriting every open
+   * allocation on every flush would cost one SQLite upsert per event on a busy host; once a
+   * checkpoint interval (stats.checkpointMs) bounds what a SIGKILL can lose.
+   */
+  drain(checkpoint: boolean): AllocationRecord[] {
+    if (this.records.size === 0) return [];
+    const out: AllocationRecord[] = [];
+    for (const r of this.records) {
+      if (checkpoint || r.endedAt !== null || !r.persisted) {
+        out.push(r);
+        r.persisted = true;
+        r.pendingWrite = false;
+        this.records.delete(r);
+      }
+    }
+    return out;
+  }
+}
