@@ -4,6 +4,7 @@ export type LogLevel = 'error' | 'warn' | 'info' | 'debug';
 // continuation lines of a multi-line message.
 const PREFIX = /^\s*\d+:\s*(?:\(\d+\))?:?\s*/;
 const LEVEL = /^(ERROR|WARNING|INFO|DEBUG|CONTROL):\s*/;
+const SESSION_CHATTER = /^(session \d+: |IPv[46]\. Local relay addr: )/;
 
 export interface TurnLogLine {
   level: LogLevel;
@@ -20,6 +21,9 @@ export function parseTurnLogLine(line: string): TurnLogLine {
     text = text.slice(m[0].length);
   } else if (/^(Cannot|cannot|bind:|socket:)/.test(text)) {
     level = 'warn';
+  } else if (SESSION_CHATTER.test(text)) {
+    // Several lines per allocation, already in turnserver's own file: ours stays readable (and cheap) at info.
+    level = 'debug';
   }
   return { level, text: text.replace(/(password\s*[=:]\s*)\S+/gi, '$1[redacted]') };
 }

@@ -22,6 +22,10 @@ test('turnserver log lines: level from the tag, prefix stripped, passwords redac
     false,
   );
   assert.equal(parseTurnLogLine('bind: Address already in use').level, 'warn');
+  // Per-session lines are debug; a session's ERROR or WARNING keeps its level.
+  assert.equal(parseTurnLogLine('7: : session 001000000000000001: refreshed, realm=<r>, username=<u>').level, 'debug');
+  assert.equal(parseTurnLogLine('7: : IPv4. Local relay addr: 127.0.0.1:50000').level, 'debug');
+  assert.equal(parseTurnLogLine('7: : ERROR: session 001000000000000001: cannot send').level, 'error');
 });
 
 test('bind failure lines are recognised', () => {
