@@ -18,6 +18,8 @@ async function load(url: string, headers: Record<string, string>) {
 export const credentialApi: Benchmark = {
   name: 'credential_api',
   goals: { ratio: '≥ 0.7', p99_ms: '≤ 5', bare_p99_ms: '-' },
+  warmup: 1,
+  rounds: 9,
   async setup(h: Harness) {
     // The rate limit is per client IP; the benchmark is one client, so lift it.
     monitor = await startMonitor(h, { logLevel: 'info', http: { apiKeys: [KEY], rateLimitPerMinute: 100_000_000 } });

@@ -46,6 +46,8 @@ export const monitorRestart: Benchmark = {
     ratio: '≈ 1 (bytes/s with the kill vs without)',
     restart_ms: '-',
   },
+  warmup: 1,
+  rounds: 5,
   async setup(h) {
     peer = await startPeer(h);
     monitor = await startMonitor(h, {

@@ -53,6 +53,8 @@ async function load(h: Harness, turnPort: number) {
 export const relayTls: Benchmark = {
   name: 'relay_tls',
   goals: { ratio: '≥ 0.98', loss_ours: '= loss_bare', loss_bare: '-' },
+  warmup: 1,
+  rounds: 5,
   async setup(h) {
     peer = await startPeer(h);
     const pair = linkPair(path.join(h.dir, 'live'), makePair(path.join(h.dir, 'archive'), 'bench'));

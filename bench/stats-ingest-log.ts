@@ -61,6 +61,8 @@ async function rate(h: Harness, mode: 'ours' | 'bare', file: string): Promise<nu
 export const statsIngestLog: Benchmark = {
   name: 'stats_ingest_log',
   goals: { ratio: '≥ 0.5', ours_lines_s: '-', bare_lines_s: '-' },
+  warmup: 1,
+  rounds: 9,
   async round(h, round) {
     const file = path.join(h.dir, 'turnserver.log');
     if (round === 0) writeLog(file);

@@ -1,7 +1,9 @@
 // Benchmark worker: turn-monitor's ingest path (RedisSource → UsagePipeline: model, metrics,
 // SQLite store with the monitor's flush policy) on its own, reporting `ready`, then `done N`
-// once N events are ingested AND committed to SQLite.
-// With --commits it also prints `c <allocationId> <ms>` the first time an allocation is committed.
+// each time N, a multiple of the expected count, events are ingested AND committed to SQLite
+// (one line per drained backlog).
+// With --commits it also prints `c <allocationId> <ms>` the first time an allocation is committed,
+// and exits after the first `done`.
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { UsagePipeline } from '../../src/stats/pipeline.js';
@@ -31,10 +33,11 @@ await source.start();
 process.stdout.write('ready\n');
 // Flushes every 50 ms: the cadence of the monitor's own flush timer while events keep coming
 // (UsagePipeline.scheduleFlushes; open records checkpointed every checkpointMs).
+let target = expected;
 setInterval(() => {
   // received counts a batch once it went through the pipeline (parsed, in the model).
   const count = source.received;
-  const done = count >= expected;
+  const done = count >= target;
   const written = pipeline.flush(done);
   if (commits) {
     const now = Date.now();
@@ -48,6 +51,7 @@ setInterval(() => {
   }
   if (done) {
     process.stdout.write(`done ${count}\n`);
-    process.exit(0);
+    if (commits) process.exit(0);
+    target += expected;
   }
 }, 50);
