@@ -34,16 +34,24 @@ export async function freePort(host = '127.0.0.1'): Promise<number> {
   throw new Error('no free port found');
 }
 
+// Relay ranges come from below freePort's ports, away from the kernel's ephemeral ports (32768+):
+// a client's outgoing socket there would take a relay port from turnserver (error 508).
+const RANGE_FROM = 1100;
+const RANGE_TO = 19999;
+// Each process starts at its own place (several test files at once) and hands blocks out in
+// order, so a long run (the benchmarks) never runs out of them; after a wrap-around only ports
+// still bound are skipped.
+let rangeCursor = RANGE_FROM + Math.floor(Math.random() * (RANGE_TO - RANGE_FROM));
+
 /** A block of `count` consecutive free UDP ports (turnserver's relay range). */
 export async function freePortRange(count: number, host = '127.0.0.1'): Promise<[number, number]> {
-  for (let i = 0; i < 50; i++) {
-    const start = 33000 + Math.floor(Math.random() * 15000);
+  for (let i = 0; i < 100; i++) {
+    if (rangeCursor + count > RANGE_TO) rangeCursor = RANGE_FROM;
+    const start = rangeCursor;
+    rangeCursor += count;
     let ok = true;
-    for (let p = start; p < start + count && ok; p++) ok = !taken.has(p) && (await udpFree(p, host));
-    if (ok) {
-      for (let p = start; p < start + count; p++) taken.add(p);
-      return [start, start + count - 1];
-    }
+    for (let p = start; p < start + count && ok; p++) ok = await udpFree(p, host);
+    if (ok) return [start, start + count - 1];
   }
-  throw new Error('no free port range found');
+  throw new Error(`no ${count} consecutive free UDP ports between ${RANGE_FROM} and ${RANGE_TO}`);
 }
