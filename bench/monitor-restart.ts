@@ -3,6 +3,7 @@ import type { Harness } from '../test/harness/harness.js';
 import { startMonitor, type MonitorProcess } from '../test/harness/monitor.js';
 import { runUclient, startPeer, type Service } from '../test/harness/services.js';
 import type { Benchmark } from './lib.js';
+import { freePortRange } from '../src/process/ports.js';
 import { sleep } from './lib.js';
 
 const USER = { user: 'bench', password: 'bench-password' };
@@ -50,10 +51,12 @@ export const monitorRestart: Benchmark = {
   rounds: 5,
   async setup(h) {
     peer = await startPeer(h);
+    // uclient leaves its probe allocation to expire: every load holds relay ports for its lifetime.
+    const [minPort, maxPort] = await freePortRange(2000);
     monitor = await startMonitor(h, {
       dataDir: path.join(h.dir, 'data'),
       logLevel: 'info',
-      turnserver: { extraConfig: [`user=${USER.user}:${USER.password}`] },
+      turnserver: { minPort, maxPort, extraConfig: [`user=${USER.user}:${USER.password}`] },
     });
   },
   async round(h, round) {
