@@ -128,9 +128,18 @@ export class MonitorProcess extends EventEmitter {
         done();
         reject(new Error(`no matching monitor log line within ${timeoutMs} ms`));
       }, timeoutMs);
-      const onExit = () => {
+      const onExit = (code: number | null, signal: string | null) => {
         done();
-        reject(new Error('monitor exited before the expected log line'));
+        // Its last error lines say why (a start-up failure names its cause).
+        const last = this.logs
+          .filter((e) => e.level === 'error' || e.level === 'fatal')
+          .slice(-3)
+          .map((e) => `${e.component ?? '-'}: ${e.msg}${e.err ? ` (${JSON.stringify(e.err)})` : ''}`);
+        reject(
+          new Error(
+            `monitor exited (${signal ?? code}) before the expected log line; last errors: ${last.join(' | ') || 'none'}`,
+          ),
+        );
       };
       const done = () => {
         clearTimeout(timer);
