@@ -34,24 +34,23 @@ export async function freePort(host = '127.0.0.1'): Promise<number> {
   throw new Error('no free port found');
 }
 
-// Relay ranges lie above freePort's ports. (Below them, 1100-19999, uclient's channel binds failed
-// with 400 "same channel number with different peer" in a benchmark run.)
-const RANGE_FROM = 33000;
-const RANGE_TO = 59999;
-// Each process starts at its own place (several test files at once) and hands blocks out in
-// order, so a long run (the benchmarks) never runs out of them; after a wrap-around only ports
-// still bound are skipped.
-let rangeCursor = RANGE_FROM + Math.floor(Math.random() * (RANGE_TO - RANGE_FROM));
-
 /** A block of `count` consecutive free UDP ports (turnserver's relay range). */
 export async function freePortRange(count: number, host = '127.0.0.1'): Promise<[number, number]> {
-  for (let i = 0; i < 100; i++) {
-    if (rangeCursor + count > RANGE_TO) rangeCursor = RANGE_FROM;
-    const start = rangeCursor;
-    rangeCursor += count;
+  for (let i = 0; i < 50; i++) {
+    const start = 33000 + Math.floor(Math.random() * 15000);
+    let ok = true;
+    for (let p = start; p < start + count && ok; p++) ok = !taken.has(p) && (await udpFree(p, host));
+    if (ok) {
+      for (let p = start; p < start + count; p++) taken.add(p);
+      return [start, start + count - 1];
+    }
+  }
+  // A long run in one process (the benchmarks) has marked most blocks taken, though the monitors
+  // that had them are gone: take the first block whose ports are free now.
+  for (let start = 33000; start + count <= 48000; start += count) {
     let ok = true;
     for (let p = start; p < start + count && ok; p++) ok = await udpFree(p, host);
     if (ok) return [start, start + count - 1];
   }
-  throw new Error(`no ${count} consecutive free UDP ports between ${RANGE_FROM} and ${RANGE_TO}`);
+  throw new Error('no free port range found');
 }
