@@ -65,7 +65,7 @@ harnessTest(
     h.onCleanup(() => zkClose(c));
     await createNode(c, `${ROOT}/host-a:3478`, payload(a.restAddr));
     await createNode(c, `${ROOT}/host-b:3478`, payload(b.restAddr));
-    const fleet = (...args: string[]) =>
+    const fleetAs = (key: string, timeoutSec: string, ...args: string[]) =>
       h.run('fleet', process.execPath, [
         monitorBin,
         'fleet',
@@ -74,11 +74,12 @@ harnessTest(
         '--path',
         ROOT,
         '--key',
-        KEY,
+        key,
         '--timeout',
-        '2',
+        timeoutSec,
         ...args,
       ]);
+    const fleet = (...args: string[]) => fleetAs(KEY, '2', ...args);
 
     // All hosts up.
     let r = await fleet('sessions');
@@ -131,19 +132,7 @@ harnessTest(
     );
 
     // A wrong key is an error line with the host's reason; an unknown host to drain is an error.
-    r = await h.run('fleet', process.execPath, [
-      monitorBin,
-      'fleet',
-      '--zookeeper',
-      zk.connect,
-      '--path',
-      ROOT,
-      '--key',
-      'wrong-key-0123456789',
-      '--timeout',
-      '1',
-      'sessions',
-    ]);
+    r = await fleetAs('wrong-key-0123456789', '1', 'sessions');
     assert.match(r.output, /^host-a:3478\s+error\s+HTTP 401: missing or invalid API key$/m);
     r = await fleet('drain', 'nope:1');
     assert.equal(r.code, 1);
