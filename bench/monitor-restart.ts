@@ -5,14 +5,17 @@ import { runUclient, startPeer, type Service } from '../test/harness/services.js
 import type { Benchmark } from './lib.js';
 import { freePortRange } from '../src/process/ports.js';
 import { sleep } from './lib.js';
+import { fixedSchedule } from './uclient-schedule.js';
 
 const USER = { user: 'bench', password: 'bench-password' };
 let peer: Service;
+let uclientSchedule: NodeJS.ProcessEnv;
 let monitor: MonitorProcess;
 
 async function load(h: Harness, during?: () => Promise<void>) {
   const t0 = performance.now();
   const run = runUclient(h, {
+    env: uclientSchedule,
     turnPort: monitor.turnPort,
     peerPort: peer.port,
     ...USER,
@@ -50,6 +53,7 @@ export const monitorRestart: Benchmark = {
   warmup: 1,
   rounds: 5,
   async setup(h) {
+    uclientSchedule = await fixedSchedule(h);
     peer = await startPeer(h);
     // uclient leaves its probe allocation to expire: every load holds relay ports for its lifetime.
     const [minPort, maxPort] = await freePortRange(2000);

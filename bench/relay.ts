@@ -6,6 +6,7 @@ import { runUclient, startPeer, startRedis, type Service } from '../test/harness
 import { stunProbe } from '../src/supervisor/stun-probe.js';
 import { CpuWindow } from './cpu.js';
 import { quiesce, type Benchmark } from './lib.js';
+import { fixedSchedule } from './uclient-schedule.js';
 import { freePort, freePortRange } from '../src/process/ports.js';
 import { waitUntil } from '../src/process/wait.js';
 
@@ -13,6 +14,7 @@ const USER = { user: 'bench', password: 'bench-password' };
 type Setup = { monitor: MonitorProcess; turnPid: number; barePort: number; barePid: number };
 const setups: Record<'redis' | 'log', Setup> = {} as never;
 let peer: Service;
+let uclientSchedule: NodeJS.ProcessEnv;
 
 /** A bare turnserver from the monitor's rendered conf: other ports, its own Redis, output discarded. */
 async function bareTurnserver(
@@ -45,6 +47,7 @@ async function load(h: Harness, turnPort: number, pids: number[]) {
   const harness0 = process.cpuUsage();
   const t0 = performance.now();
   const r = await runUclient(h, {
+    env: uclientSchedule,
     turnPort,
     peerPort: peer.port,
     ...USER,
@@ -96,6 +99,7 @@ export const relay: Benchmark = {
   warmup: WARMUP,
   rounds: 5,
   async setup(h) {
+    uclientSchedule = await fixedSchedule(h);
     peer = await startPeer(h);
     for (const source of ['redis', 'log'] as const) {
       const monitor = await startMonitor(
@@ -104,7 +108,8 @@ export const relay: Benchmark = {
           dataDir: path.join(h.dir, source),
           logLevel: 'info',
           stats: { source },
-          turnserver: { extraConfig: [`user=${USER.user}:${USER.password}`] },
+          // The production probe interval (the harness's shorter one is for quick tests).
+          turnserver: { probeIntervalMs: 5000, extraConfig: [`user=${USER.user}:${USER.password}`] },
         },
         { configFile: path.join(h.dir, `${source}.json`) },
       );

@@ -89,6 +89,8 @@ export interface UclientOptions {
   noRtcp?: boolean;
   extraArgs?: string[];
   timeoutMs?: number;
+  /** uclient's environment (default: this process's). */
+  env?: NodeJS.ProcessEnv;
 }
 
 /** Run turnutils_uclient to completion; returns its exit and output (ends with loss figures). */
@@ -122,12 +124,12 @@ function uclientArgs(o: UclientOptions): string[] {
 
 /** Start turnutils_uclient without waiting for it (a relay that runs while the test acts). */
 export function spawnUclient(h: Harness, o: UclientOptions, name = 'uclient'): Tracked {
-  return h.spawn(name, 'turnutils_uclient', uclientArgs(o));
+  return h.spawn(name, 'turnutils_uclient', uclientArgs(o), { env: o.env });
 }
 
 export async function runUclient(h: Harness, o: UclientOptions) {
   const args = uclientArgs(o);
-  const result = await h.run('uclient', 'turnutils_uclient', args, { timeoutMs: o.timeoutMs ?? 60_000 });
+  const result = await h.run('uclient', 'turnutils_uclient', args, { timeoutMs: o.timeoutMs ?? 60_000, env: o.env });
   const lost = /Total lost packets (\d+) \(([\d.]+)%\)/.exec(result.output);
   // Progress lines repeat the counters; the last one is the total.
   const sent = [...result.output.matchAll(/tot_send_bytes ~ (\d+)/g)].pop();
