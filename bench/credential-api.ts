@@ -2,7 +2,7 @@ import path from 'node:path';
 import autocannon from 'autocannon';
 import type { Harness } from '../test/harness/harness.js';
 import { startMonitor, type MonitorProcess } from '../test/harness/monitor.js';
-import { percentile, quiesce, type Benchmark } from './lib.js';
+import { alternate, percentile, quiesce, type Benchmark, type Side } from './lib.js';
 import { freePort } from '../src/process/ports.js';
 import { waitUntil } from '../src/process/wait.js';
 
@@ -32,34 +32,26 @@ async function slice(url: string, headers: Record<string, string>) {
   return { seconds: ((last || performance.now()) - t0) / 1000, p99: r.latency.p99, non2xx: r.non2xx };
 }
 
-type Side = { url: string; headers: Record<string, string>; seconds: number; p99: number[]; non2xx: number };
+type Load = { url: string; headers: Record<string, string>; p99: number[]; non2xx: number };
+const load = (url: string, headers: Record<string, string> = {}): Load => ({ url, headers, p99: [], non2xx: 0 });
 
 /**
- * One round: short slices of the two sides interleaved (ABBA), each side's rate from its summed
- * time. This VM's speed moves within seconds; slices a fraction of a second long, alternated,
- * see the same machine on both sides.
+ * One round: short slices of the two sides alternated (ABBA), each side's rate from its summed
+ * time. This VM's speed moves within seconds; slices a fraction of a second long see the same
+ * machine on both sides.
  */
-async function interleaved(sides: [Side, Side]): Promise<void> {
+async function interleaved(loads: Record<Side, Load>): Promise<Record<Side, number>> {
   // autocannon runs in this process: the last round's garbage is collected before this one.
   await quiesce();
-  for (let i = 0; i < SLICES; i++) {
-    for (const side of i % 2 ? [sides[1], sides[0]] : sides) {
-      const r = await slice(side.url, side.headers);
-      side.seconds += r.seconds;
-      side.p99.push(r.p99);
-      side.non2xx += r.non2xx;
-    }
-  }
+  const seconds = await alternate(SLICES, async (side) => {
+    const l = loads[side];
+    const r = await slice(l.url, l.headers);
+    l.p99.push(r.p99);
+    l.non2xx += r.non2xx;
+    return r.seconds;
+  });
+  return { ours: (SLICES * SLICE_REQUESTS) / seconds.ours, bare: (SLICES * SLICE_REQUESTS) / seconds.bare };
 }
-
-const side = (url: string, headers: Record<string, string> = {}): Side => ({
-  url,
-  headers,
-  seconds: 0,
-  p99: [],
-  non2xx: 0,
-});
-const rps = (s: Side) => (SLICES * SLICE_REQUESTS) / s.seconds;
 
 export const credentialApi: Benchmark = {
   name: 'credential_api',
@@ -82,16 +74,18 @@ export const credentialApi: Benchmark = {
     bareUrl = `http://127.0.0.1:${port}/turncredential`;
   },
   async round() {
-    const ours = side(`${monitor.httpUrl}/turncredential`, { authorization: `Bearer ${KEY}` });
-    const bare = side(bareUrl);
-    await interleaved([ours, bare]);
-    if (ours.non2xx > 0) throw new Error(`${ours.non2xx} non-2xx answers from the monitor`);
+    const loads = {
+      ours: load(`${monitor.httpUrl}/turncredential`, { authorization: `Bearer ${KEY}` }),
+      bare: load(bareUrl),
+    };
+    const rps = await interleaved(loads);
+    if (loads.ours.non2xx > 0) throw new Error(`${loads.ours.non2xx} non-2xx answers from the monitor`);
     return {
-      ratio: rps(ours) / rps(bare),
-      p99_ms: percentile(ours.p99, 50),
-      bare_p99_ms: percentile(bare.p99, 50),
-      ours_rps: rps(ours),
-      bare_rps: rps(bare),
+      ratio: rps.ours / rps.bare,
+      p99_ms: percentile(loads.ours.p99, 50),
+      bare_p99_ms: percentile(loads.bare.p99, 50),
+      ours_rps: rps.ours,
+      bare_rps: rps.bare,
     };
   },
 };

@@ -12,7 +12,7 @@ import { startMonitor, type MonitorProcess } from '../test/harness/monitor.js';
 import { startPostgres, type Postgres } from '../test/harness/postgres.js';
 import { monitorRedisPort, publisher } from '../test/harness/statsdb.js';
 import { waitUntil } from '../src/process/wait.js';
-import { percentile, sleep, type Benchmark } from './lib.js';
+import { alternate, percentile, sleep, type Benchmark } from './lib.js';
 
 const ROWS = 20_000;
 const BATCH = 500;
@@ -119,18 +119,16 @@ async function throughput(): Promise<{ ours: number; bare: number }> {
     { shipped() {}, failed() {}, recovered() {}, migrated() {} },
   );
   await shipper.shipOnce(); // connects (the outbox is empty) outside the timing
-  const seconds = { ours: 0, bare: 0 };
   try {
-    for (let k = 0; k < ROWS / SLICE; k++) {
-      for (const side of k % 2 ? (['bare', 'ours'] as const) : (['ours', 'bare'] as const))
-        seconds[side] += side === 'ours' ? await oursSlice(k, shipper, marks) : await bareSlice(k);
-    }
+    const seconds = await alternate(ROWS / SLICE, (side, k) =>
+      side === 'ours' ? oursSlice(k, shipper, marks) : bareSlice(k),
+    );
+    return { ours: ROWS / seconds.ours, bare: ROWS / seconds.bare };
   } finally {
     await shipper.stop();
     outbox.close();
     sqlite.close();
   }
-  return { ours: ROWS / seconds.ours, bare: ROWS / seconds.bare };
 }
 
 /** For the record: the same rows through our upsert statement straight from memory (no outbox). */

@@ -55,3 +55,21 @@ export async function quiesce(ms = 200): Promise<void> {
   (globalThis as { gc?: () => void }).gc?.();
   await sleep(ms);
 }
+
+export type Side = 'ours' | 'bare';
+
+/**
+ * `pairs` adjacent runs of ours and the baseline, the order swapped every pair (ABBA), each
+ * side's seconds summed: a drift of the machine's speed within the round falls on both alike.
+ */
+export async function alternate(
+  pairs: number,
+  run: (side: Side, pair: number) => Promise<number>,
+): Promise<Record<Side, number>> {
+  const seconds = { ours: 0, bare: 0 };
+  for (let pair = 0; pair < pairs; pair++) {
+    for (const side of pair % 2 ? (['bare', 'ours'] as const) : (['ours', 'bare'] as const))
+      seconds[side] += await run(side, pair);
+  }
+  return seconds;
+}

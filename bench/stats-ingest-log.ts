@@ -2,7 +2,7 @@ import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Harness } from '../test/harness/harness.js';
 import { monitorNodeArgs } from '../test/harness/monitor.js';
-import type { Benchmark } from './lib.js';
+import { alternate, type Benchmark, type Side } from './lib.js';
 
 const LINES = 1_000_000;
 const worker = path.join(import.meta.dirname, 'workers', 'log-lines.ts');
@@ -12,7 +12,8 @@ const worker = path.join(import.meta.dirname, 'workers', 'log-lines.ts');
  * real turnserver relaying uclient traffic: per allocation a `new`, refreshes, control-message
  * lines, peer lifetime updates, usage lines every 4096 packets and at close, `closed`, `delete`.
  */
-export function writeLog(file: string): void {
+/** Writes the log; returns its number of lines (the last allocation's run completes past LINES). */
+export function writeLog(file: string): number {
   const out: string[] = [];
   for (let i = 0; out.length < LINES; i++) {
     const id = String((i % 2) * 1e15 + i + 1).padStart(18, '0');
@@ -44,10 +45,11 @@ export function writeLog(file: string): void {
     out.push(`${s} peer 127.0.0.1 deleted`);
   }
   writeFileSync(file, out.join('\n') + '\n');
+  return out.length;
 }
 
-/** Lines one worker read from the file and the seconds it took (from its first line). */
-async function run(h: Harness, mode: 'ours' | 'bare', file: string): Promise<{ lines: number; seconds: number }> {
+/** Seconds one worker took over the file's lines (from its first line). */
+async function run(h: Harness, mode: Side, file: string): Promise<number> {
   // Ours runs with the monitor's own node flags (its launcher's shebang); the baseline with none.
   const flags = mode === 'ours' ? monitorNodeArgs.join(' ') : '';
   const r = await h.run(`log-${mode}`, 'bash', [
@@ -56,10 +58,12 @@ async function run(h: Harness, mode: 'ours' | 'bare', file: string): Promise<{ l
   ]);
   const m = /lines=(\d+) ms=([\d.]+)/.exec(r.output);
   if (!m) throw new Error(`log worker failed: ${r.output.slice(-300)}`);
-  return { lines: Number(m[1]), seconds: Number(m[2]) / 1000 };
+  if (Number(m[1]) !== lines) throw new Error(`log worker read ${m[1]} lines of ${lines}`);
+  return Number(m[2]) / 1000;
 }
 
 const PAIRS = 3; // per round
+let lines = 0;
 
 /**
  * One round = PAIRS adjacent pairs of runs (ours, bare), the order swapped every pair (ABBA), each
@@ -73,16 +77,9 @@ export const statsIngestLog: Benchmark = {
   rounds: 5,
   async round(h, round) {
     const file = path.join(h.dir, 'turnserver.log');
-    if (round === 0) writeLog(file);
-    const total = { ours: { lines: 0, seconds: 0 }, bare: { lines: 0, seconds: 0 } };
-    for (let pair = 0; pair < PAIRS; pair++) {
-      for (const mode of pair % 2 ? (['bare', 'ours'] as const) : (['ours', 'bare'] as const)) {
-        const r = await run(h, mode, file);
-        total[mode].lines += r.lines;
-        total[mode].seconds += r.seconds;
-      }
-    }
-    const rate = { ours: total.ours.lines / total.ours.seconds, bare: total.bare.lines / total.bare.seconds };
+    if (round === 0) lines = writeLog(file);
+    const seconds = await alternate(PAIRS, (mode) => run(h, mode, file));
+    const rate = { ours: (PAIRS * lines) / seconds.ours, bare: (PAIRS * lines) / seconds.bare };
     return { ratio: rate.ours / rate.bare, ours_lines_s: rate.ours, bare_lines_s: rate.bare };
   },
 };

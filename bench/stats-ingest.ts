@@ -4,17 +4,16 @@ import type { Harness, Tracked } from '../test/harness/harness.js';
 import { monitorNodeArgs } from '../test/harness/monitor.js';
 import { startRedis, type Service } from '../test/harness/services.js';
 import { allocationEvents } from './events.js';
-import { percentile, quiesce, sleep, type Benchmark } from './lib.js';
+import { alternate, percentile, quiesce, sleep, type Benchmark, type Side } from './lib.js';
 import { killPid } from '../src/process/pids.js';
 
 const ALLOCATIONS = 3_000;
 const EVENTS = ALLOCATIONS * 100; // 300,000 per backlog
 const worker = (name: string) => path.join(import.meta.dirname, 'workers', name);
 
-type Kind = 'ours' | 'bare';
 // Each side has its Redis (PUBLISH reaches every subscriber of a server) and one worker for the
 // whole run: every drain after the warm-up finds its code compiled and its heap grown.
-const sides = {} as Record<Kind, { redis: Service; pub: Redis; worker: Tracked; drains: number }>;
+const sides = {} as Record<Side, { redis: Service; pub: Redis; worker: Tracked; drains: number }>;
 let lagRedis: Service;
 let lagPub: Redis;
 
@@ -38,7 +37,7 @@ function waitLines(t: Tracked, prefix: string, count = 1, timeoutMs = 120_000): 
   });
 }
 
-async function startSide(h: Harness, kind: Kind): Promise<void> {
+async function startSide(h: Harness, kind: Side): Promise<void> {
   const redis = await startRedis(h);
   const pub = new Redis({ port: redis.port, host: '127.0.0.1' });
   h.onCleanup(async () => void pub.disconnect());
@@ -54,7 +53,7 @@ async function startSide(h: Harness, kind: Kind): Promise<void> {
 }
 
 /** Publish a backlog of new allocations while the subscriber is frozen, then time how long it takes to drain it (seconds). */
-async function drain(kind: Kind): Promise<number> {
+async function drain(kind: Side): Promise<number> {
   const side = sides[kind];
   const offset = ++side.drains * ALLOCATIONS;
   process.kill(side.worker.pid, 'SIGSTOP');
@@ -134,11 +133,7 @@ export const statsIngest: Benchmark = {
     h.onCleanup(async () => void lagPub.disconnect());
   },
   async round(h, round) {
-    const seconds: Record<Kind, number> = { ours: 0, bare: 0 };
-    for (let pair = 0; pair < PAIRS; pair++) {
-      const order: Kind[] = pair % 2 ? ['bare', 'ours'] : ['ours', 'bare'];
-      for (const kind of order) seconds[kind] += await drain(kind);
-    }
+    const seconds = await alternate(PAIRS, drain);
     const rate = { ours: (PAIRS * EVENTS) / seconds.ours, bare: (PAIRS * EVENTS) / seconds.bare };
     const figures: Record<string, number> = {
       ratio: rate.ours / rate.bare,
