@@ -34,10 +34,14 @@ export async function freePort(host = '127.0.0.1'): Promise<number> {
   throw new Error('no free port found');
 }
 
+// Where relay blocks start: above the ports freePort hands out (the span every suite ran cleanly with).
+const RANGE_FROM = 33000;
+const RANGE_TO = 48000;
+
 /** A block of `count` consecutive free UDP ports (turnserver's relay range). */
 export async function freePortRange(count: number, host = '127.0.0.1'): Promise<[number, number]> {
   for (let i = 0; i < 50; i++) {
-    const start = 33000 + Math.floor(Math.random() * 15000);
+    const start = RANGE_FROM + Math.floor(Math.random() * (RANGE_TO - RANGE_FROM));
     let ok = true;
     for (let p = start; p < start + count && ok; p++) ok = !taken.has(p) && (await udpFree(p, host));
     if (ok) {
@@ -47,10 +51,10 @@ export async function freePortRange(count: number, host = '127.0.0.1'): Promise<
   }
   // A long run in one process (the benchmarks) has marked most blocks taken, though the monitors
   // that had them are gone: take the first block whose ports are free now.
-  for (let start = 33000; start + count <= 48000; start += count) {
+  for (let start = RANGE_FROM; start + count <= RANGE_TO; start += count) {
     let ok = true;
     for (let p = start; p < start + count && ok; p++) ok = await udpFree(p, host);
     if (ok) return [start, start + count - 1];
   }
-  throw new Error('no free port range found');
+  throw new Error(`no ${count} consecutive free UDP ports between ${RANGE_FROM} and ${RANGE_TO}`);
 }
