@@ -126,20 +126,11 @@ export class MonitorProcess extends EventEmitter {
       };
       const timer = setTimeout(() => {
         done();
-        reject(new Error(`no matching monitor log line within ${timeoutMs} ms`));
+        reject(new Error(`no matching monitor log line within ${timeoutMs} ms; ${this.recentProblems(opts.from)}`));
       }, timeoutMs);
       const onExit = (code: number | null, signal: string | null) => {
         done();
-        // Its last error lines say why (a start-up failure names its cause).
-        const last = this.logs
-          .filter((e) => e.level === 'error' || e.level === 'fatal')
-          .slice(-3)
-          .map((e) => `${e.component ?? '-'}: ${e.msg}${e.err ? ` (${JSON.stringify(e.err)})` : ''}`);
-        reject(
-          new Error(
-            `monitor exited (${signal ?? code}) before the expected log line; last errors: ${last.join(' | ') || 'none'}`,
-          ),
-        );
+        reject(new Error(`monitor exited (${signal ?? code}) before the expected log line; ${this.recentProblems()}`));
       };
       const done = () => {
         clearTimeout(timer);
@@ -149,6 +140,16 @@ export class MonitorProcess extends EventEmitter {
       this.on('log', onLog);
       this.tracked.child.once('exit', onExit);
     });
+  }
+
+  /** The last warnings and errors (since `from`), so a failed wait says why: a start-up failure names its cause. */
+  private recentProblems(from = 0): string {
+    const last = this.logs
+      .slice(from)
+      .filter((e) => e.level === 'warn' || e.level === 'error' || e.level === 'fatal')
+      .slice(-4)
+      .map((e) => `${e.component ?? '-'}: ${e.msg}${e.err ? ` (${JSON.stringify(e.err)})` : ''}`);
+    return `last warnings and errors: ${last.join(' | ') || 'none'}`;
   }
 
   /** Wait for a supervisor event (spawn, ready, exit, restart-scheduled, hung) of turnserver. */
