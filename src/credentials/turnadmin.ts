@@ -1,5 +1,6 @@
 import { readdir, rm } from 'node:fs/promises';
 import { execa } from 'execa';
+import { UserdbReader } from './userdb-reader.js';
 
 /** A failed turnadmin call; the message never contains the password or secret it was given. */
 export class TurnadminError extends Error {
@@ -18,28 +19,44 @@ const TURNADMIN_LOG_DIR = '/var/log';
  * as a failure too.
  */
 export class Turnadmin {
+  private readonly userdb: UserdbReader;
+
   constructor(
     private readonly bin: string,
     private readonly db: string,
     private readonly realm: string,
     /** Told of each call's pid once it has exited and its log file was removed. */
     private readonly onCall: (call: { action: string; pid: number }) => void = () => {},
-  ) {}
-
-  addUser(user: string, password: string): Promise<void> {
-    return this.call(['-a', '-b', this.db, '-u', user, '-r', this.realm, '-p', password], [password]);
+  ) {
+    this.userdb = new UserdbReader(db);
   }
 
-  deleteUser(user: string): Promise<void> {
-    return this.call(['-d', '-b', this.db, '-u', user, '-r', this.realm], []);
+  async addUser(user: string, password: string): Promise<void> {
+    await this.call(['-a', '-b', this.db, '-u', user, '-r', this.realm, '-p', password], [password]);
+    this.expect('-a', this.userdb.hasUser(this.realm, user));
   }
 
-  addSecret(secret: string): Promise<void> {
-    return this.call(['-s', secret, '-b', this.db, '-r', this.realm], [secret]);
+  async deleteUser(user: string): Promise<void> {
+    await this.call(['-d', '-b', this.db, '-u', user, '-r', this.realm], []);
+    this.expect('-d', !this.userdb.hasUser(this.realm, user));
   }
 
-  deleteSecret(secret: string): Promise<void> {
-    return this.call([`--delete-secret=${secret}`, '-b', this.db, '-r', this.realm], [secret]);
+  async addSecret(secret: string): Promise<void> {
+    await this.call(['-s', secret, '-b', this.db, '-r', this.realm], [secret]);
+    this.expect('-s', this.userdb.hasSecret(this.realm, secret));
+  }
+
+  async deleteSecret(secret: string): Promise<void> {
+    await this.call([`--delete-secret=${secret}`, '-b', this.db, '-r', this.realm], [secret]);
+    this.expect('delete-secret', !this.userdb.hasSecret(this.realm, secret));
+  }
+
+  /** A call that exited cleanly but whose change the userdb does not show failed all the same. */
+  private expect(action: string, applied: boolean): void {
+    if (!applied)
+      throw new TurnadminError(
+        `turnadmin ${action} exited 0 but the userdb does not show the change (SQLite busy: turnserver was reading)`,
+      );
   }
 
   private async call(args: string[], secrets: string[]): Promise<void> {
