@@ -61,15 +61,19 @@ export type Side = 'ours' | 'bare';
 /**
  * `pairs` adjacent runs of ours and the baseline, the order swapped every pair (ABBA), each
  * side's seconds summed: a drift of the machine's speed within the round falls on both alike.
+ * `prepare`, when given, sets up both runs of a pair before the first of them, so the two timed
+ * runs follow each other with nothing in between.
  */
 export async function alternate(
   pairs: number,
   run: (side: Side, pair: number) => Promise<number>,
+  prepare?: (order: readonly Side[], pair: number) => Promise<void>,
 ): Promise<Record<Side, number>> {
   const seconds = { ours: 0, bare: 0 };
   for (let pair = 0; pair < pairs; pair++) {
-    for (const side of pair % 2 ? (['bare', 'ours'] as const) : (['ours', 'bare'] as const))
-      seconds[side] += await run(side, pair);
+    const order = pair % 2 ? (['bare', 'ours'] as const) : (['ours', 'bare'] as const);
+    await prepare?.(order, pair);
+    for (const side of order) seconds[side] += await run(side, pair);
   }
   return seconds;
 }
