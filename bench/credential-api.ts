@@ -10,7 +10,7 @@ const KEY = 'bench-api-key-0123456789';
 let monitor: MonitorProcess;
 let bareUrl: string;
 
-const SLICE_REQUESTS = 6_000;
+const SLICE_REQUESTS = 20_000;
 const SLICES = 8; // per side and round
 
 /**
