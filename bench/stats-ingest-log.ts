@@ -53,8 +53,8 @@ let cpuSpent: Record<Side, number> = { ours: 0, bare: 0 };
 
 /** Seconds one worker took over the file's lines (from its first line); its CPU seconds go to `cpuSpent`. */
 async function run(h: Harness, mode: Side, file: string): Promise<number> {
-  // Ours runs with the monitor's own node flags (its launcher's shebang); the baseline with none.
-  const flags = mode === 'ours' ? monitorNodeArgs.join(' ') : '';
+  // Both run with the monitor's own node flags (its launcher's shebang): the same runtime.
+  const flags = monitorNodeArgs.join(' ');
   const r = await h.run(`log-${mode}`, 'bash', [
     '-c',
     `cat "${file}" | "${process.execPath}" ${flags} --import tsx "${worker}" ${mode}`,
