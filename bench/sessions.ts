@@ -23,24 +23,29 @@ export const sessions: Benchmark = {
       turnserver: { minPort, maxPort, extraConfig: [`user=${USER.user}:${USER.password}`] },
     });
     // Each uclient client leaves its probe allocation alive; parallel uclients need their own source address.
+    const leave = (clients: number, address: string) =>
+      runUclient(h, {
+        turnPort: monitor.turnPort,
+        peerPort: peer.port,
+        ...USER,
+        clients,
+        messages: 1,
+        length: 50,
+        timeoutMs: 120_000,
+        extraArgs: ['-L', address],
+      });
     const procs = 10;
-    await Promise.all(
-      Array.from({ length: procs }, (_, i) =>
-        runUclient(h, {
-          turnPort: monitor.turnPort,
-          peerPort: peer.port,
-          ...USER,
-          clients: LIVE / procs,
-          messages: 1,
-          length: 50,
-          timeoutMs: 120_000,
-          extraArgs: ['-L', `127.0.0.${i + 2}`],
-        }),
-      ),
-    );
-    for (let i = 0; i < 200 && (await coturnSessions(monitor)).total !== LIVE; i++) await sleep(100);
-    const { total } = await coturnSessions(monitor);
-    if (total < LIVE) throw new Error(`only ${total} live allocations`);
+    await Promise.all(Array.from({ length: procs }, (_, i) => leave(LIVE / procs, `127.0.0.${i + 2}`)));
+    const live = async () => {
+      for (let i = 0; i < 50 && (await coturnSessions(monitor)).total < LIVE; i++) await sleep(100);
+      return (await coturnSessions(monitor)).total;
+    };
+    // A client whose probe allocation failed under the burst leaves none: top up what is missing.
+    for (let attempt = 0, total = await live(); total < LIVE; attempt++, total = await live()) {
+      if (attempt === 3) throw new Error(`only ${total} live allocations`);
+      console.log(`sessions: ${total} live allocations after the burst, adding ${LIVE - total}`);
+      await leave(LIVE - total, `127.0.1.${attempt + 2}`);
+    }
   },
   async round() {
     const times: number[] = [];
