@@ -46,8 +46,9 @@ async function startSide(h: Harness, kind: Side): Promise<void> {
     kind === 'ours'
       ? [worker('ingest-ours.ts'), String(redis.port), path.join(h.dir, 'ingest.db'), String(EVENTS)]
       : [worker('ingest-bare.ts'), String(redis.port), String(EVENTS)];
-  // Both run with the monitor's own node flags (its launcher's shebang). Without them the
-  // baseline's CPU per event moved by a third between rounds of one run; with them it held.
+  // Both run with the monitor's own node flags (its launcher's shebang): one runtime. The bare
+  // worker's CPU per event sits at one of two levels a third apart, for a round or a whole run,
+  // with or without them.
   const t = h.spawn(`ingest-${kind}`, process.execPath, [...monitorNodeArgs, '--import', 'tsx', ...args]);
   await waitLines(t, 'ready');
   sides[kind] = { redis, pub, worker: t, drains: 0 };
