@@ -85,6 +85,9 @@ export class NodeWatch {
     readonly path: string,
   ) {}
 
+  /** Whether the node existed at the last event or answer seen; null before the first. */
+  private present: boolean | null = null;
+
   async start(): Promise<boolean> {
     return this.arm();
   }
@@ -96,13 +99,21 @@ export class NodeWatch {
         (event) => {
           const at = Date.now();
           const t = event.getType();
-          this.record(
-            t === zookeeper.Event.NODE_CREATED ? 'created' : t === zookeeper.Event.NODE_DELETED ? 'deleted' : 'changed',
-            at,
-          );
+          const type =
+            t === zookeeper.Event.NODE_CREATED ? 'created' : t === zookeeper.Event.NODE_DELETED ? 'deleted' : 'changed';
+          if (type !== 'changed') this.present = type === 'created';
+          this.record(type, at);
           if (!this.closed) void this.arm();
         },
-        (_err, stat) => resolve(!!stat),
+        (_err, stat) => {
+          // A change between a watch firing and its re-arm has no event of its own (e.g. a
+          // session expiry deleting the node while the re-arm waited on a frozen server): the
+          // re-arm's answer tells it, seen when the answer arrives.
+          const exists = !!stat;
+          if (this.present !== null && exists !== this.present) this.record(exists ? 'created' : 'deleted', Date.now());
+          this.present = exists;
+          resolve(exists);
+        },
       ),
     );
   }
