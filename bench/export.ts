@@ -14,7 +14,7 @@ import { monitorRedisPort, publisher } from '../test/harness/statsdb.js';
 import { waitUntil } from '../src/process/wait.js';
 import { alternate, percentile, sleep, type Benchmark } from './lib.js';
 
-const ROWS = 20_000;
+const ROWS = 60_000;
 const BATCH = 500;
 const CLOSES_PER_SEC = 1000;
 const CLOSE_SECONDS = 5;
@@ -68,7 +68,7 @@ function record(i: number): AllocationRecord {
 }
 
 /** Rows per slice: a round alternates ROWS / SLICE slices of each side. */
-const SLICE = 4_000;
+const SLICE = 10_000;
 
 /** Every round starts from empty tables: no side inherits the last one's dead rows. */
 async function emptyTable(table: string): Promise<void> {
