@@ -77,3 +77,23 @@ export async function alternate(
   }
   return seconds;
 }
+
+/**
+ * Throughput figures of both sides from their summed wall and CPU seconds over `count` items:
+ * `ratio` (items/s, ours over bare), `cpu_ratio` (items per CPU-second), and each side's rates.
+ */
+export function rateFigures(
+  unit: string,
+  count: number,
+  wall: Record<Side, number>,
+  cpu: Record<Side, number>,
+): Figures {
+  return {
+    ratio: wall.bare / wall.ours,
+    cpu_ratio: cpu.bare / cpu.ours,
+    [`ours_${unit}_s`]: count / wall.ours,
+    [`bare_${unit}_s`]: count / wall.bare,
+    [`ours_${unit}_cpu_s`]: count / cpu.ours,
+    [`bare_${unit}_cpu_s`]: count / cpu.bare,
+  };
+}

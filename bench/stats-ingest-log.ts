@@ -2,7 +2,7 @@ import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Harness } from '../test/harness/harness.js';
 import { monitorNodeArgs } from '../test/harness/monitor.js';
-import { alternate, type Benchmark, type Side } from './lib.js';
+import { alternate, rateFigures, type Benchmark, type Side } from './lib.js';
 
 const LINES = 1_000_000;
 const worker = path.join(import.meta.dirname, 'workers', 'log-lines.ts');
@@ -85,14 +85,6 @@ export const statsIngestLog: Benchmark = {
     if (round === 0) lines = writeLog(file);
     cpuSpent = { ours: 0, bare: 0 };
     const wall = await alternate(PAIRS, (mode) => run(h, mode, file));
-    const total = PAIRS * lines;
-    return {
-      ratio: wall.bare / wall.ours,
-      cpu_ratio: cpuSpent.bare / cpuSpent.ours,
-      ours_lines_s: total / wall.ours,
-      bare_lines_s: total / wall.bare,
-      ours_lines_cpu_s: total / cpuSpent.ours,
-      bare_lines_cpu_s: total / cpuSpent.bare,
-    };
+    return rateFigures('lines', PAIRS * lines, wall, cpuSpent);
   },
 };

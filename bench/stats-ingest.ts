@@ -4,7 +4,7 @@ import type { Harness, Tracked } from '../test/harness/harness.js';
 import { monitorNodeArgs } from '../test/harness/monitor.js';
 import { startRedis, type Service } from '../test/harness/services.js';
 import { allocationEvents } from './events.js';
-import { alternate, percentile, quiesce, sleep, type Benchmark, type Side } from './lib.js';
+import { alternate, percentile, quiesce, rateFigures, sleep, type Benchmark, type Side } from './lib.js';
 import { killPid } from '../src/process/pids.js';
 import { CpuWindow } from './cpu.js';
 
@@ -157,15 +157,7 @@ export const statsIngest: Benchmark = {
   async round(h, round) {
     cpuSpent = { ours: 0, bare: 0 };
     const wall = await alternate(PAIRS, drain, publishBoth);
-    const events = PAIRS * EVENTS;
-    const figures: Record<string, number> = {
-      ratio: wall.bare / wall.ours,
-      cpu_ratio: cpuSpent.bare / cpuSpent.ours,
-      ours_ev_s: events / wall.ours,
-      bare_ev_s: events / wall.bare,
-      ours_ev_cpu_s: events / cpuSpent.ours,
-      bare_ev_cpu_s: events / cpuSpent.bare,
-    };
+    const figures = rateFigures('ev', PAIRS * EVENTS, wall, cpuSpent);
     // The lag is steady from run to run: three samples are enough.
     if (round >= WARMUP && round < WARMUP + LAG_ROUNDS) figures.lag_p99_ms = await lag(h, round);
     return figures;
