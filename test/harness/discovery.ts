@@ -105,7 +105,9 @@ export class NodeWatch {
           this.record(type, at);
           if (!this.closed) void this.arm();
         },
-        (_err, stat) => {
+        (err, stat) => {
+          // A failed exists() says nothing of the node: only an answer changes what was seen.
+          if (err) return resolve(false);
           // A change between a watch firing and its re-arm has no event of its own (e.g. a
           // session expiry deleting the node while the re-arm waited on a frozen server): the
           // re-arm's answer tells it, seen when the answer arrives.
