@@ -1,5 +1,4 @@
 import path from 'node:path';
-import { Redis } from 'ioredis';
 import type { Harness, Tracked } from '../test/harness/harness.js';
 import { monitorNodeArgs } from '../test/harness/monitor.js';
 import { startRedis, type Service } from '../test/harness/services.js';
@@ -7,16 +6,16 @@ import { allocationEvents } from './events.js';
 import { alternate, percentile, quiesce, rateFigures, sleep, type Benchmark, type Side } from './lib.js';
 import { killPid } from '../src/process/pids.js';
 import { CpuWindow } from './cpu.js';
+import { RespPublisher } from './resp-publisher.js';
 
-const ALLOCATIONS = 3_000;
-const EVENTS = ALLOCATIONS * 100; // 300,000 per backlog
+const ALLOCATIONS = 1_000;
+const EVENTS = ALLOCATIONS * 100; // 100,000 per backlog
 const worker = (name: string) => path.join(import.meta.dirname, 'workers', name);
 
-// Each side has its Redis (PUBLISH reaches every subscriber of a server) and one worker for the
-// whole run: every drain after the warm-up finds its code compiled and its heap grown.
-const sides = {} as Record<Side, { redis: Service; pub: Redis; worker: Tracked; drains: number }>;
+// Each side has its Redis (PUBLISH reaches every subscriber of a server) and a worker per round.
+const sides = {} as Record<Side, { redis: Service; pub: RespPublisher; worker: Tracked | null; drains: number }>;
 let lagRedis: Service;
-let lagPub: Redis;
+let lagPub: RespPublisher;
 
 /** Resolves once `t` has printed `count` lines starting with `prefix`. */
 function waitLines(t: Tracked, prefix: string, count = 1, timeoutMs = 120_000): Promise<void> {
@@ -38,38 +37,58 @@ function waitLines(t: Tracked, prefix: string, count = 1, timeoutMs = 120_000): 
   });
 }
 
+/** A side's Redis and publisher, kept for the whole run. */
 async function startSide(h: Harness, kind: Side): Promise<void> {
   const redis = await startRedis(h);
-  const pub = new Redis({ port: redis.port, host: '127.0.0.1' });
-  h.onCleanup(async () => void pub.disconnect());
+  const pub = new RespPublisher(redis.port);
+  h.onCleanup(async () => pub.close());
+  sides[kind] = { redis, pub, worker: null, drains: 0 };
+}
+
+/**
+ * A fresh subscriber for a side (ours: on a fresh database), warmed by one untimed drain. Each
+ * round starts from the same state: over a run, ours slowed as its database grew and the bare
+ * worker sped up as it aged, so a long-lived pair drifted apart within a run.
+ */
+async function freshWorker(h: Harness, kind: Side, round: number): Promise<void> {
+  const side = sides[kind];
+  if (side.worker) await killPid(side.worker.pid);
   const args =
     kind === 'ours'
-      ? [worker('ingest-ours.ts'), String(redis.port), path.join(h.dir, 'ingest.db'), String(EVENTS)]
-      : [worker('ingest-bare.ts'), String(redis.port), String(EVENTS)];
-  // Both run with the monitor's own node flags (its launcher's shebang): one runtime. The bare
-  // worker's CPU per event sits at one of two levels a third apart, for a round or a whole run,
-  // with or without them.
-  const t = h.spawn(`ingest-${kind}`, process.execPath, [...monitorNodeArgs, '--import', 'tsx', ...args]);
-  await waitLines(t, 'ready');
-  sides[kind] = { redis, pub, worker: t, drains: 0 };
+      ? [worker('ingest-ours.ts'), String(side.redis.port), path.join(h.dir, `ingest-${round}.db`), String(EVENTS)]
+      : [worker('ingest-bare.ts'), String(side.redis.port), String(EVENTS)];
+  // Both run with the monitor's own node flags (its launcher's shebang): one runtime.
+  side.worker = h.spawn(`ingest-${kind}`, process.execPath, [...monitorNodeArgs, '--import', 'tsx', ...args]);
+  side.drains = 0;
+  await waitLines(side.worker, 'ready');
+  await publishBacklog(kind);
+  await drain(kind);
 }
 
 /** The subscribers' CPU seconds (/proc, every thread) over a round's drains, by side. */
 let cpuSpent: Record<Side, number> = { ours: 0, bare: 0 };
 
+function workerOf(kind: Side): Tracked {
+  const t = sides[kind].worker;
+  if (!t) throw new Error(`no ${kind} worker`);
+  return t;
+}
+
+let backlogs = 0;
+
 /** Freeze a side's subscriber and publish a backlog of new allocations to it. */
 async function publishBacklog(kind: Side): Promise<void> {
   const side = sides[kind];
-  const offset = ++side.drains * ALLOCATIONS;
-  process.kill(side.worker.pid, 'SIGSTOP');
-  for (let step = 0; step < 100; step++) {
-    const p = side.pub.pipeline();
-    for (let i = 0; i < ALLOCATIONS; i++) {
-      const [channel, message] = allocationEvents(offset + i)[step];
-      p.publish(channel, message);
-    }
-    await p.exec();
-  }
+  side.drains++;
+  const offset = ++backlogs * ALLOCATIONS;
+  process.kill(workerOf(kind).pid, 'SIGSTOP');
+  // Interleaved as on a busy server: step k of every allocation, then step k + 1.
+  const lives = Array.from({ length: ALLOCATIONS }, (_, i) => allocationEvents(offset + i));
+  await side.pub.publish(
+    (function* () {
+      for (let step = 0; step < 100; step++) for (const life of lives) yield life[step];
+    })(),
+  );
 }
 
 /** Both backlogs of a pair are published first, so its two drains follow each other at once. */
@@ -82,9 +101,10 @@ async function publishBoth(order: readonly Side[]): Promise<void> {
 /** Let a side's subscriber drain its backlog; wall seconds (its CPU seconds go to `cpuSpent`). */
 async function drain(kind: Side): Promise<number> {
   const side = sides[kind];
-  const window = new CpuWindow([side.worker.pid]);
-  process.kill(side.worker.pid, 'SIGCONT');
-  await waitLines(side.worker, 'done', side.drains);
+  const t = workerOf(kind);
+  const window = new CpuWindow([t.pid]);
+  process.kill(t.pid, 'SIGCONT');
+  await waitLines(t, 'done', side.drains);
   const { wallSec, cpuSec } = window.stop();
   cpuSpent[kind] += cpuSec[0];
   if (process.env.BENCH_DEBUG) console.log(`drain ${kind} wall ${wallSec.toFixed(3)} cpu ${cpuSec[0].toFixed(2)}`);
@@ -110,9 +130,7 @@ async function lag(h: Harness, round: number): Promise<number> {
   for (let i = 0; i < allocations; i++) {
     const events = allocationEvents(100_000 + i);
     published.set(/allocation\/(\d+)\//.exec(events[0][0])![1], Date.now());
-    const p = lagPub.pipeline();
-    for (const [c, m] of events) p.publish(c, m);
-    await p.exec();
+    await lagPub.publish(events);
     const due = start + ((i + 1) * 100 * 1000) / 10_000; // 100 events per 10 ms
     const wait = due - performance.now();
     if (wait > 0) await sleep(wait);
@@ -130,7 +148,7 @@ async function lag(h: Harness, round: number): Promise<number> {
 
 const WARMUP = 1;
 const LAG_ROUNDS = 3;
-const PAIRS = 6; // per round
+const PAIRS = 12; // per round
 
 /**
  * One round = PAIRS adjacent pairs of drains (ours, bare), the order swapped every pair (ABBA),
@@ -146,15 +164,16 @@ export const statsIngest: Benchmark = {
   name: 'stats_ingest',
   goals: { ratio: '≥ 0.6', cpu_ratio: '-', lag_p99_ms: '≤ 100', ours_ev_s: '-', bare_ev_s: '-' },
   warmup: WARMUP,
-  rounds: 5,
+  rounds: 7,
   async setup(h) {
     await startSide(h, 'ours');
     await startSide(h, 'bare');
     lagRedis = await startRedis(h);
-    lagPub = new Redis({ port: lagRedis.port, host: '127.0.0.1' });
-    h.onCleanup(async () => void lagPub.disconnect());
+    lagPub = new RespPublisher(lagRedis.port);
+    h.onCleanup(async () => lagPub.close());
   },
   async round(h, round) {
+    for (const kind of ['ours', 'bare'] as const) await freshWorker(h, kind, round);
     cpuSpent = { ours: 0, bare: 0 };
     const wall = await alternate(PAIRS, drain, publishBoth);
     const figures = rateFigures('ev', PAIRS * EVENTS, wall, cpuSpent);
