@@ -50,7 +50,8 @@ export class RespPublisher {
   private onData(chunk: string): void {
     // Every PUBLISH answers an integer (:N); an error reply (-ERR ...) fails the batch.
     const text = this.tail + chunk;
-    if (text.includes('\r\n-')) return this.fail(new Error(`redis refused a PUBLISH: ${text.split('\r\n-')[1].split('\r\n')[0]}`));
+    if (text.includes('\r\n-'))
+      return this.fail(new Error(`redis refused a PUBLISH: ${text.split('\r\n-')[1].split('\r\n')[0]}`));
     this.tail = text.slice(-16);
     if (text.endsWith('+PONG\r\n')) {
       this.tail = '\r\n';
