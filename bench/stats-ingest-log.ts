@@ -53,11 +53,14 @@ let cpuSpent: Record<Side, number> = { ours: 0, bare: 0 };
 
 /** Seconds one worker took over the file's lines (from its first line); its CPU seconds go to `cpuSpent`. */
 async function run(h: Harness, mode: Side, file: string): Promise<number> {
-  // Both run with the monitor's own node flags (its launcher's shebang): the same runtime.
+  // Both run with the monitor's own node flags (its launcher's shebang): the same runtime. The
+  // file is the worker's stdin itself: through `cat |` the bare counter needed a second core for
+  // cat, and lost a third of its rate whenever this VM's other core was busy (ours, bound by its
+  // own CPU, barely moved), so the ratio followed the machine's load.
   const flags = monitorNodeArgs.join(' ');
   const r = await h.run(`log-${mode}`, 'bash', [
     '-c',
-    `cat "${file}" | "${process.execPath}" ${flags} --import tsx "${worker}" ${mode}`,
+    `"${process.execPath}" ${flags} --import tsx "${worker}" ${mode} < "${file}"`,
   ]);
   const m = /lines=(\d+) ms=([\d.]+) cpu_ms=([\d.]+)/.exec(r.output);
   if (!m) throw new Error(`log worker failed: ${r.output.slice(-300)}`);

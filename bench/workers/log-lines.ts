@@ -1,5 +1,5 @@
-// Benchmark worker: lines on stdin through the log parser and the model ("ours"), or only
-// counted ("bare"), reading the same way the supervisor reads turnserver's stdout (readline).
+// Benchmark worker: the lines of the file on stdin through the log parser and the model ("ours"),
+// or only counted ("bare"), both split into lines by readline.
 import { createInterface } from 'node:readline';
 import { parseLogLine } from '../../src/stats/sources/log/log-parser.js';
 import { AllocationModel } from '../../src/stats/model.js';
