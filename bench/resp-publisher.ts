@@ -20,6 +20,8 @@ export class RespPublisher {
       this.socket.once('connect', () => resolve());
       this.socket.once('error', reject);
     });
+    // A refused connection surfaces at the next publish(), not as an unhandled rejection now.
+    this.connected.catch(() => undefined);
     this.socket.on('data', (chunk: string) => this.onData(chunk));
     this.socket.on('error', (err) => this.fail(err));
     this.socket.on('close', () => this.fail(new Error('redis closed the connection')));
