@@ -35,6 +35,8 @@ export interface ManagedChildOptions {
   startupFailure?(line: string): string | null;
   restartDelayMs: number;
   maxRestartDelayMs: number;
+  /** How long before a restart is due its spawn spec is prepared (default 50 ms): the child starts on time. */
+  prepareLeadMs?: number;
   stopTimeoutMs: number;
   probeIntervalMs: number;
   readyTimeoutMs: number;

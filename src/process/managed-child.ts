@@ -38,7 +38,7 @@ export class ManagedChild extends EventEmitter<ManagedChildEvents> {
 
   constructor(private readonly opts: ManagedChildOptions) {
     super();
-    this.restart = new RestartTimer(opts.restartDelayMs, opts.maxRestartDelayMs);
+    this.restart = new RestartTimer(opts.restartDelayMs, opts.maxRestartDelayMs, opts.prepareLeadMs);
     this.log = opts.logger;
     this.probe = new ChildProbe(opts, {
       watching: (run) => this.run === run && !this.stopping,

@@ -1,6 +1,6 @@
 import { Backoff } from './backoff.js';
 
-/** A restart's spawn spec (the rendered conf) is prepared this long before the restart is due, so the child itself starts on time. */
+/** By default a restart's spawn spec (the rendered conf) is prepared this long before the restart is due, so the child itself starts on time. */
 const PREPARE_LEAD_MS = 50;
 
 /** The one pending start of a next child, and the backoff for children that never served. */
@@ -8,7 +8,11 @@ export class RestartTimer {
   private readonly backoff: Backoff;
   private timer: NodeJS.Timeout | null = null;
 
-  constructor(restartDelayMs: number, maxRestartDelayMs: number) {
+  constructor(
+    restartDelayMs: number,
+    maxRestartDelayMs: number,
+    private readonly prepareLeadMs = PREPARE_LEAD_MS,
+  ) {
     this.backoff = new Backoff(Math.max(restartDelayMs, 100), maxRestartDelayMs);
   }
 
@@ -24,7 +28,7 @@ export class RestartTimer {
 
   /** Call prepare() shortly before dueAt (epoch ms): from a timer, even when that has passed. */
   prepareFor(dueAt: number, prepare: () => void): void {
-    this.after(Math.max(0, dueAt - PREPARE_LEAD_MS - Date.now()), prepare);
+    this.after(Math.max(0, dueAt - this.prepareLeadMs - Date.now()), prepare);
   }
 
   /** Call start() at dueAt (epoch ms): right away when that has passed. */
