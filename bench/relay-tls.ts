@@ -7,12 +7,14 @@ import { runUclient, startPeer, startRedis, type Service } from '../test/harness
 import { freePort, freePortRange } from '../src/process/ports.js';
 import { waitUntil } from '../src/process/wait.js';
 import { tlsStunProbe } from '../src/tls/tls-probe.js';
-import type { Benchmark } from './lib.js';
+import { quiesce, type Benchmark } from './lib.js';
+import { fixedSchedule } from './uclient-schedule.js';
 
 const USER = { user: 'bench', password: 'bench-password' };
 let peer: Service;
 let oursPort = 0;
 let barePort = 0;
+let uclientSchedule: NodeJS.ProcessEnv;
 
 /** A bare turnserver from the monitor's rendered conf: other ports, its own Redis, output discarded. */
 async function bareTurnserver(h: Harness, dataDir: string): Promise<number> {
@@ -34,8 +36,10 @@ async function bareTurnserver(h: Harness, dataDir: string): Promise<number> {
 }
 
 async function load(h: Harness, turnPort: number) {
+  await quiesce();
   const t0 = performance.now();
   const r = await runUclient(h, {
+    env: uclientSchedule,
     turnPort,
     peerPort: peer.port,
     ...USER,
@@ -49,13 +53,17 @@ async function load(h: Harness, turnPort: number) {
   return { bps: r.sentBytes / ((performance.now() - t0) / 1000), loss: r.lossPercent ?? 100 };
 }
 
-/** The same uclient load over TLS (turns:) through our monitor's turnserver and a bare one. */
+/**
+ * The same uclient load over TLS (turns:) through our monitor's turnserver and a bare one: one
+ * fixed uclient schedule for every load, as in `relay`, and the harness quiet before each.
+ */
 export const relayTls: Benchmark = {
   name: 'relay_tls',
   goals: { ratio: '≥ 0.98', loss_ours: '= loss_bare', loss_bare: '-' },
   warmup: 1,
   rounds: 5,
   async setup(h) {
+    uclientSchedule = await fixedSchedule(h);
     peer = await startPeer(h);
     const pair = linkPair(path.join(h.dir, 'live'), makePair(path.join(h.dir, 'archive'), 'bench'));
     oursPort = await freePort();
