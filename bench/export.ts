@@ -12,7 +12,7 @@ import { startMonitor, type MonitorProcess } from '../test/harness/monitor.js';
 import { startPostgres, type Postgres } from '../test/harness/postgres.js';
 import { monitorRedisPort, publisher } from '../test/harness/statsdb.js';
 import { waitUntil } from '../src/process/wait.js';
-import { alternate, percentile, sleep, type Benchmark } from './lib.js';
+import { alternate, percentile, quiesce, sleep, type Benchmark } from './lib.js';
 
 const ROWS = 60_000;
 const BATCH = 500;
@@ -102,11 +102,13 @@ async function bareSlice(k: number): Promise<number> {
 /**
  * Rows/s of both sides over one round: slices of the two alternated (ABBA), each side's rate from
  * its summed time. This VM's speed moves within seconds: slices a fraction of a second long see
- * the same machine on both sides.
+ * the same machine on both sides. A round starts with a checkpoint, so none falls inside it (a
+ * round writes far less WAL than max_wal_size), and each slice after a quiet harness (its GC).
  */
 async function throughput(): Promise<{ ours: number; bare: number }> {
   await emptyTable('turn_monitor.allocations');
   await emptyTable('bench_bare');
+  await client.query('CHECKPOINT');
   const sqlite = new Database(db);
   sqlite.exec('DELETE FROM export_outbox');
   const marks = sqlite.prepare(
@@ -120,9 +122,10 @@ async function throughput(): Promise<{ ours: number; bare: number }> {
   );
   await shipper.shipOnce(); // connects (the outbox is empty) outside the timing
   try {
-    const seconds = await alternate(ROWS / SLICE, (side, k) =>
-      side === 'ours' ? oursSlice(k, shipper, marks) : bareSlice(k),
-    );
+    const seconds = await alternate(ROWS / SLICE, async (side, k) => {
+      await quiesce(50);
+      return side === 'ours' ? oursSlice(k, shipper, marks) : bareSlice(k);
+    });
     return { ours: ROWS / seconds.ours, bare: ROWS / seconds.bare };
   } finally {
     await shipper.stop();
