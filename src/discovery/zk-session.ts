@@ -62,6 +62,29 @@ function socketOf(c: Client): { destroy(): void } | null {
   return (c as unknown as { connectionManager?: { socket?: { destroy(): void } } }).connectionManager?.socket ?? null;
 }
 
+type SocketDataHandler = (buffer: Buffer) => void;
+
+/**
+ * node-zookeeper-client throws from its socket's data handler on bytes it cannot decode (e.g. a
+ * port that another server answers): an uncaught exception. Such bytes drop that connection
+ * instead, which the client treats as any lost connection.
+ */
+function guardSocketData(c: Client, onBadData: (err: Error) => void): void {
+  const cm = (
+    c as unknown as { connectionManager?: { onSocketData?: SocketDataHandler; socket?: { destroy(): void } } }
+  ).connectionManager;
+  const original = cm?.onSocketData;
+  if (!cm || !original) return;
+  cm.onSocketData = (buffer: Buffer) => {
+    try {
+      original.call(cm, buffer);
+    } catch (err) {
+      onBadData(err as Error);
+      cm.socket?.destroy();
+    }
+  };
+}
+
 /**
  * One logical ZooKeeper session that survives everything: connects in the background with capped
  * backoff between attempts, replaces the client after `expired` (that object is dead), and runs
@@ -131,6 +154,12 @@ export class ZkSession extends EventEmitter<ZkSessionEvents> {
       retries: 0,
     });
     this.client = c;
+    guardSocketData(c, (err) =>
+      this.opts.logger.warn(
+        { event: 'zk-bad-data', reason: err.message },
+        'undecodable bytes from ZooKeeper; reconnecting',
+      ),
+    );
     this.setState('connecting');
     c.on('connected', () => this.onConnected(c));
     c.on('disconnected', () => this.onDisconnected(c));
