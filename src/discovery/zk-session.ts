@@ -57,12 +57,17 @@ export function zkErrorCode(err: unknown): number | null {
 }
 export const ZkCode = zookeeper.Exception;
 
-/** The socket node-zookeeper-client keeps privately: the only way to force a reconnect. */
-function socketOf(c: Client): { destroy(): void } | null {
-  return (c as unknown as { connectionManager?: { socket?: { destroy(): void } } }).connectionManager?.socket ?? null;
+/** What node-zookeeper-client keeps privately: its socket (the only way to force a reconnect) and data handler. */
+interface ConnectionManager {
+  socket?: { destroy(): void };
+  onSocketData?: (buffer: Buffer) => void;
 }
+const connectionManagerOf = (c: Client) =>
+  (c as unknown as { connectionManager?: ConnectionManager }).connectionManager;
 
-type SocketDataHandler = (buffer: Buffer) => void;
+function socketOf(c: Client): { destroy(): void } | null {
+  return connectionManagerOf(c)?.socket ?? null;
+}
 
 /**
  * node-zookeeper-client throws from its socket's data handler on bytes it cannot decode (e.g. a
@@ -70,9 +75,7 @@ type SocketDataHandler = (buffer: Buffer) => void;
  * instead, which the client treats as any lost connection.
  */
 function guardSocketData(c: Client, onBadData: (err: Error) => void): void {
-  const cm = (
-    c as unknown as { connectionManager?: { onSocketData?: SocketDataHandler; socket?: { destroy(): void } } }
-  ).connectionManager;
+  const cm = connectionManagerOf(c);
   const original = cm?.onSocketData;
   if (!cm || !original) return;
   cm.onSocketData = (buffer: Buffer) => {
