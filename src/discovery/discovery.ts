@@ -251,14 +251,14 @@ export class Discovery implements Subsystem {
 
   health(): SubsystemHealth {
     const zk = this.session.state;
-    const serving = this.ctx.supervisor.isReady;
     const published = this.publisher.isPublished;
+    // Connected but the node that should be there is not (yet): signalling cannot pick this host.
     const problem =
       this.counterError ??
       (zk !== 'connected'
         ? (this.session.lastError ?? `ZooKeeper ${zk}`)
-        : serving && !published
-          ? this.publisher.lastError
+        : this.publisher.isWanted && !published
+          ? (this.publisher.lastError ?? 'node not published yet')
           : null);
     const f = this.meter.figures;
     return {

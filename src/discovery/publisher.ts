@@ -42,6 +42,10 @@ export class NodePublisher {
       this.opts.session.state === 'connected'
     );
   }
+  /** Whether the node should be there (turnserver serving, no drain, no shutdown). */
+  get isWanted(): boolean {
+    return this.want;
+  }
   /**
    * Whether a node of ours may be in ZooKeeper: one we wrote, or one whose create got no answer.
    * False once a removal succeeded or ZooKeeper showed it absent.

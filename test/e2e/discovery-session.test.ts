@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import net from 'node:net';
 import os from 'node:os';
 import { harnessTest } from '../harness/harness.js';
 import { killOrphans, startMonitor, testConfig } from '../harness/monitor.js';
@@ -28,6 +29,62 @@ async function ownedByCurrentSession(client: ZkClient, nodePath: string, m: { he
   const sessionId = (await m.health()).body.discovery.sessionId;
   return !!node && node.owner === sessionId && (await m.health()).body.discovery.published === true;
 }
+
+/**
+ * Something on the ZooKeeper port that speaks the protocol's framing but answers the first request
+ * with an error code the client does not know (seen in CI when the port answered during start-up).
+ */
+async function garbledZookeeper(h: Parameters<typeof testConfig>[0], port: number): Promise<void> {
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+    socket.on('error', () => undefined);
+    let connected = false;
+    let pending = Buffer.alloc(0);
+    socket.on('data', (chunk) => {
+      pending = Buffer.concat([pending, chunk]);
+      while (pending.length >= 4 && pending.length >= 4 + pending.readInt32BE(0)) {
+        const request = pending.subarray(4, 4 + pending.readInt32BE(0));
+        pending = pending.subarray(4 + request.length);
+        const reply = Buffer.alloc(connected ? 20 : 40);
+        if (!connected) {
+          // ConnectResponse: protocol version, session timeout, session id, a 16-byte password.
+          reply.writeInt32BE(36, 0);
+          reply.writeInt32BE(SESSION_MS, 8);
+          reply.writeInt32BE(16, 20);
+          connected = true;
+        } else {
+          // ReplyHeader to the request's xid (a ping's too): zxid 0, then the unknown error code.
+          reply.writeInt32BE(16, 0);
+          reply.writeInt32BE(request.readInt32BE(0), 4);
+          reply.writeInt32BE(-1149239295, 16);
+        }
+        socket.write(reply);
+      }
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
+  h.onCleanup(async () => {
+    for (const s of sockets) s.destroy();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  });
+}
+
+harnessTest('undecodable bytes on the ZooKeeper port: logged, reconnected, the monitor serves on', async (h) => {
+  const port = await freePort();
+  await garbledZookeeper(h, port);
+  const { config } = await monitorConfig(h, `127.0.0.1:${port}`);
+  const m = await startMonitor(h, {}, { rawConfig: config });
+  const first = await m.waitForLog((e) => e.event === 'zk-bad-data', { timeoutMs: 15_000 });
+  await m.waitForLog((e) => e.event === 'zk-bad-data' && e !== first, { timeoutMs: 15_000 });
+  assert.equal(await m.stunAnswers(), true, 'turnserver serves on');
+  const health = await m.health();
+  assert.equal(health.status, 200);
+  assert.equal(health.body.discovery.status, 'degraded', 'connected, but the node is not published');
+  assert.equal(health.body.discovery.published, false);
+  assert.equal((await m.stop()).code, 0, 'no uncaught exception: a clean stop');
+});
 
 harnessTest(
   'ZooKeeper down at start: everything else runs, the node appears once it is up; back after a ZooKeeper restart',
