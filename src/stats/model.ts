@@ -184,6 +184,11 @@ export class AllocationModel {
     return this.writes.size;
   }
 
+  /** Whether a new or closed record waits to be written (any flush writes it, not only a checkpoint). */
+  get hasUrgentWrites(): boolean {
+    return this.writes.hasUrgent;
+  }
+
   /** Whether tick() has anything to time out: a deleted allocation or unattributed traffic. */
   hasTimedWork(): boolean {
     for (const r of this.open) if (r.deletedAt !== null || r.kind === 'unattributed') return true;

@@ -152,9 +152,23 @@ export class UsagePipeline implements IncrementSink {
     return this.timer !== null;
   }
 
-  /** Something changed: make sure a flush comes within FLUSH_DELAY_MS (cheap: once per timer). */
+  /**
+   * Something changed: a new or closed record (Redis source) is written within FLUSH_DELAY_MS;
+   * anything else only needs the next checkpoint, so a stream of traffic increments arms no
+   * extra timers. With the log as a source every write waits for a checkpoint (with its position).
+   */
   private changed(): void {
-    if (this.scheduling && !this.timerSoon) this.arm(Math.min(FLUSH_DELAY_MS, this.opts.checkpointMs));
+    if (!this.scheduling) return;
+    if (this.opts.source === 'redis' && this.model.hasUrgentWrites) {
+      if (!this.timerSoon) this.arm(this.soonMs);
+    } else if (!this.timer) {
+      // At least FLUSH_DELAY_MS, so that the burst this change starts goes into one write.
+      this.arm(Math.max(this.soonMs, this.lastCheckpoint + this.opts.checkpointMs - this.opts.now()));
+    }
+  }
+
+  private get soonMs(): number {
+    return Math.min(FLUSH_DELAY_MS, this.opts.checkpointMs);
   }
 
   private arm(delayMs: number): void {
@@ -184,9 +198,9 @@ export class UsagePipeline implements IncrementSink {
   }
 
   track(event: UsageEvent): object | null {
-    this.changed();
     this.metrics.event(event.kind);
     const r = this.model.ingest(event, this.run);
+    this.changed();
     return r !== null && r.endedAt === null && event.source === this.primary ? r : null;
   }
 
@@ -202,9 +216,9 @@ export class UsagePipeline implements IncrementSink {
     const r = handle as AllocationRecord;
     // Closed, deleted (its totals pending) or of an earlier turnserver run: the full path decides.
     if (r.endedAt !== null || r.deletedAt !== null || r.run !== this.run) return false;
-    this.changed();
     this.metrics.event(peer ? 'traffic/peer' : 'traffic');
     this.model.addIncrement(r, peer, rcvp, rcvb, sentp, sentb, at);
+    this.changed();
     return true;
   }
 
