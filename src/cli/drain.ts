@@ -26,6 +26,13 @@ async function drain(configFile: string | undefined, opts: { timeout?: string; t
     last = text;
     process.stdout.write(tty ? `\r\x1b[K${text}` : `${text}\n`);
   };
+  const progress = (view: DrainView) => {
+    const left = Math.max(0, Math.ceil((Date.parse(view.deadline) - Date.now()) / 1000));
+    show(`draining (then ${view.then}): ${view.openAllocations} open allocation(s), deadline in ${left} s`);
+  };
+  // The drain as it started, even if it ends (or is cancelled) before the first look at /health.
+  const first = started.body.draining as DrainView | null | undefined;
+  if (first) progress(first);
   for (;;) {
     let view: DrainView | null;
     try {
@@ -34,8 +41,7 @@ async function drain(configFile: string | undefined, opts: { timeout?: string; t
       view = null; // the monitor stopped: the drain ended in 'stop'
     }
     if (!view) break;
-    const left = Math.max(0, Math.ceil((Date.parse(view.deadline) - Date.now()) / 1000));
-    show(`draining (then ${view.then}): ${view.openAllocations} open allocation(s), deadline in ${left} s`);
+    progress(view);
     await new Promise((r) => setTimeout(r, 250));
   }
   if (tty) process.stdout.write('\n');
