@@ -6,7 +6,14 @@ export interface ReaderInit {
   port: number;
   password: string | null;
   tls: boolean;
+  /** Int32 slots shared by both threads: batches consumed (main adds), reader paused (reader sets). */
+  flow: SharedArrayBuffer;
 }
+
+/** Slots of ReaderInit.flow. */
+export const CONSUMED = 0;
+export const PAUSED = 1;
+export const FLOW_BYTES = 8;
 
 /** Worker → main: a batch of raw messages, or what the ioredis client just did. */
 export type ReaderMessage =
@@ -14,8 +21,12 @@ export type ReaderMessage =
   | { type: 'subscribed' | 'ready' | 'close' }
   | { type: 'error' | 'unavailable'; message: string };
 
-/** Main → worker: a batch was consumed; or disconnect and end. */
-export type SourceCommand = { type: 'ack' } | { type: 'stop' };
+/**
+ * Main → worker: batches were consumed while the reader is paused (consumed batches are counted
+ * in ReaderInit.flow, without a message: a trickle of events then costs one wake-up of the
+ * reader per batch, not two); or disconnect and end.
+ */
+export type SourceCommand = { type: 'resume' } | { type: 'stop' };
 
 /** Size of one batch; a message larger than this travels alone. */
 export const BATCH_BYTES = 256 * 1024;

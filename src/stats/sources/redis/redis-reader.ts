@@ -6,8 +6,10 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { Redis } from 'ioredis';
 import {
   BATCH_BYTES,
+  CONSUMED,
   entryBytes,
   MAX_BATCHES_IN_FLIGHT,
+  PAUSED,
   writeEntry,
   type ReaderInit,
   type ReaderMessage,
@@ -33,9 +35,29 @@ let batch = Buffer.allocUnsafeSlow(BATCH_BYTES);
 let used = 0;
 let count = 0;
 let flushQueued = false;
-let inFlight = 0;
+let posted = 0;
 let paused = false;
 let stopping = false;
+const flow = new Int32Array(init.flow);
+// Batches handed over and not yet consumed (both counters wrap alike).
+const inFlight = () => (posted - Atomics.load(flow, CONSUMED)) | 0;
+
+// Backpressure: stop reading the socket while the main thread is behind; Redis keeps the backlog.
+// The flag is set before the count is read again, and main adds to the count before it reads the
+// flag: one of the two sees the other, so a consume that lands meanwhile is never missed.
+function pause(): void {
+  paused = true;
+  Atomics.store(flow, PAUSED, 1);
+  client.stream?.pause();
+  if (inFlight() < MAX_BATCHES_IN_FLIGHT) resume();
+}
+
+function resume(): void {
+  if (!paused) return;
+  paused = false;
+  Atomics.store(flow, PAUSED, 0);
+  client.stream?.resume();
+}
 
 function flush(): void {
   flushQueued = false;
@@ -48,11 +70,8 @@ function flush(): void {
   if (batch.length > BATCH_BYTES) batch = Buffer.allocUnsafeSlow(BATCH_BYTES); // after an oversized message
   used = 0;
   count = 0;
-  // Backpressure: stop reading the socket while the main thread is behind; Redis keeps the backlog.
-  if (++inFlight >= MAX_BATCHES_IN_FLIGHT && !paused) {
-    paused = true;
-    client.stream?.pause();
-  }
+  posted = (posted + 1) | 0;
+  if (!paused && inFlight() >= MAX_BATCHES_IN_FLIGHT) pause();
 }
 
 client.on('pmessageBuffer', (_pattern: string, channel: Buffer, message: Buffer) => {
@@ -79,7 +98,9 @@ client.on('ready', () => {
 });
 client.on('close', () => {
   flush();
-  paused = false; // the next connection's socket starts flowing
+  // The next connection's socket starts flowing.
+  paused = false;
+  Atomics.store(flow, PAUSED, 0);
   post({ type: 'close' });
 });
 client.on('error', (err: Error) => {
@@ -92,12 +113,8 @@ client.on('error', (err: Error) => {
 });
 
 port.on('message', (cmd: SourceCommand) => {
-  if (cmd.type === 'ack') {
-    inFlight--;
-    if (paused && inFlight < MAX_BATCHES_IN_FLIGHT) {
-      paused = false;
-      client.stream?.resume();
-    }
+  if (cmd.type === 'resume') {
+    if (paused && inFlight() < MAX_BATCHES_IN_FLIGHT) resume();
   } else if (cmd.type === 'stop') {
     stopping = true;
     client.disconnect();

@@ -3,7 +3,15 @@ import { Worker } from 'node:worker_threads';
 import type { Logger } from '../../../log/logger.js';
 import type { IncrementSink } from '../../events.js';
 import { RedisEventParser } from './redis-events.js';
-import { forEachEntry, type ReaderInit, type ReaderMessage, type SourceCommand } from './redis-reader-protocol.js';
+import {
+  CONSUMED,
+  FLOW_BYTES,
+  forEachEntry,
+  PAUSED,
+  type ReaderInit,
+  type ReaderMessage,
+  type SourceCommand,
+} from './redis-reader-protocol.js';
 
 // Its garbage is short-lived protocol buffers: a small young generation keeps RSS flat.
 const READER_YOUNG_GEN_MB = 6;
@@ -85,15 +93,16 @@ export class RedisSource extends EventEmitter<RedisSourceEvents> {
   /** Resolves once subscribed, or once the first attempt failed (the reader keeps retrying). */
   start(): Promise<void> {
     const { host, port, password, tls } = this.target;
+    const flow = new Int32Array(new SharedArrayBuffer(FLOW_BYTES));
     const worker = new Worker(readerEntry.code, {
       eval: readerEntry.eval,
-      workerData: { host, port, password, tls } satisfies ReaderInit,
+      workerData: { host, port, password, tls, flow: flow.buffer as SharedArrayBuffer } satisfies ReaderInit,
       resourceLimits: { maxYoungGenerationSizeMb: READER_YOUNG_GEN_MB },
     });
     this.worker = worker;
     return new Promise((resolve) => {
       worker.on('message', (m: ReaderMessage) => {
-        this.onMessage(worker, m);
+        this.onMessage(worker, flow, m);
         if (m.type === 'subscribed' || m.type === 'unavailable') resolve();
       });
       worker.on('error', (err) =>
@@ -116,12 +125,13 @@ export class RedisSource extends EventEmitter<RedisSourceEvents> {
     });
   }
 
-  private onMessage(worker: Worker, m: ReaderMessage): void {
+  private onMessage(worker: Worker, flow: Int32Array, m: ReaderMessage): void {
     switch (m.type) {
       case 'batch':
         this.consume(Buffer.from(m.buffer));
         this.received += m.count;
-        worker.postMessage({ type: 'ack' } satisfies SourceCommand);
+        Atomics.add(flow, CONSUMED, 1);
+        if (Atomics.load(flow, PAUSED) === 1) worker.postMessage({ type: 'resume' } satisfies SourceCommand);
         break;
       case 'subscribed': // a reader's first subscription (a restarted reader's counts as a reconnection)
       case 'ready': // ioredis reconnected and resubscribed
