@@ -36,26 +36,26 @@ let used = 0;
 let count = 0;
 let flushQueued = false;
 let posted = 0;
-let paused = false;
 let stopping = false;
 const flow = new Int32Array(init.flow);
 // Batches handed over and not yet consumed (both counters wrap alike).
 const inFlight = () => (posted - Atomics.load(flow, CONSUMED)) | 0;
+// The paused flag lives only in the shared slot, where the main thread reads it too.
+const paused = () => Atomics.load(flow, PAUSED) === 1;
+const setPaused = (on: boolean) => Atomics.store(flow, PAUSED, on ? 1 : 0);
 
 // Backpressure: stop reading the socket while the main thread is behind; Redis keeps the backlog.
 // The flag is set before the count is read again, and main adds to the count before it reads the
 // flag: one of the two sees the other, so a consume that lands meanwhile is never missed.
 function pause(): void {
-  paused = true;
-  Atomics.store(flow, PAUSED, 1);
+  setPaused(true);
   client.stream?.pause();
   if (inFlight() < MAX_BATCHES_IN_FLIGHT) resume();
 }
 
 function resume(): void {
-  if (!paused) return;
-  paused = false;
-  Atomics.store(flow, PAUSED, 0);
+  if (!paused()) return;
+  setPaused(false);
   client.stream?.resume();
 }
 
@@ -71,7 +71,7 @@ function flush(): void {
   used = 0;
   count = 0;
   posted = (posted + 1) | 0;
-  if (!paused && inFlight() >= MAX_BATCHES_IN_FLIGHT) pause();
+  if (!paused() && inFlight() >= MAX_BATCHES_IN_FLIGHT) pause();
 }
 
 client.on('pmessageBuffer', (_pattern: string, channel: Buffer, message: Buffer) => {
@@ -99,8 +99,7 @@ client.on('ready', () => {
 client.on('close', () => {
   flush();
   // The next connection's socket starts flowing.
-  paused = false;
-  Atomics.store(flow, PAUSED, 0);
+  setPaused(false);
   post({ type: 'close' });
 });
 client.on('error', (err: Error) => {
@@ -114,7 +113,7 @@ client.on('error', (err: Error) => {
 
 port.on('message', (cmd: SourceCommand) => {
   if (cmd.type === 'resume') {
-    if (paused && inFlight() < MAX_BATCHES_IN_FLIGHT) resume();
+    if (paused() && inFlight() < MAX_BATCHES_IN_FLIGHT) resume();
   } else if (cmd.type === 'stop') {
     stopping = true;
     client.disconnect();
