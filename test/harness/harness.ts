@@ -5,6 +5,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { cmdlineText, isAlive, killPid, processesMentioning } from '../../src/process/pids.js';
+import { PORT_LOCKS_ENV } from '../../src/process/port-reservations.js';
+
+// Test files run in parallel processes, and their monitors pick ports too: all of them reserve
+// the ports they pick in one directory, so no two servers are ever handed the same port.
+process.env[PORT_LOCKS_ENV] ??= path.join(os.tmpdir(), 'turn-monitor-ports');
 
 /** Exit of a child we spawned. */
 export interface Exit {
