@@ -42,6 +42,8 @@ const RANGE_FROM = 33000;
 const RANGE_TO = 48000;
 const BLOCK = 100;
 const BLOCKS = (RANGE_TO - RANGE_FROM) / BLOCK;
+/** Blocks (by index) this process has handed out. */
+const takenBlocks = new Set<number>();
 
 async function allUdpFree(from: number, count: number, host: string): Promise<boolean> {
   for (let p = from; p < from + count; p++) if (!(await udpFree(p, host))) return false;
@@ -65,7 +67,7 @@ export async function freePortRange(count: number, host = '127.0.0.1'): Promise<
     const start = RANGE_FROM + first * BLOCK;
     if (!reserveBlocks(first, n, reuseOwn)) return null;
     if (await allUdpFree(start, count, host)) {
-      for (let b = first; b < first + n; b++) taken.add(RANGE_FROM + b * BLOCK);
+      for (let b = first; b < first + n; b++) takenBlocks.add(b);
       return [start, start + count - 1];
     }
     // Blocks this process may still use (the fallback) stay reserved; fresh ones go back.
@@ -75,7 +77,7 @@ export async function freePortRange(count: number, host = '127.0.0.1'): Promise<
   for (let i = 0; i < 50; i++) {
     const first = Math.floor(Math.random() * (BLOCKS - n + 1));
     let overlaps = false;
-    for (let b = first; b < first + n; b++) overlaps ||= taken.has(RANGE_FROM + b * BLOCK);
+    for (let b = first; b < first + n; b++) overlaps ||= takenBlocks.has(b);
     const got = overlaps ? null : await tryAt(first, false);
     if (got) return got;
   }
