@@ -16,10 +16,14 @@ export const PORT_LOCKS_ENV = 'TURN_MONITOR_PORT_LOCKS';
 const mine = new Set<string>();
 let exitHookAdded = false;
 
+/** The directory made so far (made once, not on every reservation). */
+let made: string | null = null;
+
 function lockDir(): string | null {
   const dir = process.env[PORT_LOCKS_ENV];
   if (!dir) return null;
-  mkdirSync(dir, { recursive: true });
+  if (made !== dir) mkdirSync(dir, { recursive: true });
+  made = dir;
   return dir;
 }
 

@@ -50,11 +50,15 @@ async function allUdpFree(from: number, count: number, host: string): Promise<bo
   return true;
 }
 
+function releaseBlocks(first: number, end: number): void {
+  for (let b = first; b < end; b++) release(`range-${b}`);
+}
+
 /** Reserve blocks first..first+n-1 (all or none); `reuseOwn` lets this process take its own again. */
 function reserveBlocks(first: number, n: number, reuseOwn: boolean): boolean {
   for (let b = first; b < first + n; b++) {
     if (reserve(`range-${b}`, reuseOwn)) continue;
-    if (!reuseOwn) for (let r = first; r < b; r++) release(`range-${r}`);
+    if (!reuseOwn) releaseBlocks(first, b);
     return false;
   }
   return true;
@@ -71,7 +75,7 @@ export async function freePortRange(count: number, host = '127.0.0.1'): Promise<
       return [start, start + count - 1];
     }
     // Blocks this process may still use (the fallback) stay reserved; fresh ones go back.
-    if (!reuseOwn) for (let b = first; b < first + n; b++) release(`range-${b}`);
+    if (!reuseOwn) releaseBlocks(first, first + n);
     return null;
   };
   for (let i = 0; i < 50; i++) {

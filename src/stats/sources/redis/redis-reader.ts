@@ -113,7 +113,7 @@ client.on('error', (err: Error) => {
 
 port.on('message', (cmd: SourceCommand) => {
   if (cmd.type === 'resume') {
-    if (paused() && inFlight() < MAX_BATCHES_IN_FLIGHT) resume();
+    if (inFlight() < MAX_BATCHES_IN_FLIGHT) resume(); // resume() does nothing unless paused
   } else if (cmd.type === 'stop') {
     stopping = true;
     client.disconnect();
