@@ -58,42 +58,55 @@ export async function quiesce(ms = 200): Promise<void> {
 
 export type Side = 'ours' | 'bare';
 
+/** What one timed run of a side measured: wall seconds, and CPU seconds where the side counts them. */
+export interface Timed {
+  wall: number;
+  cpu?: number;
+}
+
+/** One adjacent pair: what each side's run measured. */
+export type Pair = Record<Side, Timed>;
+
 /**
- * `pairs` adjacent runs of ours and the baseline, the order swapped every pair (ABBA), each
- * side's seconds summed: a drift of the machine's speed within the round falls on both alike.
- * `prepare`, when given, sets up both runs of a pair before the first of them, so the two timed
- * runs follow each other with nothing in between.
+ * `pairs` adjacent runs of ours and the baseline, the order swapped every pair (ABBA); returns
+ * what every pair measured. `prepare`, when given, sets up both runs of a pair before the first
+ * of them, so the two timed runs follow each other with nothing in between.
  */
 export async function alternate(
   pairs: number,
-  run: (side: Side, pair: number) => Promise<number>,
+  run: (side: Side, pair: number) => Promise<Timed>,
   prepare?: (order: readonly Side[], pair: number) => Promise<void>,
-): Promise<Record<Side, number>> {
-  const seconds = { ours: 0, bare: 0 };
+): Promise<Pair[]> {
+  const measured: Pair[] = [];
   for (let pair = 0; pair < pairs; pair++) {
     const order = pair % 2 ? (['bare', 'ours'] as const) : (['ours', 'bare'] as const);
     await prepare?.(order, pair);
-    for (const side of order) seconds[side] += await run(side, pair);
+    const p = {} as Pair;
+    for (const side of order) p[side] = await run(side, pair);
+    measured.push(p);
   }
-  return seconds;
+  return measured;
 }
 
+const sum = (pairs: Pair[], side: Side, k: keyof Timed) => pairs.reduce((s, p) => s + (p[side][k] ?? NaN), 0);
+
 /**
- * Throughput figures of both sides from their summed wall and CPU seconds over `count` items:
- * `ratio` (items/s, ours over bare), `cpu_ratio` (items per CPU-second), and each side's rates.
+ * Throughput figures of both sides over `pairs`, each run of a side covering `count` items, from
+ * each side's summed seconds: `ratio` (items/s, ours over bare), each side's rate, and where the
+ * sides count CPU, `cpu_ratio` (items per CPU-second) and each side's rate per CPU-second.
  */
-export function rateFigures(
-  unit: string,
-  count: number,
-  wall: Record<Side, number>,
-  cpu: Record<Side, number>,
-): Figures {
-  return {
-    ratio: wall.bare / wall.ours,
-    cpu_ratio: cpu.bare / cpu.ours,
-    [`ours_${unit}_s`]: count / wall.ours,
-    [`bare_${unit}_s`]: count / wall.bare,
-    [`ours_${unit}_cpu_s`]: count / cpu.ours,
-    [`bare_${unit}_cpu_s`]: count / cpu.bare,
+export function rateFigures(unit: string, count: number, pairs: Pair[]): Figures {
+  const total = count * pairs.length;
+  const rate = (side: Side, k: keyof Timed) => total / sum(pairs, side, k);
+  const figures: Figures = {
+    ratio: rate('ours', 'wall') / rate('bare', 'wall'),
+    [`ours_${unit}_s`]: rate('ours', 'wall'),
+    [`bare_${unit}_s`]: rate('bare', 'wall'),
   };
+  if (pairs.every((p) => p.ours.cpu !== undefined && p.bare.cpu !== undefined)) {
+    figures.cpu_ratio = rate('ours', 'cpu') / rate('bare', 'cpu');
+    figures[`ours_${unit}_cpu_s`] = rate('ours', 'cpu');
+    figures[`bare_${unit}_cpu_s`] = rate('bare', 'cpu');
+  }
+  return figures;
 }

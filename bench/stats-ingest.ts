@@ -3,7 +3,7 @@ import type { Harness, Tracked } from '../test/harness/harness.js';
 import { monitorNodeArgs } from '../test/harness/monitor.js';
 import { startRedis, type Service } from '../test/harness/services.js';
 import { allocationEvents } from './events.js';
-import { alternate, percentile, quiesce, rateFigures, sleep, type Benchmark, type Side } from './lib.js';
+import { alternate, percentile, quiesce, rateFigures, sleep, type Benchmark, type Side, type Timed } from './lib.js';
 import { killPid } from '../src/process/pids.js';
 import { CpuWindow } from './cpu.js';
 import { RespPublisher } from './resp-publisher.js';
@@ -65,9 +65,6 @@ async function freshWorker(h: Harness, kind: Side, round: number): Promise<void>
   await drain(kind);
 }
 
-/** The subscribers' CPU seconds (/proc, every thread) over a round's drains, by side. */
-let cpuSpent: Record<Side, number> = { ours: 0, bare: 0 };
-
 function workerOf(kind: Side): Tracked {
   const t = sides[kind].worker;
   if (!t) throw new Error(`no ${kind} worker`);
@@ -98,17 +95,15 @@ async function publishBoth(order: readonly Side[]): Promise<void> {
   await quiesce();
 }
 
-/** Let a side's subscriber drain its backlog; wall seconds (its CPU seconds go to `cpuSpent`). */
-async function drain(kind: Side): Promise<number> {
+/** Let a side's subscriber drain its backlog; wall and CPU seconds (/proc, every thread). */
+async function drain(kind: Side): Promise<Timed> {
   const side = sides[kind];
   const t = workerOf(kind);
   const window = new CpuWindow([t.pid]);
   process.kill(t.pid, 'SIGCONT');
   await waitLines(t, 'done', side.drains);
   const { wallSec, cpuSec } = window.stop();
-  cpuSpent[kind] += cpuSec[0];
-  if (process.env.BENCH_DEBUG) console.log(`drain ${kind} wall ${wallSec.toFixed(3)} cpu ${cpuSec[0].toFixed(2)}`);
-  return wallSec;
+  return { wall: wallSec, cpu: cpuSec[0] };
 }
 
 /** Paced 10k events/s; lag from each allocation's `new` PUBLISH to its first commit. */
@@ -164,7 +159,7 @@ export const statsIngest: Benchmark = {
   name: 'stats_ingest',
   goals: { ratio: '≥ 0.6', cpu_ratio: '-', lag_p99_ms: '≤ 100', ours_ev_s: '-', bare_ev_s: '-' },
   warmup: WARMUP,
-  rounds: 7,
+  rounds: 13,
   async setup(h) {
     await startSide(h, 'ours');
     await startSide(h, 'bare');
@@ -174,9 +169,7 @@ export const statsIngest: Benchmark = {
   },
   async round(h, round) {
     for (const kind of ['ours', 'bare'] as const) await freshWorker(h, kind, round);
-    cpuSpent = { ours: 0, bare: 0 };
-    const wall = await alternate(PAIRS, drain, publishBoth);
-    const figures = rateFigures('ev', PAIRS * EVENTS, wall, cpuSpent);
+    const figures = rateFigures('ev', EVENTS, await alternate(PAIRS, drain, publishBoth));
     // The lag is steady from run to run: three samples are enough.
     if (round >= WARMUP && round < WARMUP + LAG_ROUNDS) figures.lag_p99_ms = await lag(h, round);
     return figures;
