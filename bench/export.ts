@@ -12,7 +12,7 @@ import { startMonitor, type MonitorProcess } from '../test/harness/monitor.js';
 import { startPostgres, type Postgres } from '../test/harness/postgres.js';
 import { monitorRedisPort, publisher } from '../test/harness/statsdb.js';
 import { waitUntil } from '../src/process/wait.js';
-import { alternate, percentile, quiesce, sleep, type Benchmark } from './lib.js';
+import { alternate, percentile, quiesce, rateFigures, sleep, type Benchmark, type Figures, type Timed } from './lib.js';
 
 const ROWS = 60_000;
 const BATCH = 500;
@@ -68,7 +68,7 @@ function record(i: number): AllocationRecord {
 }
 
 /** Rows per slice: a round alternates ROWS / SLICE slices of each side. */
-const SLICE = 10_000;
+const SLICE = 5_000;
 
 /** Every round starts from empty tables: no side inherits the last one's dead rows. */
 async function emptyTable(table: string): Promise<void> {
@@ -76,16 +76,16 @@ async function emptyTable(table: string): Promise<void> {
 }
 
 /** Ours, one slice: its rows marked in the outbox (untimed), then Shipper → PostgreSQL (upsert, ack in SQLite) until it is empty. */
-async function oursSlice(k: number, shipper: Shipper, marks: Database.Statement): Promise<number> {
+async function oursSlice(k: number, shipper: Shipper, marks: Database.Statement): Promise<Timed> {
   marks.run(SLICE, k * SLICE);
   const t0 = performance.now();
   const shipped = await shipper.shipAll();
   if (shipped !== SLICE) throw new Error(`shipped ${shipped} rows of a slice of ${SLICE}`);
-  return (performance.now() - t0) / 1000;
+  return { wall: (performance.now() - t0) / 1000 };
 }
 
 /** Baseline, one slice: the same rows (already in memory) as bare multi-row INSERTs into a table of the same shape (key and indexes), no conflict handling, no outbox. */
-async function bareSlice(k: number): Promise<number> {
+async function bareSlice(k: number): Promise<Timed> {
   const w = upsertColumns.length;
   const t0 = performance.now();
   for (let i = k * SLICE; i < (k + 1) * SLICE; i += BATCH) {
@@ -96,7 +96,7 @@ async function bareSlice(k: number): Promise<number> {
       batch.flat(),
     );
   }
-  return (performance.now() - t0) / 1000;
+  return { wall: (performance.now() - t0) / 1000 };
 }
 
 /**
@@ -105,7 +105,7 @@ async function bareSlice(k: number): Promise<number> {
  * the same machine on both sides. A round starts with a checkpoint, so none falls inside it (a
  * round writes far less WAL than max_wal_size), and each slice after a quiet harness (its GC).
  */
-async function throughput(): Promise<{ ours: number; bare: number }> {
+async function throughput(): Promise<Figures> {
   await emptyTable('turn_monitor.allocations');
   await emptyTable('bench_bare');
   await client.query('CHECKPOINT');
@@ -122,11 +122,11 @@ async function throughput(): Promise<{ ours: number; bare: number }> {
   );
   await shipper.shipOnce(); // connects (the outbox is empty) outside the timing
   try {
-    const seconds = await alternate(ROWS / SLICE, async (side, k) => {
+    const pairs = await alternate(ROWS / SLICE, async (side, k) => {
       await quiesce(50);
       return side === 'ours' ? oursSlice(k, shipper, marks) : bareSlice(k);
     });
-    return { ours: ROWS / seconds.ours, bare: ROWS / seconds.bare };
+    return rateFigures('rows', SLICE, pairs);
   } finally {
     await shipper.stop();
     outbox.close();
@@ -215,7 +215,7 @@ export const exportBench: Benchmark = {
   name: 'export',
   goals: { ratio: '≥ 0.8', close_p99_s: `≤ ${2 + INTERVAL_SEC} (2 s + intervalSec)` },
   warmup: 1,
-  rounds: 11,
+  rounds: 17,
   async setup(h) {
     postgres = await startPostgres(h);
     client = new pg.Client({ connectionString: postgres.url });
@@ -253,14 +253,8 @@ export const exportBench: Benchmark = {
     pub = await publisher(h, await monitorRedisPort(monitor));
   },
   async round(_h, round) {
-    const { ours: a, bare: bareRate } = await throughput();
-    const u = await bareUpsert();
-    const figures: Record<string, number> = {
-      ratio: a / bareRate,
-      ours_rows_s: a,
-      bare_rows_s: bareRate,
-      upsert_rows_s: u,
-    };
+    const figures = await throughput();
+    figures.upsert_rows_s = await bareUpsert();
     // Close latency is steady from round to round: the warm-up and five samples are enough.
     if (round < 1 + CLOSE_ROUNDS) {
       const lat = await closeLatency(round);
