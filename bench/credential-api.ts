@@ -1,8 +1,7 @@
 import path from 'node:path';
-import autocannon from 'autocannon';
 import type { Harness } from '../test/harness/harness.js';
-import { startMonitor, type MonitorProcess } from '../test/harness/monitor.js';
-import { alternate, percentile, quiesce, type Benchmark, type Side } from './lib.js';
+import { monitorNodeArgs, startMonitor, type MonitorProcess } from '../test/harness/monitor.js';
+import { alternate, percentile, type Benchmark, type Side } from './lib.js';
 import { freePort } from '../src/process/ports.js';
 import { waitUntil } from '../src/process/wait.js';
 
@@ -10,47 +9,55 @@ const KEY = 'bench-api-key-0123456789';
 let monitor: MonitorProcess;
 let bareUrl: string;
 
-const SLICE_REQUESTS = 20_000;
+const SLICE = '1s';
 const SLICES = 8; // per side and round
 
+/** wrk's duration text (`1.23ms`, `850.00us`, `1.01s`) in milliseconds. */
+function ms(text: string): number {
+  const m = /^([\d.]+)(us|ms|s)$/.exec(text);
+  if (!m) throw new Error(`unreadable wrk duration ${text}`);
+  return Number(m[1]) * { us: 0.001, ms: 1, s: 1000 }[m[2] as 'us' | 'ms' | 's'];
+}
+
 /**
- * One slice: a fixed number of requests over 10 connections; the time to its last answer (autocannon
- * itself only ends on its next one-second tick) and its p99.
+ * One slice: wrk (one thread, 10 connections) for SLICE; the requests answered, the seconds it
+ * ran and its p99. wrk, in C, needs a fraction of a core for what a node server answers, so both
+ * sides are bound by their server: with autocannon (node, in this process) the bare server's
+ * rate was bound by the client as much as by itself, and the ratio followed which of this VM's
+ * two cores was slower at the time (rounds from 0.71 to 0.95 in one run).
  */
-async function slice(url: string, headers: Record<string, string>) {
-  const t0 = performance.now();
-  let answered = 0;
-  let last = 0;
-  const r = await new Promise<autocannon.Result>((resolve, reject) => {
-    const run = autocannon({ url, connections: 10, amount: SLICE_REQUESTS, headers }, (err, result) =>
-      err ? reject(err as Error) : resolve(result),
-    );
-    run.on('response', () => {
-      if (++answered === SLICE_REQUESTS) last = performance.now();
-    });
-  });
-  return { seconds: ((last || performance.now()) - t0) / 1000, p99: r.latency.p99, non2xx: r.non2xx };
+async function slice(h: Harness, url: string, headers: Record<string, string>) {
+  const args = [
+    '-t1',
+    '-c10',
+    `-d${SLICE}`,
+    '--latency',
+    ...Object.entries(headers).flatMap(([k, v]) => ['-H', `${k}: ${v}`]),
+  ];
+  const r = await h.run('wrk', 'wrk', [...args, url]);
+  const done = /(\d+) requests in ([\d.]+\w+),/.exec(r.output);
+  const p99 = /^\s+99%\s+(\S+)$/m.exec(r.output);
+  if (r.code !== 0 || !done || !p99) throw new Error(`wrk failed: ${r.output.slice(-300)}`);
+  const non2xx = Number(/Non-2xx or 3xx responses: (\d+)/.exec(r.output)?.[1] ?? 0);
+  return { requests: Number(done[1]), seconds: ms(done[2]) / 1000, p99: ms(p99[1]), non2xx };
 }
 
 type Load = { url: string; headers: Record<string, string>; p99: number[]; non2xx: number };
 const load = (url: string, headers: Record<string, string> = {}): Load => ({ url, headers, p99: [], non2xx: 0 });
 
-/**
- * One round: short slices of the two sides alternated (ABBA), each side's rate from its summed
- * time. This VM's speed moves within seconds; slices a fraction of a second long see the same
- * machine on both sides.
- */
-async function interleaved(loads: Record<Side, Load>): Promise<Record<Side, number>> {
-  // autocannon runs in this process: the last round's garbage is collected before this one.
-  await quiesce();
-  const seconds = await alternate(SLICES, async (side) => {
+/** One round: slices of the two sides alternated (ABBA); each side's rate from its summed requests and time. */
+async function interleaved(h: Harness, loads: Record<Side, Load>): Promise<Record<Side, number>> {
+  const done = { ours: { requests: 0, seconds: 0 }, bare: { requests: 0, seconds: 0 } };
+  await alternate(SLICES, async (side) => {
     const l = loads[side];
-    const r = await slice(l.url, l.headers);
+    const r = await slice(h, l.url, l.headers);
     l.p99.push(r.p99);
     l.non2xx += r.non2xx;
-    return r.seconds;
+    done[side].requests += r.requests;
+    done[side].seconds += r.seconds;
+    return { wall: r.seconds };
   });
-  return { ours: (SLICES * SLICE_REQUESTS) / seconds.ours, bare: (SLICES * SLICE_REQUESTS) / seconds.bare };
+  return { ours: done.ours.requests / done.ours.seconds, bare: done.bare.requests / done.bare.seconds };
 }
 
 export const credentialApi: Benchmark = {
@@ -64,6 +71,7 @@ export const credentialApi: Benchmark = {
     const size = (await monitor.get('/turncredential', { headers: { authorization: `Bearer ${KEY}` } })).text.length;
     const port = await freePort();
     const t = h.spawn('bare-http', process.execPath, [
+      ...monitorNodeArgs,
       '--import',
       'tsx',
       path.join(import.meta.dirname, 'workers', 'bare-http.ts'),
@@ -73,12 +81,12 @@ export const credentialApi: Benchmark = {
     await waitUntil('bare server', () => t.output().includes('ready'), 20_000);
     bareUrl = `http://127.0.0.1:${port}/turncredential`;
   },
-  async round() {
+  async round(h) {
     const loads = {
       ours: load(`${monitor.httpUrl}/turncredential`, { authorization: `Bearer ${KEY}` }),
       bare: load(bareUrl),
     };
-    const rps = await interleaved(loads);
+    const rps = await interleaved(h, loads);
     if (loads.ours.non2xx > 0) throw new Error(`${loads.ours.non2xx} non-2xx answers from the monitor`);
     return {
       ratio: rps.ours / rps.bare,

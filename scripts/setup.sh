@@ -12,6 +12,8 @@ command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v java >/dev/null 2>&1 || missing+=(default-jre-headless)
 # PostgreSQL 15: the tests' throwaway server for the fleet export (optional at run time).
 [ -x /usr/lib/postgresql/15/bin/postgres ] || missing+=(postgresql)
+# wrk: the HTTP load of `npm run bench` (credential_api), a C client light enough not to be the bottleneck.
+if [ -n "${TURN_MONITOR_BENCH:-}" ]; then command -v wrk >/dev/null 2>&1 || missing+=(wrk); fi
 if [ ${#missing[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" = 0 ] || sudo="sudo"
