@@ -1,28 +1,28 @@
-// Benchmark worker: the lines of the file on stdin through the log parser and the model ("ours"),
-// or only counted ("bare"), both split into lines by readline.
-import { createInterface } from 'node:readline';
+// Benchmark worker: the lines of a file, over and over, through the log parser and the model
+// ("ours"), or only counted ("bare"), both read and split by the monitor's own FileFollower
+// (synchronous reads, as the monitor follows turnserver's log). It never reports: the benchmark
+// runs it in time slices (SIGCONT/SIGSTOP) and reads its progress from /proc (bytes read).
+import { statSync } from 'node:fs';
+import { FileFollower } from '../../src/process/file-follower.js';
 import { parseLogLine } from '../../src/stats/sources/log/log-parser.js';
 import { AllocationModel } from '../../src/stats/model.js';
 
-const ours = process.argv[2] === 'ours';
-const model = new AllocationModel({ deleteGraceMs: 2000, primary: 'log' });
-let lines = 0;
-let start = 0;
-let cpuStart: NodeJS.CpuUsage | undefined;
-const rl = createInterface({ input: process.stdin, crlfDelay: Infinity });
-rl.on('line', (line) => {
-  if (lines++ === 0) {
-    start = performance.now();
-    cpuStart = process.cpuUsage();
-  }
-  if (ours) {
-    const e = parseLogLine(line, 0);
-    if (e) model.ingest(e, 'bench');
-  }
-});
-rl.on('close', () => {
+const [mode, file] = process.argv.slice(2);
+const ours = mode === 'ours';
+const { dev, ino } = statSync(file);
+process.stdout.write('ready\n');
+for (;;) {
+  // A fresh model every pass: the same state at the same line of every pass.
+  const model = new AllocationModel({ deleteGraceMs: 2000, primary: 'log' });
+  const onLine = ours
+    ? (line: string) => {
+        const e = parseLogLine(line, 0);
+        if (e) model.ingest(e, 'bench');
+      }
+    : () => undefined;
+  const follower = new FileFollower({ path: file, pollMs: 3_600_000, onLine });
+  follower.start({ file: `${dev}:${ino}`, offset: 0 });
+  follower.drain();
+  follower.stop();
   if (ours) model.drainDirty();
-  const cpu = process.cpuUsage(cpuStart);
-  const cpuMs = (cpu.user + cpu.system) / 1000;
-  process.stdout.write(`lines=${lines} ms=${(performance.now() - start).toFixed(1)} cpu_ms=${cpuMs.toFixed(1)}\n`);
-});
+}
