@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { type Harness } from '../test/harness/harness.js';
 
@@ -57,6 +58,18 @@ export async function quiesce(ms = 200): Promise<void> {
 }
 
 export type Side = 'ours' | 'bare';
+
+/**
+ * Hold every thread of a process to one core. Two workers compared on this VM are held to the
+ * same core: left to the scheduler, each kept to a core of its own for seconds, and the two
+ * cores do not run at the same speed, so the ratio followed the cores, not the code.
+ */
+export function pinToCpu(pid: number, cpu: number): void {
+  execFileSync('taskset', ['-apc', String(cpu), String(pid)], { stdio: 'ignore' });
+}
+
+/** The core pinned sides run on; the harness keeps the other one. */
+export const SIDES_CPU = 1;
 
 /** What one timed run of a side measured: wall seconds, and CPU seconds where the side counts them. */
 export interface Timed {

@@ -1,10 +1,9 @@
-import { execFileSync } from 'node:child_process';
 import { statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Harness, Tracked } from '../test/harness/harness.js';
 import { monitorNodeArgs } from '../test/harness/monitor.js';
 import { waitUntil } from '../src/process/wait.js';
-import { type Benchmark, type Side } from './lib.js';
+import { pinToCpu, SIDES_CPU, type Benchmark, type Side } from './lib.js';
 import { timeSlices } from './time-slices.js';
 
 const LINES = 1_000_000;
@@ -51,6 +50,8 @@ export function writeLog(file: string): number {
   return out.length;
 }
 
+const SLICE_MS = 25;
+const TURNS = 240; // per side and round: 6 s each
 const workers = {} as Record<Side, Tracked>;
 let bytesPerLine = 0;
 
@@ -60,16 +61,11 @@ async function startWorker(h: Harness, mode: Side, file: string): Promise<Tracke
   const t = h.spawn(`log-${mode}`, process.execPath, [...monitorNodeArgs, '--import', 'tsx', worker, mode, file]);
   await waitUntil(`log-${mode} ready`, () => t.output().includes('ready'), 30_000);
   process.kill(t.pid, 'SIGSTOP');
-  // Every thread of both workers on one core: each side then runs on the core the other one ran
-  // on a moment ago. Left to the scheduler, each kept to a core of its own for seconds, and this
-  // VM's two cores do not run at the same speed (rounds spread by twice as much).
-  execFileSync('taskset', ['-apc', String(WORKER_CPU), String(t.pid)], { stdio: 'ignore' });
+  // Both workers on one core, each running where the other ran a moment ago (rounds spread by
+  // twice as much when each kept to a core of its own).
+  pinToCpu(t.pid, SIDES_CPU);
   return t;
 }
-
-const SLICE_MS = 25;
-const WORKER_CPU = 1;
-const TURNS = 240; // per side and round: 6 s each
 
 /**
  * Both workers read the same file over and over; one round lets them run in turns of SLICE_MS,
