@@ -23,8 +23,7 @@ function ms(text: string): number {
  * One slice: wrk (one thread, 10 connections) for SLICE; the requests answered, the seconds it
  * ran and its p99. wrk, in C, needs a fraction of a core for what a node server answers, so both
  * sides are bound by their server: with autocannon (node, in this process) the bare server's
- * rate was bound by the client as much as by itself, and the ratio followed which of this VM's
- * two cores was slower at the time (rounds from 0.71 to 0.95 in one run).
+ * rate was bound by the client as much as by itself (rounds from 0.71 to 0.95 in one run).
  */
 async function slice(h: Harness, url: string, headers: Record<string, string>) {
   const args = [
