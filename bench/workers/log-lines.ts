@@ -1,5 +1,5 @@
 // Benchmark worker: the lines of a file, over and over, through the log parser and the model
-// ("ours"), or only counted ("bare"), both read and split by the monitor's own FileFollower
+// ("ours"), or only split into lines ("bare"), both read and split by the monitor's own FileFollower
 // (synchronous reads, as the monitor follows turnserver's log). It never reports: the benchmark
 // runs it in time slices (SIGCONT/SIGSTOP) and reads its progress from /proc (bytes read).
 import { statSync } from 'node:fs';
