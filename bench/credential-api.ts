@@ -41,22 +41,35 @@ async function slice(h: Harness, url: string, headers: Record<string, string>) {
   return { requests: Number(done[1]), seconds: ms(done[2]) / 1000, p99: ms(p99[1]), non2xx };
 }
 
-type Load = { url: string; headers: Record<string, string>; p99: number[]; non2xx: number };
-const load = (url: string, headers: Record<string, string> = {}): Load => ({ url, headers, p99: [], non2xx: 0 });
+type Load = {
+  url: string;
+  headers: Record<string, string>;
+  p99: number[];
+  non2xx: number;
+  requests: number;
+  seconds: number;
+};
+const load = (url: string, headers: Record<string, string> = {}): Load => ({
+  url,
+  headers,
+  p99: [],
+  non2xx: 0,
+  requests: 0,
+  seconds: 0,
+});
 
 /** One round: slices of the two sides alternated (ABBA); each side's rate from its summed requests and time. */
 async function interleaved(h: Harness, loads: Record<Side, Load>): Promise<Record<Side, number>> {
-  const done = { ours: { requests: 0, seconds: 0 }, bare: { requests: 0, seconds: 0 } };
   await alternate(SLICES, async (side) => {
     const l = loads[side];
     const r = await slice(h, l.url, l.headers);
     l.p99.push(r.p99);
     l.non2xx += r.non2xx;
-    done[side].requests += r.requests;
-    done[side].seconds += r.seconds;
+    l.requests += r.requests;
+    l.seconds += r.seconds;
     return { wall: r.seconds };
   });
-  return { ours: done.ours.requests / done.ours.seconds, bare: done.bare.requests / done.bare.seconds };
+  return { ours: loads.ours.requests / loads.ours.seconds, bare: loads.bare.requests / loads.bare.seconds };
 }
 
 export const credentialApi: Benchmark = {
