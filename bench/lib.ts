@@ -27,12 +27,15 @@ export interface Summary {
   runs: number[];
 }
 
-export function summarize(values: number[]): Summary {
+export function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   const mid = Math.floor(sorted.length / 2);
-  const median = sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}
+
+export function summarize(values: number[]): Summary {
   const r = (n: number) => Math.round(n * 1000) / 1000;
-  return { min: r(sorted[0]), median: r(median), max: r(sorted[sorted.length - 1]), runs: values.map(r) };
+  return { min: r(Math.min(...values)), median: r(median(values)), max: r(Math.max(...values)), runs: values.map(r) };
 }
 
 export function percentile(values: number[], p: number): number {
