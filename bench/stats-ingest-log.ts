@@ -80,7 +80,7 @@ export const statsIngestLog: Benchmark = {
   goals: { ratio: '≥ 0.5', cpu_ratio: '-', ours_lines_s: '-', bare_lines_s: '-' },
   // JIT and heap still settling in ours: its first rounds ran slower than the rest.
   warmup: 2,
-  rounds: 11,
+  rounds: 19,
   async setup(h) {
     const file = path.join(h.dir, 'turnserver.log');
     const lines = writeLog(file);
