@@ -5,6 +5,7 @@ import { Counter, Gauge, type Registry } from 'prom-client';
 import type { Config } from '../config/schema.js';
 import type { Subsystem, SubsystemHealth, TurnConfContributor } from '../lifecycle.js';
 import type { Logger } from '../log/logger.js';
+import type { ChildState } from '../process/child-types.js';
 import { freePort } from '../process/ports.js';
 import { AdminUnavailableError, CliClient, type AdminStatus } from './cli-client.js';
 import { parsePs, type CliSession } from './ps-parser.js';
@@ -14,7 +15,9 @@ export { AdminUnavailableError, type AdminStatus, type CliSession };
 /** What the admin channel needs of the turnserver supervisor: when a child serves and when it is gone. */
 export interface TurnserverLifecycle {
   on(event: 'ready' | 'exit' | 'adopted', listener: () => void): unknown;
+  on(event: 'state', listener: (state: ChildState) => void): unknown;
   off(event: 'ready' | 'exit' | 'adopted', listener: () => void): unknown;
+  off(event: 'state', listener: (state: ChildState) => void): unknown;
 }
 
 export interface AdminEvents {
@@ -104,6 +107,7 @@ export class Admin extends EventEmitter<AdminEvents> implements Subsystem, TurnC
     this.client.start();
     this.opts.turnserver.on('ready', this.onReady);
     this.opts.turnserver.on('exit', this.onExit);
+    this.opts.turnserver.on('state', this.onState);
     this.opts.turnserver.on('adopted', this.onAdopted);
     this.started = true;
   }
@@ -111,6 +115,10 @@ export class Admin extends EventEmitter<AdminEvents> implements Subsystem, TurnC
   private readonly onStatus = (s: AdminStatus): void => void this.emit('status', s);
   private readonly onReady = (): void => this.client?.resume();
   private readonly onExit = (): void => this.client?.pause();
+  // A planned stop or restart closes the CLI connection on purpose: no reconnect, no warning.
+  private readonly onState = (state: ChildState): void => {
+    if (state === 'stopping' || state === 'restarting') this.client?.pause();
+  };
   private readonly onAdopted = (): void => {
     if (this.adoptable && this.adoptable.port === this.port) this.password = this.adoptable.password;
   };
@@ -120,6 +128,7 @@ export class Admin extends EventEmitter<AdminEvents> implements Subsystem, TurnC
     this.started = false;
     this.opts.turnserver.off('ready', this.onReady);
     this.opts.turnserver.off('exit', this.onExit);
+    this.opts.turnserver.off('state', this.onState);
     this.opts.turnserver.off('adopted', this.onAdopted);
     this.client?.off('status', this.onStatus);
     this.client?.stop();

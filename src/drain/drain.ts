@@ -95,7 +95,7 @@ export class Drain extends EventEmitter<{ progress: [DrainStatus]; finished: [Dr
     const a: Active = { since, deadline: since + timeoutSec * 1000, then, abort: false, committed: false };
     this.active = a;
     const { deps } = this;
-    deps.log.warn(
+    deps.log.info(
       { event: 'drain-started', timeoutSec, then, open: deps.openAllocations().length },
       'draining: no new allocations, waiting for the open ones',
     );
@@ -142,13 +142,14 @@ export class Drain extends EventEmitter<{ progress: [DrainStatus]; finished: [Dr
     if (this.deps.control) await this.attempt('resume', () => this.deps.control!.resumeAllocations());
     this.deps.pauseCredentials(false);
     await this.deps.withdraw(false);
-    this.deps.log.warn({ event: 'drain-cancelled' }, 'drain called off: serving again');
+    this.deps.log.info({ event: 'drain-cancelled' }, 'drain called off: serving again');
     return true;
   }
 
   private finish(a: Active, outcome: DrainOutcome): DrainOutcome {
     if (this.active === a) this.active = null;
-    this.deps.log.warn({ event: 'drain-finished', ...outcome }, 'drain finished');
+    // Only a drain that had to cut calls is worth an operator's look.
+    this.deps.log[outcome.cancelled > 0 ? 'warn' : 'info']({ event: 'drain-finished', ...outcome }, 'drain finished');
     this.emit('finished', outcome);
     return outcome;
   }

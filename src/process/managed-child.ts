@@ -28,6 +28,8 @@ export class ManagedChild extends EventEmitter<ManagedChildEvents> {
   private run: ChildRun | null = null;
   private ready = false;
   private current: ChildState = 'idle';
+  /** recycle() asked for this exit: a planned step, not a crash. */
+  private recycling = false;
   private stopping: Promise<void> | null = null;
   private firstStart: { resolve(): void; reject(err: Error): void } | null = null;
   private readonly restart: RestartTimer;
@@ -212,13 +214,14 @@ export class ManagedChild extends EventEmitter<ManagedChildEvents> {
     this.child = null;
     this.ready = false;
     this.clearTimers();
-    const expected = this.stopping !== null;
-    this.log[expected ? 'info' : 'error'](
+    const planned = this.stopping !== null || this.recycling;
+    this.recycling = false;
+    this.log[planned ? 'info' : 'error'](
       { event: 'exit', childPid: run.pid, runId: run.runId, code, signal, wasReady: exit.wasReady },
-      `${this.opts.name} exited${expected ? '' : ' unexpectedly'}`,
+      `${this.opts.name} exited${planned ? '' : ' unexpectedly'}`,
     );
     this.emit('exit', exit);
-    if (expected) return;
+    if (this.stopping) return;
     if (this.firstStart) {
       this.abortFirstStart(`${this.opts.name} exited during start-up (code ${code}, signal ${signal})`);
       return;
@@ -239,7 +242,10 @@ export class ManagedChild extends EventEmitter<ManagedChildEvents> {
 
   /** Replace the running process (a drain-restart): SIGTERM; the exit path starts a new one restartDelayMs later. */
   recycle(): void {
-    if (!this.stopping) this.killChild('SIGTERM');
+    if (this.stopping || !this.child) return;
+    this.recycling = true;
+    this.setState('restarting');
+    this.killChild('SIGTERM');
   }
 
   /** A line (from wherever the child logs) proves it cannot start: fail start() now. */

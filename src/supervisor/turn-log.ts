@@ -6,6 +6,15 @@ const PREFIX = /^\s*\d+:\s*(?:\(\d+\))?:?\s*/;
 const LEVEL = /^(ERROR|WARNING|INFO|DEBUG|CONTROL):\s*/;
 const SESSION_CHATTER = /^(session \d+: |IPv[46]\. Local relay addr: )/;
 
+/**
+ * turnserver WARNINGs that are expected in the conf the monitor renders: logged at info so that
+ * `warn` keeps meaning "look at this". Keep the list short; every other WARNING stays a warning.
+ */
+const HARMLESS_WARNINGS = [
+  // The rendered conf has one listening-ip: RFC 5780 NAT-behaviour discovery needs two.
+  /^I cannot support STUN CHANGE_REQUEST functionality because only one IP address is provided/,
+];
+
 export interface TurnLogLine {
   level: LogLevel;
   text: string;
@@ -19,6 +28,7 @@ export function parseTurnLogLine(line: string): TurnLogLine {
   if (m) {
     level = m[1] === 'ERROR' ? 'error' : m[1] === 'WARNING' ? 'warn' : m[1] === 'DEBUG' ? 'debug' : 'info';
     text = text.slice(m[0].length);
+    if (level === 'warn' && HARMLESS_WARNINGS.some((re) => re.test(text))) level = 'info';
   } else if (/^(Cannot|cannot|bind:|socket:)/.test(text)) {
     level = 'warn';
   } else if (SESSION_CHATTER.test(text)) {

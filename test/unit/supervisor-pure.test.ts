@@ -95,3 +95,13 @@ test('backoff doubles up to the cap and resets', () => {
   b.reset();
   assert.equal(b.next(), 3000);
 });
+test('a turnserver WARNING stays a warning unless it is known to be harmless in the rendered conf', () => {
+  const harmless = parseTurnLogLine(
+    '0: : WARNING: I cannot support STUN CHANGE_REQUEST functionality because only one IP address is provided',
+  );
+  assert.equal(harmless.level, 'info');
+  assert.match(harmless.text, /^I cannot support STUN CHANGE_REQUEST/);
+  assert.equal(parseTurnLogLine('0: : WARNING: cannot find certificate file: x.pem').level, 'warn');
+  assert.equal(parseTurnLogLine('12: : ERROR: Cannot bind listener').level, 'error');
+  assert.equal(parseTurnLogLine('3: : INFO: Relay ports initialization done').level, 'info');
+});
