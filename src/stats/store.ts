@@ -39,6 +39,23 @@ const MIGRATIONS: string[] = [
      file TEXT NOT NULL,
      offset INTEGER NOT NULL
    );`,
+  // The longest closed allocation, kept by triggers: a window query reads allocations that
+  // started up to this long before the window (an index range), not every earlier row.
+  `CREATE TABLE usage_meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+   INSERT INTO usage_meta (key, value)
+     SELECT 'max_duration_ms', coalesce(max(ended_at - started_at), 0) FROM allocations;
+   CREATE TRIGGER usage_max_duration_insert AFTER INSERT ON allocations
+     WHEN NEW.ended_at IS NOT NULL
+       AND NEW.ended_at - NEW.started_at > (SELECT value FROM usage_meta WHERE key = 'max_duration_ms')
+   BEGIN
+     UPDATE usage_meta SET value = NEW.ended_at - NEW.started_at WHERE key = 'max_duration_ms';
+   END;
+   CREATE TRIGGER usage_max_duration_update AFTER UPDATE OF ended_at ON allocations
+     WHEN NEW.ended_at IS NOT NULL
+       AND NEW.ended_at - NEW.started_at > (SELECT value FROM usage_meta WHERE key = 'max_duration_ms')
+   BEGIN
+     UPDATE usage_meta SET value = NEW.ended_at - NEW.started_at WHERE key = 'max_duration_ms';
+   END;`,
 ];
 
 const names = COLUMNS.map((c) => c.sql);
