@@ -129,7 +129,7 @@ export class App {
       }),
     );
     http.addRoutes(rotateRoute(credentials, logger.child({ component: 'credentials' })));
-    http.addRoutes(usageRoutes(stats.pipeline));
+    http.addRoutes(usageRoutes(stats.pipeline, stats.queries, logger.child({ component: 'http' })));
     http.addRoutes(tlsRoutes(tls));
     http.addRoutes(sessionRoutes(control, config.credentials.mode, logger.child({ component: 'sessions' })));
     http.addRoutes(drainRoutes(this.drain, config.lifecycle.drainTimeoutSec));

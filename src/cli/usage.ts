@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { loadConfig } from '../config/load.js';
 import { formatUsage, parseFilter, type UsageView } from '../stats/query.js';
 import { UsageReader } from '../stats/reader.js';
+import type { UsageFormat } from '../stats/usage/usage-format.js';
 import { runCli } from './api-client.js';
 import { queryFleetUsage } from '../export/fleet-reader.js';
 
@@ -14,6 +15,12 @@ interface Options {
   format: string;
   fleet?: boolean;
   host?: string;
+}
+
+/** Write to stdout at the pace of whatever reads it (a pipe into less, a file). */
+function writeStdout(text: string): Promise<void> | void {
+  if (process.stdout.write(text)) return;
+  return new Promise((resolve) => process.stdout.once('drain', resolve));
 }
 
 /**
@@ -54,9 +61,7 @@ export function registerUsage(program: Command): void {
           throw new Error(`cannot open the usage database ${config.stats.dbFile}: ${(err as Error).message}`);
         }
         try {
-          process.stdout.write(
-            formatUsage(reader.query(opts.by as UsageView, filter), opts.format as 'table' | 'json' | 'csv'),
-          );
+          await reader.stream(opts.by as UsageView, filter, opts.format as UsageFormat, writeStdout);
         } finally {
           reader.close();
         }

@@ -1,17 +1,10 @@
-import type Database from 'better-sqlite3';
-import { COUNTERS, rowFromDb, type AllocationRow, type CounterKey, type DbRow } from './allocation-row.js';
+import { COUNTERS, type AllocationRow, type CounterKey } from './allocation-row.js';
+import type { UsageFilter, UsageView } from './usage/usage-sql.js';
 
 export { liveRow, type AllocationRow } from './allocation-row.js';
 
-export type UsageView = 'allocation' | 'session' | 'user' | 'unattributed';
-
-export interface UsageFilter {
-  /** Matches the client id or the full username. */
-  user?: string;
-  /** Allocations that were live at some point in [from, to). */
-  from?: number;
-  to?: number;
-}
+export type { UsageFilter, UsageView } from './usage/usage-sql.js';
+export { formatUsage } from './usage/usage-format.js';
 
 /** A row with its times in ms, as the views below group them; `hostId` set for fleet rows. */
 export type TimedRow = AllocationRow & { hostId?: string; _start: number; _end: number | null };
@@ -20,17 +13,6 @@ const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOStrin
 
 export function timed(row: AllocationRow, start: number, end: number | null): TimedRow {
   return { ...row, _start: start, _end: end };
-}
-
-function selectRows(db: Database.Database, kind: 'allocation' | 'unattributed', f: UsageFilter) {
-  const where = ['kind = @kind'];
-  if (f.user !== undefined) where.push('(client_id = @user OR username = @user)');
-  if (f.to !== undefined) where.push('started_at < @to');
-  if (f.from !== undefined) where.push('(ended_at IS NULL OR ended_at >= @from)');
-  const sql = `SELECT * FROM allocations WHERE ${where.join(' AND ')} ORDER BY started_at, id`;
-  return (db.prepare(sql).all({ kind, user: f.user, from: f.from, to: f.to }) as DbRow[]).map((r) =>
-    timed(rowFromDb(r), r.started_at as number, r.ended_at as number | null),
-  );
 }
 
 const strip = <T extends { _start: number; _end: number | null }>({ _start, _end, ...rest }: T) => rest;
@@ -98,16 +80,6 @@ function sessions(rows: TimedRow[], now: number) {
   return out.sort((a, b) => String(a.startedAt).localeCompare(String(b.startedAt)));
 }
 
-/** Usage rows for one view: the CLI and GET /usage share this. */
-export function queryUsage(
-  db: Database.Database,
-  view: UsageView,
-  f: UsageFilter,
-  now = Date.now(),
-): Record<string, unknown>[] {
-  return usageFromRows(selectRows(db, view === 'unattributed' ? 'unattributed' : 'allocation', f), view, now);
-}
-
 /**
  * One view over selected rows (of the right kind). With fleet rows (`hostId` set) sessions are
  * per host, and users are summed across hosts (`hostId` lists the hosts).
@@ -145,29 +117,6 @@ export function usageFromRows(rows: TimedRow[], view: UsageView, now = Date.now(
   return [...users.values()];
 }
 
-/** table | json | csv. */
-export function formatUsage(rows: Record<string, unknown>[], format: 'table' | 'json' | 'csv'): string {
-  if (format === 'json') return `${JSON.stringify(rows, null, 2)}\n`;
-  if (rows.length === 0) return format === 'csv' ? '' : '(no usage)\n';
-  const cols = Object.keys(rows[0]);
-  const cell = (v: unknown) => (v === null || v === undefined ? '' : String(v));
-  if (format === 'csv') {
-    const esc = (v: unknown) => (/[",\n]/.test(cell(v)) ? `"${cell(v).replace(/"/g, '""')}"` : cell(v));
-    return [cols.join(','), ...rows.map((r) => cols.map((c) => esc(r[c])).join(','))].join('\n') + '\n';
-  }
-  const widths = cols.map((c) => Math.max(c.length, ...rows.map((r) => cell(r[c]).length)));
-  const line = (vals: string[]) =>
-    vals
-      .map((v, i) => v.padEnd(widths[i]))
-      .join('  ')
-      .trimEnd();
-  return (
-    [line(cols), line(widths.map((w) => '-'.repeat(w))), ...rows.map((r) => line(cols.map((c) => cell(r[c]))))].join(
-      '\n',
-    ) + '\n'
-  );
-}
-
 /** Parse the shared filters (CLI flags or query string); throws a message naming the bad one. */
 export function parseFilter(input: { user?: unknown; from?: unknown; to?: unknown }): UsageFilter {
   const f: UsageFilter = {};
@@ -182,5 +131,6 @@ export function parseFilter(input: { user?: unknown; from?: unknown; to?: unknow
     if (Number.isNaN(t)) throw new Error(`${k} must be an ISO-8601 date or time`);
     f[k] = t;
   }
+  if (f.from !== undefined && f.to !== undefined && f.from >= f.to) throw new Error('from must be before to');
   return f;
 }

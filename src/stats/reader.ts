@@ -1,5 +1,13 @@
 import Database from 'better-sqlite3';
-import { queryUsage, type UsageFilter, type UsageView } from './query.js';
+import { UsageFormatter, type UsageFormat } from './usage/usage-format.js';
+import { readView } from './usage/usage-rows.js';
+import type { UsageFilter, UsageView } from './usage/usage-sql.js';
+
+/** Where streamed text goes; resolves when it can take more (a pipe's backpressure). */
+export type TextOut = (text: string) => Promise<void> | void;
+
+/** Text buffered before it is handed to `out` in one piece. */
+const PIECE_CHARS = 64 * 1024;
 
 /**
  * Read-only access to a usage database (the CLI's `usage`, also while the monitor is stopped):
@@ -13,8 +21,29 @@ export class UsageReader {
     this.db.pragma('busy_timeout = 5000');
   }
 
-  query(view: UsageView, filter: UsageFilter, now = Date.now()): Record<string, unknown>[] {
-    return queryUsage(this.db, view, filter, now);
+  /** Every row of a view, written as it is read: memory stays bounded whatever the history holds. */
+  async stream(
+    view: UsageView,
+    filter: UsageFilter,
+    format: UsageFormat,
+    out: TextOut,
+    now = Date.now(),
+  ): Promise<number> {
+    const formatter = new UsageFormatter(format);
+    let piece = '';
+    let rows = 0;
+    for (const { row } of readView(this.db, { view, filter, after: null, limit: null, now })) {
+      piece += formatter.row(row);
+      rows++;
+      if (piece.length >= PIECE_CHARS) {
+        await out(piece);
+        piece = '';
+      }
+    }
+    piece += formatter.end();
+    if (format === 'json') piece += '\n';
+    await out(piece);
+    return rows;
   }
 
   close(): void {

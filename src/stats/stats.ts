@@ -8,6 +8,7 @@ import { createPrivateRedis, runningPrivateRedisPort } from './sources/redis/pri
 import { chooseSource, turnserverVersion, type SourceChoice } from './source-choice.js';
 import { RedisSource, redisTargetFromUrl, statsdbLine, type RedisTarget } from './sources/redis/redis-source.js';
 import { UsagePipeline } from './pipeline.js';
+import { UsageQueries } from './usage/usage-queries.js';
 
 /**
  * Usage accounting: events from coturn (redis-statsdb; the log source plugs in beside it) go
@@ -17,6 +18,8 @@ import { UsagePipeline } from './pipeline.js';
 export class Stats implements Subsystem, TurnConfContributor {
   readonly name = 'stats';
   readonly pipeline: UsagePipeline;
+  /** Reads of stored usage (GET /usage), off the event loop. */
+  readonly queries: UsageQueries;
   private redisChild: ManagedChild | null = null;
   private redisTarget: RedisTarget | null = null;
   redis: RedisSource | null = null;
@@ -43,6 +46,7 @@ export class Stats implements Subsystem, TurnConfContributor {
       log: this.log,
       now: ctx.now,
     });
+    this.queries = new UsageQueries(stats.dbFile, this.log);
   }
 
   private get usesRedis(): boolean {
@@ -62,6 +66,7 @@ export class Stats implements Subsystem, TurnConfContributor {
       `usage source: ${source} (${reason})`,
     );
     this.pipeline.open();
+    await this.queries.start();
     if (source !== 'redis') supervisor.setLogResume(this.pipeline.committedLogPosition());
     supervisor.on('spawn', this.onChildSpawn);
     supervisor.on('adopted', this.onChildAdopted);
@@ -142,6 +147,7 @@ export class Stats implements Subsystem, TurnConfContributor {
       this.ctx.supervisor.off('spawn', this.onChildSpawn);
       this.ctx.supervisor.off('adopted', this.onChildAdopted);
       this.ctx.supervisor.off('exit', this.onChildExit);
+      await this.queries.stop();
       await this.redis?.stop();
       this.logSource?.stop();
       this.pipeline.close();
@@ -176,6 +182,7 @@ export class Stats implements Subsystem, TurnConfContributor {
           }
         : null,
       openAllocations: this.pipeline.model.openCount,
+      queries: this.queries.health(),
     };
   }
 }

@@ -98,7 +98,7 @@ harnessTest(
     await waitUntil(
       'the new allocations of alice are cancelled',
       async () => {
-        const rows = (await m.get('/usage?user=alice', auth)).body as Row[];
+        const rows = (await m.get('/usage?user=alice', auth)).body.rows as Row[];
         late = rows.filter((x) => !held.includes(x.allocationId) && x.endReason === 'revoked');
         return late.length >= 1 && (await clientSessions(m, 'alice')).length === 0;
       },
@@ -107,7 +107,7 @@ harnessTest(
     retry.child.kill('SIGKILL');
     for (const x of late)
       assert.ok(Date.parse(x.endedAt!) - Date.parse(x.startedAt) < 1000, 'cancelled the moment the monitor saw it');
-    const rows = (await m.get('/usage?user=alice', auth)).body as Row[];
+    const rows = (await m.get('/usage?user=alice', auth)).body.rows as Row[];
     assert.ok(
       held.every((id) => rows.some((x) => x.allocationId === id && x.endReason === 'revoked')),
       'the revoked allocations closed as revoked',
@@ -202,7 +202,7 @@ harnessTest(
     await waitUntil(
       'its record closed as revoked',
       async () =>
-        ((await m.get('/usage', auth)).body as { allocationId: string; endReason: string }[]).some(
+        ((await m.get('/usage', auth)).body.rows as { allocationId: string; endReason: string }[]).some(
           (x) => relaying.includes(x.allocationId) && x.endReason === 'revoked',
         ),
       10_000,
@@ -292,7 +292,7 @@ harnessTest(
     await waitUntil(
       "erin's allocation cancelled",
       async () =>
-        ((await m.get('/usage?user=erin', auth)).body as { endReason: string }[]).some(
+        ((await m.get('/usage?user=erin', auth)).body.rows as { endReason: string }[]).some(
           (x) => x.endReason === 'revoked',
         ) && (await clientSessions(m, 'erin')).length === 0,
       10_000,

@@ -33,8 +33,8 @@ harnessTest(
     assert.equal(alice.expired_time, Number(expiry) * 1000);
     assert.ok(await works(alice), 'a REST credential allocates and relays');
     // coturn's statsdb events of that allocation carry the REST username; usage is accounted under the client id.
-    await waitUntil('alice accounted', async () => (await m.get('/usage?user=alice')).body.length > 0, 10_000);
-    const rows = (await m.get('/usage?user=alice')).body;
+    await waitUntil('alice accounted', async () => (await m.get('/usage?user=alice')).body.rows.length > 0, 10_000);
+    const rows = (await m.get('/usage?user=alice')).body.rows;
     assert.ok(
       rows.every(
         (r: { username: string; clientId: string }) => r.username === alice.username && r.clientId === 'alice',

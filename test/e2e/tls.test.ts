@@ -30,7 +30,7 @@ async function tlsMonitor(h: Harness, pair: { cert: string; key: string }, turns
 async function usage(m: MonitorProcess): Promise<any[]> {
   const r = await m.get('/usage', auth);
   if (r.status !== 200) throw new Error(`/usage: HTTP ${r.status}`);
-  return r.body;
+  return r.body.rows;
 }
 
 const served = async (port: number) => (await tlsStunProbe('127.0.0.1', port, 1000)).fingerprint;

@@ -12,11 +12,17 @@ export const statsConfig = {
   turnserver: { extraConfig: [`user=${STATS_USER.user}:${STATS_USER.password}`] },
 };
 
-/** GET /usage with the API key; asserts 200. */
+/** GET /usage with the API key, every page of it (following each page's cursor); asserts 200. */
 export async function usage(m: MonitorProcess, query = ''): Promise<any[]> {
-  const r = await m.get(`/usage${query}`, { headers: { authorization: `Bearer ${STATS_API_KEY}` } });
-  if (r.status !== 200) throw new Error(`/usage${query}: HTTP ${r.status} ${r.text}`);
-  return r.body;
+  const rows: any[] = [];
+  let path = `/usage${query}`;
+  for (;;) {
+    const r = await m.get(path, { headers: { authorization: `Bearer ${STATS_API_KEY}` } });
+    if (r.status !== 200) throw new Error(`${path}: HTTP ${r.status} ${r.text}`);
+    rows.push(...r.body.rows);
+    if (r.body.cursor === null) return rows;
+    path = `/usage?cursor=${encodeURIComponent(r.body.cursor)}`;
+  }
 }
 
 export type Totals = { client?: number[]; peer?: number[] };

@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { Worker } from 'node:worker_threads';
 import type { Logger } from '../../../log/logger.js';
+import { workerEntry } from '../../../util/worker-entry.js';
 import type { IncrementSink } from '../../events.js';
 import { RedisEventParser } from './redis-events.js';
 import {
@@ -15,16 +16,7 @@ import {
 
 // Its garbage is short-lived protocol buffers: a small young generation keeps RSS flat.
 const READER_YOUNG_GEN_MB = 6;
-// Built: redis-reader.js beside this file. Under tsx (tests, bench) the .ts source, loaded through
-// tsx's API: Node 20 does not apply the parent's --import hooks to a worker's entry file.
-const fromSource = import.meta.url.endsWith('.ts');
-const readerUrl = new URL(fromSource ? './redis-reader.ts' : './redis-reader.js', import.meta.url);
-const readerEntry = fromSource
-  ? {
-      code: `import('tsx/esm/api').then((tsx) => { tsx.register(); return import(${JSON.stringify(readerUrl.href)}); });`,
-      eval: true,
-    }
-  : { code: readerUrl, eval: false };
+const readerEntry = workerEntry(import.meta.url, 'redis-reader');
 
 const UNDERSCORE = 0x5f;
 
