@@ -1,13 +1,15 @@
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { harnessTest } from '../harness/harness.js';
-import { repoRoot, startMonitor } from '../harness/monitor.js';
+import { startMonitor } from '../harness/monitor.js';
 import { runUclient, spawnUclient, startPeer } from '../harness/services.js';
 import { monitorRedisPort, publisher, statsConfig, STATS_USER as USER, usage } from '../harness/statsdb.js';
 import { isAlive, processesMentioning } from '../../src/process/pids.js';
 import { waitUntil } from '../../src/process/wait.js';
-const traces = path.join(repoRoot, '..', 'shared', 'traces');
+/** coturn 4.6.1's redis-statsdb messages, recorded by scripts/capture-traces.ts. */
+const traces = fileURLToPath(new URL('../fixtures/traces/', import.meta.url));
 
 /** Start a long uclient run in the background (it is tracked and stopped by the harness). */
 function longTraffic(h: Parameters<typeof startPeer>[0], turnPort: number, peerPort: number) {
@@ -155,10 +157,7 @@ harnessTest(
   'trace replay and 100,000 malformed messages: trace totals exact, malformed counted, memory flat',
   async (h) => {
     // The captures are part of the test, not optional: without them it would prove nothing here.
-    assert.ok(
-      existsSync(traces),
-      `trace captures missing: ${traces} (the reference material beside the repository, ../shared/traces)`,
-    );
+    assert.ok(existsSync(traces), `trace captures missing: ${traces} (npm run capture-traces makes them)`);
     const traceFiles = readdirSync(traces)
       .filter((f) => f.endsWith('.jsonl'))
       .sort();

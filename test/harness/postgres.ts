@@ -31,9 +31,9 @@ function postgresIds(): { uid: number; gid: number } {
 }
 
 /**
- * A throwaway PostgreSQL 15 on a free loopback port (see ../shared/postgres.md): initdb with a
- * password for TCP (so a wrong password can be tested) and trust on its unix socket, then the
- * postmaster as a direct tracked child running as the postgres user, so it is stopped by PID.
+ * A throwaway PostgreSQL 15 on a free loopback port: initdb with a password for TCP (so a wrong
+ * password can be tested) and trust on its unix socket, then the postmaster as a direct tracked
+ * child running as the postgres user, so it is stopped by PID.
  */
 export async function startPostgres(h: Harness): Promise<Postgres> {
   const port = await freePort();

@@ -39,7 +39,7 @@ export async function startRedis(h: Harness, port?: number): Promise<Service> {
   return { port: p, tracked, pid: tracked.pid, stop: () => killPid(tracked.pid) };
 }
 
-/** A throwaway standalone ZooKeeper (see ../shared/zookeeper.md), ready when `srvr` says standalone. */
+/** A throwaway standalone ZooKeeper (java with a generated zoo.cfg), ready when `srvr` says standalone. */
 export async function startZookeeper(h: Harness, port?: number): Promise<Service & { connect: string }> {
   const p = port ?? (await freePort());
   const { file, args } = zookeeperCommand(path.join(h.dir, `zk-${p}`), p);
