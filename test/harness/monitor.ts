@@ -158,7 +158,10 @@ export class MonitorProcess extends EventEmitter {
     return this.waitForLog((e) => e.event === event && e.component === component, opts);
   }
 
-  async get(pathname: string, init: RequestInit = {}): Promise<{ status: number; body: any; text: string }> {
+  async get(
+    pathname: string,
+    init: RequestInit = {},
+  ): Promise<{ status: number; body: any; text: string; headers: Headers }> {
     const res = await fetch(this.httpUrl + pathname, init);
     const text = await res.text();
     let body: unknown = null;
@@ -167,7 +170,7 @@ export class MonitorProcess extends EventEmitter {
     } catch {
       /* not JSON */
     }
-    return { status: res.status, body, text };
+    return { status: res.status, body, text, headers: res.headers };
   }
 
   health(): Promise<{ status: number; body: any }> {
