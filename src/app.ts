@@ -61,7 +61,10 @@ export class App {
     this.ctx = { config, logger, registry, supervisor, now: options.now ?? Date.now };
 
     // Started first: a bad pair is exit 2 before anything runs. Renewals reach turnserver by SIGUSR2.
-    const tls = new Tls(config, logger, { signalReload: () => supervisor.signalTlsReload() });
+    const tls = new Tls(config, logger, {
+      signalReload: () => supervisor.signalTlsReload(),
+      noteProbe: (address) => supervisor.probes.noteAddress(address),
+    });
     registerTlsMetrics(registry, tls);
     if (tls.enabled) supervisor.on('ready', () => void tls.onTurnserverReady());
     const credentials = createCredentials(this.ctx);

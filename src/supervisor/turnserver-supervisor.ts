@@ -10,7 +10,7 @@ import { forward } from '../process/forward.js';
 import { ManagedChild, type ChildExit, type ChildRun, type ManagedChildEvents } from '../process/managed-child.js';
 import { renderTurnConf, turnPaths, writeTurnConf } from './render-conf.js';
 import { tlsStunProbe } from '../tls/tls-probe.js';
-import { probeHost, stunProbe } from './stun-probe.js';
+import { probeHost, StunProber } from './stun-probe.js';
 import { parseTurnLogLine, startupFailure } from './turn-log.js';
 
 export type { ChildExit, ChildRun, FilePosition };
@@ -41,6 +41,8 @@ export class TurnserverSupervisor extends EventEmitter<TurnserverEvents> impleme
   /** The adopted turnserver runs with a conf other than the one we would render now. */
   configStale = false;
   private readonly tlsPort: number | null;
+  /** Our STUN probe, sent from one address: the stats side leaves its coturn sessions out (OwnProbes). */
+  readonly probes: StunProber;
 
   constructor(
     private readonly config: Config,
@@ -54,6 +56,7 @@ export class TurnserverSupervisor extends EventEmitter<TurnserverEvents> impleme
     const turnLog = logger.child({ component: 'turnserver' });
     const supervisorLog = logger.child({ component: 'supervisor' });
     const host = probeHost(t.listeningIp);
+    this.probes = new StunProber(host, t.listeningPort);
     this.follower = new FileFollower({
       path: paths.log,
       maxBytes: t.logMaxBytes,
@@ -115,9 +118,10 @@ export class TurnserverSupervisor extends EventEmitter<TurnserverEvents> impleme
    * certificate, and that must fail start-up (and liveness), not downgrade silently.
    */
   private async probe(host: string, timeoutMs: number): Promise<boolean> {
-    const udp = stunProbe(host, this.config.turnserver.listeningPort, timeoutMs);
+    const udp = this.probes.probe(timeoutMs);
     if (this.tlsPort === null) return udp;
-    const [u, t] = await Promise.all([udp, tlsStunProbe(host, this.tlsPort, timeoutMs)]);
+    const tlsProbe = tlsStunProbe(host, this.tlsPort, timeoutMs, (local) => this.probes.noteAddress(local));
+    const [u, t] = await Promise.all([udp, tlsProbe]);
     return u && t.ok;
   }
 
@@ -171,11 +175,13 @@ export class TurnserverSupervisor extends EventEmitter<TurnserverEvents> impleme
   async stop(): Promise<void> {
     await this.child.stop();
     this.follower.stop();
+    this.probes.close();
   }
   /** Handover: stop reading and watching, leave turnserver serving for the next monitor. */
   release(): Promise<void> {
     this.child.release();
     this.follower.stop();
+    this.probes.close();
     return Promise.resolve();
   }
   /** Restart turnserver with the conf rendered now (a drain-restart); resolves once the new one serves. */
@@ -221,6 +227,8 @@ export class TurnserverSupervisor extends EventEmitter<TurnserverEvents> impleme
       restarts: this.restarts,
       lastExit: lastExit && { code: lastExit.code, signal: lastExit.signal, at: lastExit.at.toISOString() },
       lastProbeOkAt: lastProbeOkAt?.toISOString() ?? null,
+      // Where the STUN probe comes from: its coturn sessions (in turnserver's log) are not usage.
+      probeFrom: this.probes.address,
     };
   }
 }

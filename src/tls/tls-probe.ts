@@ -12,8 +12,15 @@ export interface TlsProbeResult {
  * Connect over TLS, note the served certificate, send one STUN Binding request (RFC 5389 over
  * TLS: the message unframed on the stream) and wait for its answer. Never validates the
  * certificate: this asks what turnserver serves, not whether a client would accept it.
+ * `onLocal` learns the connection's local `ip:port` before the request goes out (the address
+ * coturn reports the probe's session under).
  */
-export function tlsStunProbe(host: string, port: number, timeoutMs: number): Promise<TlsProbeResult> {
+export function tlsStunProbe(
+  host: string,
+  port: number,
+  timeoutMs: number,
+  onLocal?: (address: string) => void,
+): Promise<TlsProbeResult> {
   return new Promise((resolve) => {
     let fingerprint: string | null = null;
     let settled = false;
@@ -30,6 +37,7 @@ export function tlsStunProbe(host: string, port: number, timeoutMs: number): Pro
     const timer = setTimeout(() => finish(false), timeoutMs);
     socket.once('secureConnect', () => {
       fingerprint = socket.getPeerCertificate().fingerprint256 ?? null;
+      if (onLocal && socket.localAddress && socket.localPort) onLocal(`${socket.localAddress}:${socket.localPort}`);
       socket.write(packet);
     });
     socket.on('data', (chunk: Buffer) => {

@@ -26,6 +26,8 @@ export interface TlsEvents {
 export interface TlsDeps {
   /** Send SIGUSR2 to the running turnserver (never SIGUSR1: it kills 4.6.1); false when none runs. */
   signalReload(): boolean;
+  /** A probe's TLS connection came from this `ip:port`: its coturn session is the monitor's own (not usage). */
+  noteProbe?(address: string): void;
 }
 
 /** A failed reload: the old certificate is still served. */
@@ -162,7 +164,8 @@ export class Tls extends EventEmitter<TlsEvents> implements Subsystem {
     const deadline = started + CONFIRM_TIMEOUT_MS;
     let served: string | null = null;
     while (Date.now() < deadline && this.running) {
-      served = (await tlsStunProbe(this.host, port, Math.min(1000, Math.max(50, deadline - Date.now())))).fingerprint;
+      const timeout = Math.min(1000, Math.max(50, deadline - Date.now()));
+      served = (await tlsStunProbe(this.host, port, timeout, this.deps.noteProbe)).fingerprint;
       if (served === info.fingerprint) {
         this.accept(info, trigger, started, 'new TLS certificate served');
         return info;
@@ -183,7 +186,7 @@ export class Tls extends EventEmitter<TlsEvents> implements Subsystem {
    */
   async onTurnserverReady(): Promise<void> {
     if (!this.running || !this.current) return;
-    const { fingerprint } = await tlsStunProbe(this.host, this.config.turnserver.tls.port, 1000);
+    const { fingerprint } = await tlsStunProbe(this.host, this.config.turnserver.tls.port, 1000, this.deps.noteProbe);
     if (fingerprint !== null && fingerprint !== this.current.fingerprint && this.running) {
       this.log.warn(
         { event: 'stale-certificate', served: fingerprint, expected: this.current.fingerprint },
