@@ -9,6 +9,8 @@ export interface StatsMetrics {
   relayed(peer: boolean, rcvb: number, sentb: number): void;
   disagreement(): void;
   filled(): void;
+  /** A coturn session of the monitor's own probe, dropped; `by`: how it was recognised. */
+  probeSession(by: 'address' | 'signature'): void;
 }
 
 /**
@@ -76,6 +78,13 @@ export function registerStatsMetrics(registry: Registry, openCount: () => number
     help: "stats.source 'both': allocations whose totals came from the log because redis missed them",
     registers: [registry],
   });
+  const probeSessions = new Counter({
+    name: 'turn_monitor_stats_probe_sessions_total',
+    help: "coturn sessions of the monitor's own STUN probes, not recorded; by: address (log) or signature (redis)",
+    labelNames: ['by'],
+    registers: [registry],
+  });
+  for (const by of ['address', 'signature']) probeSessions.labels(by).inc(0);
   new Gauge({
     name: 'turn_monitor_open_allocations',
     help: 'allocations currently open',
@@ -90,6 +99,7 @@ export function registerStatsMetrics(registry: Registry, openCount: () => number
     reconnect: () => reconnects.inc(),
     disagreement: () => disagreements.inc(),
     filled: () => filled.inc(),
+    probeSession: (by) => probeSessions.labels(by).inc(),
     relayed(peer, rcvb, sentb) {
       const at = peer ? 2 : 0;
       relayedBytes[at] += rcvb;

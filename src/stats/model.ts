@@ -131,6 +131,11 @@ export class AllocationModel {
     this.hooks.onIncrement?.(peer, rcvb, sentb);
   }
 
+  /** Close an open record now: the pipeline knows a never-allocated session is over (unattributed.ts). */
+  closeNow(r: AllocationRecord, at: number, reason: string): void {
+    if (r.endedAt === null) this.close(r, at, reason);
+  }
+
   /** Everything the end of an allocation brings has arrived. */
   private endComplete(r: AllocationRecord): boolean {
     // The log reports its last usage lines before `delete:`, so a log delete is final.

@@ -6,6 +6,15 @@ import type { AllocationRecord } from './allocation-record.js';
 import { AllocationModel } from './model.js';
 import { closeLeftoversExcept, committedLogPosition, openRecordsOf } from './resume.js';
 import { UsageStore, type LogPosition } from './store.js';
+import {
+  dispositionOf,
+  hasProbeSignature,
+  hourlyRows,
+  OWN_PROBE,
+  ownProbeRule,
+  relayed,
+  type OwnProbes,
+} from './unattributed.js';
 
 export interface PipelineOptions {
   dbFile: string;
@@ -15,10 +24,17 @@ export interface PipelineOptions {
   registry: Registry;
   log: Logger;
   now: () => number;
+  /** The monitor's own probes, whose coturn sessions are not recorded (none: every session is). */
+  ownProbes?: OwnProbes | null;
 }
 
 /** How soon after a change new and closed records are written ("within one flush"). */
 const FLUSH_DELAY_MS = 50;
+/**
+ * Log source: how long a checkpoint may wait for the rest of a never-allocated session's closing
+ * lines (`usage`, `peer usage`, `closed` are logged together) when a read ended between them.
+ */
+const SPLIT_HOLD_MS = 1000;
 
 /**
  * Events in, committed records out: the allocation model, its metrics and the SQLite store with
@@ -44,10 +60,18 @@ export class UsagePipeline implements IncrementSink {
   private timer: NodeJS.Timeout | null = null;
   /** The armed timer fires within FLUSH_DELAY_MS (else it waits for the next checkpoint). */
   private timerSoon = false;
+  private readonly probes: OwnProbes | null;
+  /** Redis source (no address): our probes' sessions are known by their counters alone. */
+  private readonly probesBySignature: boolean;
+  /** Log source: never-allocated sessions seen open, not stored until they close (holdCheckpoint). */
+  private readonly unclosed = new Set<AllocationRecord>();
+  private holdingSince: number | null = null;
 
   constructor(private readonly opts: PipelineOptions) {
     const { log } = opts;
     this.primary = opts.source === 'log' ? 'log' : 'redis';
+    this.probes = opts.ownProbes ?? null;
+    this.probesBySignature = this.probes !== null && opts.source === 'redis';
     this.metrics = registerStatsMetrics(opts.registry, () => this.model.openCount);
     this.model = new AllocationModel(
       { deleteGraceMs: opts.deleteGraceMs, primary: this.primary, secondary: opts.source === 'both' ? 'log' : null },
@@ -180,6 +204,10 @@ export class UsagePipeline implements IncrementSink {
   private readonly onTimer = (): void => {
     this.timer = null;
     this.timerSoon = false;
+    if (this.holdCheckpoint()) {
+      this.arm(this.soonMs);
+      return;
+    }
     this.flush();
     // Open records changed since the last checkpoint, or deleted ones waiting for their totals:
     // come back at the next checkpoint. Otherwise nothing is due until the next event.
@@ -200,6 +228,8 @@ export class UsagePipeline implements IncrementSink {
   track(event: UsageEvent): object | null {
     this.metrics.event(event.kind);
     const r = this.model.ingest(event, this.run);
+    if (r !== null && r.kind === 'unattributed' && r.endedAt === null && event.source === this.primary)
+      this.sessionEvent(r, event.kind, event.at);
     this.changed();
     return r !== null && r.endedAt === null && event.source === this.primary ? r : null;
   }
@@ -218,8 +248,42 @@ export class UsagePipeline implements IncrementSink {
     if (r.endedAt !== null || r.deletedAt !== null || r.run !== this.run) return false;
     this.metrics.event(peer ? 'traffic/peer' : 'traffic');
     this.model.addIncrement(r, peer, rcvp, rcvb, sentp, sentb, at);
+    if (peer && r.kind === 'unattributed') this.sessionEvent(r, 'traffic/peer', at);
     this.changed();
     return true;
+  }
+
+  /**
+   * An event of the primary source on an open never-allocated session. The log's `closed` line
+   * ends it (its usage lines came just before). A Redis report (`traffic` then `traffic/peer`)
+   * with our probe's signature ends it at once as our own: it is never stored, and kept no longer.
+   */
+  private sessionEvent(r: AllocationRecord, kind: UsageEvent['kind'], at: number): void {
+    if (kind === 'closed') this.model.closeNow(r, at, 'closed');
+    else if (kind === 'traffic/peer' && this.probesBySignature && hasProbeSignature(r) && this.probes!.running())
+      this.model.closeNow(r, at, OWN_PROBE);
+    else if (this.opts.source === 'log' && !relayed(r)) this.unclosed.add(r);
+  }
+
+  /**
+   * Log source, at a checkpoint: a never-allocated session is open whose first lines were read
+   * just now. It is not stored while open, so a checkpoint committing the log position past those
+   * lines would lose them to a monitor that resumes there: wait (up to SPLIT_HOLD_MS) for its
+   * `closed` line, which comes with them.
+   */
+  private holdCheckpoint(): boolean {
+    if (this.unclosed.size === 0) return false;
+    const now = this.opts.now();
+    if (now - this.lastCheckpoint < this.opts.checkpointMs) return false;
+    let split = false;
+    for (const r of this.unclosed) {
+      if (r.endedAt !== null || r.kind !== 'unattributed' || relayed(r)) this.unclosed.delete(r);
+      else if (now - r.startedAt < SPLIT_HOLD_MS) split = true;
+    }
+    if (split) this.holdingSince ??= now;
+    if (split && now - this.holdingSince! < SPLIT_HOLD_MS) return true;
+    this.holdingSince = null;
+    return false;
   }
 
   /** Count a message a source could not parse. */
@@ -248,7 +312,11 @@ export class UsagePipeline implements IncrementSink {
     return closed;
   }
 
-  /** Write every changed record in one transaction (returned); time-driven closes run with checkpoints. */
+  /**
+   * Write every changed record in one transaction (returned): allocations as rows, closed
+   * never-allocated sessions into their hours, our own probes' sessions nowhere
+   * (unattributed.ts); time-driven closes run with checkpoints.
+   */
   flush(checkpoint = false): AllocationRecord[] {
     if (!this.store) return [];
     try {
@@ -262,8 +330,16 @@ export class UsagePipeline implements IncrementSink {
       // to (a checkpoint writes every changed record), so a restart resumes exactly there.
       if (!checkpoint && this.opts.source !== 'redis') return [];
       const records = this.model.drainDirty(checkpoint);
+      const rows: AllocationRecord[] = [];
+      const sessions: AllocationRecord[] = [];
+      for (const r of records) {
+        const d = dispositionOf(r, this.probes);
+        if (d === 'row') rows.push(r);
+        else if (d === 'hourly') sessions.push(r);
+        else if (d === 'probe') this.metrics.probeSession(ownProbeRule(r, this.probes)!);
+      }
       const position = checkpoint && this.logPositionDirty ? this.logPosition : null;
-      this.store.write(records, position);
+      this.store.write(rows, position, sessions.length > 0 ? hourlyRows(sessions) : []);
       if (position) this.logPositionDirty = false;
       return records;
     } catch (err) {

@@ -45,6 +45,7 @@ export class Stats implements Subsystem, TurnConfContributor {
       registry: ctx.registry,
       log: this.log,
       now: ctx.now,
+      ownProbes: ctx.supervisor.probes,
     });
     this.queries = new UsageQueries(stats.dbFile, this.log);
   }

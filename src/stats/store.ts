@@ -3,6 +3,7 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import { COLUMNS, recordValues } from './allocation-row.js';
 import type { AllocationRecord } from './allocation-record.js';
+import { HOURLY_COUNTERS, type HourlyRow } from './unattributed.js';
 
 /** Versioned schema: each entry runs once, in order, recorded in PRAGMA user_version. */
 const MIGRATIONS: string[] = [
@@ -56,6 +57,21 @@ const MIGRATIONS: string[] = [
    BEGIN
      UPDATE usage_meta SET value = NEW.ended_at - NEW.started_at WHERE key = 'max_duration_ms';
    END;`,
+  // Sessions that never allocated (bindings, failed authentications) summed per hour of their
+  // start, not a row each (unattributed.ts). What earlier monitors left open of them is closed
+  // here: from now on they are written only when they close, into this table.
+  `CREATE TABLE unattributed_hourly (
+     hour INTEGER NOT NULL, -- epoch ms, start of the UTC hour
+     realm TEXT NOT NULL DEFAULT '',
+     username TEXT NOT NULL,
+     sessions INTEGER NOT NULL,
+     rcvp INTEGER NOT NULL, rcvb INTEGER NOT NULL, sentp INTEGER NOT NULL, sentb INTEGER NOT NULL,
+     peer_rcvp INTEGER NOT NULL, peer_rcvb INTEGER NOT NULL, peer_sentp INTEGER NOT NULL, peer_sentb INTEGER NOT NULL,
+     PRIMARY KEY (hour, realm, username)
+   );
+   UPDATE allocations SET ended_at = last_event_at, end_reason = 'monitor-restart', complete = 0
+    WHERE ended_at IS NULL AND kind = 'unattributed'
+      AND peer_rcvp = 0 AND peer_rcvb = 0 AND peer_sentp = 0 AND peer_sentb = 0;`,
 ];
 
 const names = COLUMNS.map((c) => c.sql);
@@ -64,6 +80,12 @@ const UPSERT = `INSERT INTO allocations (${names.join(', ')}) VALUES (${names.ma
     .filter((n) => n !== 'run' && n !== 'allocation_id')
     .map((n) => `${n} = excluded.${n}`)
     .join(', ')}`;
+
+const ADD_HOURLY = `INSERT INTO unattributed_hourly (hour, realm, username, sessions, ${HOURLY_COUNTERS.join(', ')})
+  VALUES (${['?', '?', '?', '?', ...HOURLY_COUNTERS.map(() => '?')].join(', ')})
+  ON CONFLICT (hour, realm, username) DO UPDATE SET sessions = sessions + excluded.sessions, ${HOURLY_COUNTERS.map(
+    (c) => `${c} = ${c} + excluded.${c}`,
+  ).join(', ')}`;
 
 /** The log source's committed read position. */
 export interface LogPosition {
@@ -79,7 +101,7 @@ export interface LogPosition {
  */
 export class UsageStore {
   readonly db: Database.Database;
-  private readonly writeBatch: (records: AllocationRecord[], position: LogPosition | null) => void;
+  private readonly writeBatch: (records: AllocationRecord[], position: LogPosition | null, hourly: HourlyRow[]) => void;
 
   constructor(file: string) {
     mkdirSync(path.dirname(file), { recursive: true });
@@ -91,10 +113,14 @@ export class UsageStore {
     const upsert = this.db.prepare(UPSERT);
     const savePosition = this.db.prepare(`INSERT INTO log_position (id, run, file, offset) VALUES (1, ?, ?, ?)
       ON CONFLICT (id) DO UPDATE SET run = excluded.run, file = excluded.file, offset = excluded.offset`);
-    this.writeBatch = this.db.transaction((records: AllocationRecord[], position: LogPosition | null) => {
-      if (position) savePosition.run(position.run, position.file, position.offset);
-      for (const r of records) upsert.run(recordValues(r));
-    });
+    const addHourly = this.db.prepare(ADD_HOURLY);
+    this.writeBatch = this.db.transaction(
+      (records: AllocationRecord[], position: LogPosition | null, hourly: HourlyRow[]) => {
+        if (position) savePosition.run(position.run, position.file, position.offset);
+        for (const r of records) upsert.run(recordValues(r));
+        for (const h of hourly) addHourly.run(h.hour, h.realm, h.username, h.sessions, ...h.counters);
+      },
+    );
   }
 
   private migrate(): void {
@@ -107,9 +133,12 @@ export class UsageStore {
     }
   }
 
-  /** Records (and the log position they were read up to) in one transaction. */
-  write(records: AllocationRecord[], position: LogPosition | null = null): void {
-    if (records.length > 0 || position) this.writeBatch(records, position);
+  /**
+   * Records, the closed never-allocated sessions added to their hours, and the log position they
+   * were read up to, in one transaction.
+   */
+  write(records: AllocationRecord[], position: LogPosition | null = null, hourly: HourlyRow[] = []): void {
+    if (records.length > 0 || position || hourly.length > 0) this.writeBatch(records, position, hourly);
   }
 
   /**
