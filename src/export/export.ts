@@ -19,8 +19,8 @@ export interface ExportDeps {
 const BACKLOG_WARN_SEC = 86_400;
 
 /**
- * The fleet export: every allocation record of usage.db into one PostgreSQL, exactly once (see
- * outbox.ts and shipper.ts). start() never waits for PostgreSQL: the monitor serves while it is
+ * The fleet export: every allocation record of usage.db into one PostgreSQL, exactly once, and
+ * the hourly sums of sessions that never allocated (see outbox.ts and shipper.ts). start() never waits for PostgreSQL: the monitor serves while it is
  * down, `/health` shows `export.status: degraded` and the backlog waits in SQLite.
  */
 export class Export implements Subsystem {
@@ -33,6 +33,7 @@ export class Export implements Subsystem {
   private cache: { at: number; backlog: number; oldest: number | null } | null = null;
   private stopping: Promise<void> | null = null;
   private readonly rows: Counter;
+  private readonly hourlyRows: Counter;
   private readonly failures: Counter;
 
   constructor(private readonly deps: ExportDeps) {
@@ -44,6 +45,11 @@ export class Export implements Subsystem {
       help: 'Allocation rows committed to PostgreSQL',
       registers: [registry],
     });
+    this.hourlyRows = new Counter({
+      name: 'turn_monitor_export_unattributed_hourly_rows_total',
+      help: 'Rows of unattributed_hourly (sessions that never allocated, per hour) committed to PostgreSQL',
+      registers: [registry],
+    });
     this.failures = new Counter({
       name: 'turn_monitor_export_failures_total',
       help: 'Failed export attempts (connect, migrate or batch)',
@@ -52,7 +58,7 @@ export class Export implements Subsystem {
     const figures = () => this.figures();
     new Gauge({
       name: 'turn_monitor_export_backlog_rows',
-      help: 'Allocation rows changed and not yet committed to PostgreSQL',
+      help: 'Rows (allocations and unattributed hours) changed and not yet committed to PostgreSQL',
       registers: [registry],
       collect() {
         this.set(figures().backlog);
@@ -83,6 +89,10 @@ export class Export implements Subsystem {
       {
         shipped: (n) => {
           this.rows.inc(n);
+          this.cache = null;
+        },
+        shippedHourly: (n) => {
+          this.hourlyRows.inc(n);
           this.cache = null;
         },
         failed: (message, first) => {
@@ -156,6 +166,7 @@ export class Export implements Subsystem {
       oldestUnshippedSec,
       lastShippedAt: s?.lastShippedAt ? new Date(s.lastShippedAt).toISOString() : null,
       rowsShipped: s?.rowsShipped ?? 0,
+      hourlyRowsShipped: s?.hourlyRowsShipped ?? 0,
       lastError: s?.lastError ?? null,
     };
   }

@@ -1,5 +1,6 @@
 import Database from 'better-sqlite3';
 import { COLUMNS, type DbRow } from '../stats/allocation-row.js';
+import { HOURLY_COUNTERS } from '../stats/unattributed.js';
 
 /**
  * The outbox in usage.db. Triggers on `allocations` mark a record in the very transaction that
@@ -20,10 +21,31 @@ const mark = (event: 'INSERT' | 'UPDATE') => `
     ON CONFLICT (alloc_id) DO UPDATE SET version = version + 1;
   END;`;
 
+// `unattributed_hourly` (sessions that never allocated, summed per hour) has an outbox of its own,
+// marked the same way: one mark per (hour, realm, username), its version counting the changes.
+const HOURLY_KEY = ['hour', 'realm', 'username'] as const;
+const markHourly = (event: 'INSERT' | 'UPDATE') => `
+  CREATE TRIGGER IF NOT EXISTS export_outbox_hourly_${event.toLowerCase()} AFTER ${event} ON unattributed_hourly BEGIN
+    INSERT INTO export_outbox_hourly (hour, realm, username, version, marked_at)
+    VALUES (NEW.hour, NEW.realm, NEW.username, 1, ${NOW_MS})
+    ON CONFLICT (hour, realm, username) DO UPDATE SET version = version + 1;
+  END;`;
+
 export interface MarkedRow {
   allocId: number;
   version: number;
   row: DbRow;
+}
+
+/** A marked row of `unattributed_hourly`: its current totals and the version of its mark. */
+export interface MarkedHourly {
+  hour: number;
+  realm: string;
+  username: string;
+  sessions: number;
+  /** In HOURLY_COUNTERS order. */
+  counters: number[];
+  version: number;
 }
 
 export class Outbox {
@@ -33,6 +55,8 @@ export class Outbox {
   private readonly countStmt: Database.Statement;
   private readonly oldestStmt: Database.Statement;
   private readonly ackBatch: (rows: MarkedRow[]) => number;
+  private readonly takeHourlyStmt: Database.Statement;
+  private readonly ackHourlyBatch: (rows: MarkedHourly[]) => number;
 
   /** `file` must already hold the stats schema (the stats subsystem starts first). */
   constructor(file: string) {
@@ -54,17 +78,56 @@ export class Outbox {
       }
       this.db.exec(mark('INSERT'));
       this.db.exec(mark('UPDATE'));
+      const hourlyExists = this.db
+        .prepare(`SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'export_outbox_hourly'`)
+        .get();
+      if (!hourlyExists) {
+        this.db.exec(`CREATE TABLE export_outbox_hourly (
+          hour INTEGER NOT NULL,
+          realm TEXT NOT NULL,
+          username TEXT NOT NULL,
+          version INTEGER NOT NULL,
+          marked_at INTEGER NOT NULL,
+          PRIMARY KEY (hour, realm, username)
+        )`);
+        this.db.exec(
+          `INSERT INTO export_outbox_hourly (hour, realm, username, version, marked_at)
+           SELECT hour, realm, username, 1, ${NOW_MS} FROM unattributed_hourly`,
+        );
+      }
+      this.db.exec(markHourly('INSERT'));
+      this.db.exec(markHourly('UPDATE'));
     })();
     const cols = COLUMNS.map((c) => `a.${c.sql}`).join(', ');
     this.takeStmt = this.db.prepare(
       `SELECT o.alloc_id AS _alloc_id, o.version AS _version, ${cols} FROM export_outbox o JOIN allocations a ON a.id = o.alloc_id WHERE o.alloc_id > ? ORDER BY o.alloc_id LIMIT ?`,
     );
     this.ackStmt = this.db.prepare(`DELETE FROM export_outbox WHERE alloc_id = ? AND version = ?`);
-    this.countStmt = this.db.prepare(`SELECT count(*) AS n FROM export_outbox`).pluck();
-    this.oldestStmt = this.db.prepare(`SELECT min(marked_at) FROM export_outbox`).pluck();
+    this.countStmt = this.db
+      .prepare(`SELECT (SELECT count(*) FROM export_outbox) + (SELECT count(*) FROM export_outbox_hourly)`)
+      .pluck();
+    this.oldestStmt = this.db
+      .prepare(
+        `SELECT min(t) FROM (SELECT min(marked_at) AS t FROM export_outbox UNION ALL SELECT min(marked_at) FROM export_outbox_hourly)`,
+      )
+      .pluck();
     this.ackBatch = this.db.transaction((rows: MarkedRow[]) => {
       let n = 0;
       for (const r of rows) n += this.ackStmt.run(r.allocId, r.version).changes;
+      return n;
+    });
+    const key = HOURLY_KEY.map((k) => `h.${k}`).join(', ');
+    this.takeHourlyStmt = this.db.prepare(
+      `SELECT ${key}, h.sessions, ${HOURLY_COUNTERS.map((c) => `h.${c}`).join(', ')}, o.version
+         FROM export_outbox_hourly o JOIN unattributed_hourly h USING (hour, realm, username)
+        ORDER BY o.hour, o.realm, o.username LIMIT ?`,
+    );
+    const ackHourly = this.db.prepare(
+      `DELETE FROM export_outbox_hourly WHERE hour = ? AND realm = ? AND username = ? AND version = ?`,
+    );
+    this.ackHourlyBatch = this.db.transaction((rows: MarkedHourly[]) => {
+      let n = 0;
+      for (const r of rows) n += ackHourly.run(r.hour, r.realm, r.username, r.version).changes;
       return n;
     });
   }
@@ -83,6 +146,24 @@ export class Outbox {
     return rows.length === 0 ? 0 : this.ackBatch(rows);
   }
 
+  /** Up to `limit` marked rows of `unattributed_hourly` with their current totals. */
+  takeHourly(limit: number): MarkedHourly[] {
+    return (this.takeHourlyStmt.all(limit) as Record<string, number | string>[]).map((r) => ({
+      hour: r.hour as number,
+      realm: r.realm as string,
+      username: r.username as string,
+      sessions: r.sessions as number,
+      counters: HOURLY_COUNTERS.map((c) => r[c] as number),
+      version: r.version as number,
+    }));
+  }
+
+  /** PostgreSQL committed these versions of hourly rows: clear their marks (a row changed since stays marked). */
+  ackHourly(rows: MarkedHourly[]): number {
+    return rows.length === 0 ? 0 : this.ackHourlyBatch(rows);
+  }
+
+  /** Marks waiting: allocation records and hourly rows. */
   backlog(): number {
     return this.countStmt.get() as number;
   }

@@ -1,5 +1,6 @@
 import type pg from 'pg';
 import { COLUMNS, type Column } from '../stats/allocation-row.js';
+import { HOURLY_COUNTERS } from '../stats/unattributed.js';
 
 /**
  * The fleet schema in PostgreSQL, in its own schema `turn_monitor`. Versioned migrations kept in
@@ -54,6 +55,19 @@ export const MIGRATIONS: string[] = [
     FROM g GROUP BY host_id, realm, client_id, grp;
   ${billing('hour')}
   ${billing('day')}`,
+  // Sessions that never allocated (bindings, failed authentications), per host and hour: each
+  // host ships its current totals of an hour (the upsert SETs them, so a re-send changes nothing).
+  `CREATE TABLE ${SCHEMA}.unattributed_hourly (
+    host_id text NOT NULL,
+    hour timestamptz NOT NULL,
+    realm text NOT NULL,
+    username text NOT NULL,
+    sessions bigint NOT NULL,
+    ${HOURLY_COUNTERS.map((c) => `${c} bigint NOT NULL`).join(',\n    ')},
+    shipped_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (host_id, hour, realm, username)
+  );
+  CREATE INDEX unattributed_hourly_hour ON ${SCHEMA}.unattributed_hourly (hour);`,
 ];
 
 /** Create or migrate the schema; safe to run from every host at once. Returns versions applied. */
@@ -111,3 +125,27 @@ export function upsertSql(n: number): string {
 }
 
 export const upsertColumns = PG_COLUMNS;
+
+const HOURLY_COLUMNS = ['host_id', 'hour', 'realm', 'username', 'sessions', ...HOURLY_COUNTERS];
+const hourlyUpsertCache = new Map<number, string>();
+
+/**
+ * The multi-row upsert of `n` rows of `unattributed_hourly`, parameters row by row in
+ * `hourlyUpsertColumns` order: the host's current totals of each hour replace what was there.
+ */
+export function hourlyUpsertSql(n: number): string {
+  let sql = hourlyUpsertCache.get(n);
+  if (sql) return sql;
+  const w = HOURLY_COLUMNS.length;
+  const values = Array.from(
+    { length: n },
+    (_, i) => `(${HOURLY_COLUMNS.map((_, j) => `$${i * w + j + 1}`).join(', ')})`,
+  );
+  const set = HOURLY_COLUMNS.slice(4).map((c) => `${c} = EXCLUDED.${c}`);
+  sql = `INSERT INTO ${SCHEMA}.unattributed_hourly (${HOURLY_COLUMNS.join(', ')}) VALUES ${values.join(', ')}
+    ON CONFLICT (host_id, hour, realm, username) DO UPDATE SET ${[...set, 'shipped_at = now()'].join(', ')}`;
+  hourlyUpsertCache.set(n, sql);
+  return sql;
+}
+
+export const hourlyUpsertColumns = HOURLY_COLUMNS;

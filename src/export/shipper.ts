@@ -1,9 +1,9 @@
 import pg from 'pg';
 import { Backoff } from '../process/backoff.js';
 import { COLUMNS } from '../stats/allocation-row.js';
-import type { MarkedRow, Outbox } from './outbox.js';
+import type { MarkedHourly, MarkedRow, Outbox } from './outbox.js';
 import { describePgError } from './pg-url.js';
-import { migrate, upsertSql } from './pg-schema.js';
+import { hourlyUpsertSql, migrate, upsertSql } from './pg-schema.js';
 
 export interface ShipperOptions {
   url: string;
@@ -19,6 +19,8 @@ export interface ShipperOptions {
 
 export interface ShipperEvents {
   shipped(rows: number): void;
+  /** Rows of `unattributed_hourly` committed. */
+  shippedHourly?(rows: number): void;
   failed(message: string, first: boolean): void;
   recovered(): void;
   migrated(applied: number): void;
@@ -46,6 +48,7 @@ export class Shipper {
   lastShippedAt: number | null = null;
   connected = false;
   rowsShipped = 0;
+  hourlyRowsShipped = 0;
   failures = 0;
 
   constructor(
@@ -188,7 +191,33 @@ export class Shipper {
       this.on.shipped(batch.length);
       batch = next;
     }
-    return sent;
+    return sent + (await this.shipHourly(client, final));
+  }
+
+  /**
+   * The marked rows of `unattributed_hourly` (a few per hour: one per realm and username tried),
+   * batch after batch; a mark goes only once PostgreSQL committed the totals it was read with.
+   */
+  private async shipHourly(client: pg.Client, final: boolean): Promise<number> {
+    let sent = 0;
+    for (;;) {
+      const batch = this.outbox.takeHourly(this.opts.batchSize);
+      if (batch.length > 0) {
+        await client.query(hourlyUpsertSql(batch.length), this.hourlyParams(batch));
+        this.outbox.ackHourly(batch);
+        sent += batch.length;
+        this.hourlyRowsShipped += batch.length;
+        this.lastShippedAt = Date.now();
+        this.on.shippedHourly?.(batch.length);
+      }
+      if (batch.length < this.opts.batchSize || (this.stopped && !final)) return sent;
+    }
+  }
+
+  private hourlyParams(batch: MarkedHourly[]): unknown[] {
+    const out: unknown[] = [];
+    for (const r of batch) out.push(this.opts.hostId, new Date(r.hour), r.realm, r.username, r.sessions, ...r.counters);
+    return out;
   }
 
   private params(batch: MarkedRow[]): unknown[] {

@@ -20,6 +20,8 @@ import {
   ownProbeRule,
   type OwnProbes,
 } from '../../src/stats/unattributed.js';
+import { Outbox } from '../../src/export/outbox.js';
+import { hourlyUpsertColumns, hourlyUpsertSql } from '../../src/export/pg-schema.js';
 import { normalizeAddress, StunProber } from '../../src/supervisor/stun-probe.js';
 
 const PROBE = '127.0.0.1:41000';
@@ -288,6 +290,44 @@ test('migration 4: the hourly table, and what earlier monitors left open of neve
   assert.deepEqual(
     store.db.prepare(`SELECT sessions, rcvp, peer_sentb FROM unattributed_hourly WHERE username = 'u'`).get(),
     { sessions: 2, rcvp: 2, peer_sentb: 16 },
+  );
+});
+
+test('the hourly outbox: a change marks its row in the same transaction; an ack clears only the version sent', (t) => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'tm-unattributed-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const file = path.join(dir, 'usage.db');
+  const store = new UsageStore(file);
+  const row = { hour: 3_600_000, realm: 'r', username: '', sessions: 1, counters: [1, 20, 1, 80, 0, 0, 0, 0] };
+  store.write([], null, [row]); // before the export was on: marked when the outbox is created
+  const outbox = new Outbox(file);
+  t.after(() => {
+    outbox.close();
+    store.close();
+  });
+  let marked = outbox.takeHourly(10);
+  assert.deepEqual(marked, [
+    { hour: 3_600_000, realm: 'r', username: '', sessions: 1, counters: row.counters, version: 1 },
+  ]);
+  store.write([], null, [row, { ...row, username: 'intruder' }]);
+  assert.equal(outbox.backlog(), 2);
+  assert.equal(outbox.ackHourly(marked), 0, 'changed since it was read: stays marked');
+  marked = outbox.takeHourly(10);
+  assert.deepEqual(
+    marked.map((m) => [m.username, m.sessions, m.version]),
+    [
+      ['', 2, 2],
+      ['intruder', 1, 1],
+    ],
+  );
+  assert.equal(outbox.ackHourly(marked), 2);
+  assert.equal(outbox.backlog(), 0);
+  assert.equal(outbox.oldestMarkedAt(), null);
+  const sql = hourlyUpsertSql(2);
+  assert.equal((sql.match(/\$\d+/g) ?? []).length, 2 * hourlyUpsertColumns.length);
+  assert.match(
+    sql,
+    /ON CONFLICT \(host_id, hour, realm, username\) DO UPDATE SET sessions = EXCLUDED\.sessions, rcvp = EXCLUDED\.rcvp/,
   );
 });
 
