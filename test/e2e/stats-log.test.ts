@@ -5,6 +5,7 @@ import { harnessTest } from '../harness/harness.js';
 import { startMonitor, type MonitorProcess } from '../harness/monitor.js';
 import { runUclient, spawnUclient, startPeer, startRedis, type UclientOptions } from '../harness/services.js';
 import { recordTotals, statsConfig, STATS_USER as USER, usage } from '../harness/statsdb.js';
+import { byUsername, loggedSessions, sqliteHourly, sqliteUnattributedRows } from '../harness/unattributed.js';
 import { isAlive } from '../../src/process/pids.js';
 import { waitUntil } from '../../src/process/wait.js';
 
@@ -88,6 +89,25 @@ harnessTest(
       assert.ok(r.endDetail, 'close reason from the log');
       assert.equal(r.complete, true);
     }
+    // TCP relay data connections (no username, no `new`, no relayed bytes of their own): closed at
+    // their `closed` line into their hour, as turnserver logged them; no rows.
+    const probeFrom = (await m.health()).body.turnserver.probeFrom;
+    const dataConnections = () => {
+      const sum = new Array<number>(9).fill(0);
+      for (const s of loggedSessions(m).values())
+        if (!s.allocated && s.remote !== null && s.remote !== probeFrom && s.username === '')
+          [1, ...s.client, ...s.peer].forEach((v, i) => (sum[i] += v));
+      return sum;
+    };
+    await waitUntil(
+      'data connections in their hour',
+      () =>
+        dataConnections()[0] > 0 &&
+        JSON.stringify(byUsername(sqliteHourly(m)).get('')) === JSON.stringify(dataConnections()),
+      5000,
+    );
+    assert.deepEqual(dataConnections().slice(5), [0, 0, 0, 0], 'no relayed bytes of their own');
+    assert.deepEqual(sqliteUnattributedRows(m), []);
     assert.equal((await m.stop()).code, 0);
   },
   { timeout: 120_000 },

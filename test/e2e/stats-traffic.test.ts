@@ -11,6 +11,7 @@ import {
   STATS_USER as USER,
   usage,
 } from '../harness/statsdb.js';
+import { byUsername, sqliteHourly, sqliteUnattributedRows } from '../harness/unattributed.js';
 import { waitUntil } from '../../src/process/wait.js';
 
 const KEY = STATS_API_KEY;
@@ -73,9 +74,9 @@ harnessTest(
       rows.some((r) => r.peerSentb > 0),
       'relayed bytes recorded',
     );
-    // TCP relay data connections publish under an empty username with no `new`: kept apart.
-    const unattributed = await usage(m, '?by=unattributed');
-    assert.ok(unattributed.every((r) => r.username === '' || r.username === USER.user));
+    // TCP relay data connections publish under an empty username with no `new`, and no relayed
+    // bytes of their own (coturn counts those on the allocation): no rows; summed per hour once closed.
+    assert.deepEqual(sqliteUnattributedRows(m), [], 'sessions that never allocated are not allocation rows');
     assert.ok(
       rows.every((r) => r.username !== ''),
       'no unattributed traffic among user allocations',
@@ -116,6 +117,11 @@ harnessTest(
     // Stopped monitor: the CLI still reads the db; allocations left open were closed at the child's exit.
     const after = JSON.parse((await cli('json')).output);
     assert.ok(after.every((r: any) => r.endedAt !== null && ['deleted', 'child-exit'].includes(r.endReason)));
+    const dataConnections = byUsername(sqliteHourly(m)).get('');
+    assert.ok(
+      dataConnections && dataConnections[0] >= 1 && dataConnections.slice(5).every((v) => v === 0),
+      `TCP relay data connections in their hour, with no relayed bytes: ${JSON.stringify(dataConnections)}`,
+    );
     assert.equal(m.output().includes(KEY), false);
     assert.equal(path.isAbsolute(m.dataDir), true);
   },
