@@ -87,3 +87,43 @@ test('the SQL views equal the JavaScript views they replace, for any window, and
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('the unattributed view: hourly sums, with stored never-allocated records folded into their hour', () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'usage-sql-'));
+  const store = new UsageStore(path.join(dir, 'usage.db'));
+  try {
+    const hour = Date.parse('2026-06-01T10:00:00Z');
+    const hourly = store.db.prepare(`INSERT INTO unattributed_hourly (hour, realm, username, sessions, rcvp, rcvb,
+      sentp, sentb, peer_rcvp, peer_rcvb, peer_sentp, peer_sentb) VALUES (?, 'r', ?, ?, 1, 20, 1, 88, 0, 0, 0, 0)`);
+    hourly.run(hour, '', 3);
+    hourly.run(hour, 'intruder', 1);
+    hourly.run(hour + 3_600_000, '', 2);
+    store.db
+      .prepare(
+        `INSERT INTO allocations (run, allocation_id, kind, realm, username, client_id, started_at, ended_at,
+         last_event_at, rcvp, rcvb, sentp, sentb, peer_rcvp, peer_rcvb, peer_sentp, peer_sentb, complete)
+         VALUES ('r1', '7', 'unattributed', 'r', '', '', ?, ?, ?, 1, 104, 0, 0, 5, 500, 5, 500, 1)`,
+      )
+      .run(hour + 60_000, hour + 120_000, hour + 120_000);
+    const read = (filter: UsageFilter) =>
+      [...readView(store.db, { view: 'unattributed', filter, after: null, limit: null, now: NOW })].map((x) => x.row);
+    const rows = read({});
+    assert.deepEqual(
+      rows.map((r) => [r.hour, r.username, r.sessions, r.rcvb, r.peerRcvb]),
+      [
+        ['2026-06-01T10:00:00.000Z', '', 4, 20 + 104, 500],
+        ['2026-06-01T10:00:00.000Z', 'intruder', 1, 20, 0],
+        ['2026-06-01T11:00:00.000Z', '', 2, 20, 0],
+      ],
+    );
+    // A window from inside an hour includes that hour; `user` picks a username.
+    assert.equal(read({ from: hour + 1_800_000, to: hour + 3_600_000 }).length, 2);
+    assert.deepEqual(
+      read({ user: 'intruder' }).map((r) => r.sessions),
+      [1],
+    );
+  } finally {
+    store.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

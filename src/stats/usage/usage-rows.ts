@@ -29,8 +29,8 @@ function publicRow(view: UsageView, r: DbRow, keyLength: number): { row: Record<
     key.push(r[`_k${i}`] as string | number);
     delete r[`_k${i}`];
   }
-  if (view === 'allocation' || view === 'unattributed')
-    return { row: rowFromDb(r) as unknown as Record<string, unknown>, key };
+  if (view === 'allocation') return { row: rowFromDb(r) as unknown as Record<string, unknown>, key };
+  if (view === 'unattributed') return { row: { ...r, hour: iso(r.hour) }, key };
   const row: Record<string, unknown> = { ...r, relayed: r.relayed === 1 };
   if (view === 'session') {
     row.startedAt = iso(r.startedAt);

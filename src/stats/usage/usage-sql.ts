@@ -74,7 +74,7 @@ function after(cols: string[], key: Keyset | null, params: ViewQuery['params']):
 /** Sort keys per view, as the columns of the final SELECT. */
 export const SORT_KEYS: Record<UsageView, string[]> = {
   allocation: ['started_at', 'id'],
-  unattributed: ['started_at', 'id'],
+  unattributed: ['hour', 'realm', 'username'],
   session: ['s0', 'realm_key', 'client_id'],
   user: ['first_seen', 'realm_key', 'client_id'],
 };
@@ -107,14 +107,15 @@ export function viewQuery(
   limit: number | null,
   now: number,
 ): ViewQuery {
-  const params: ViewQuery['params'] = { kind: view === 'unattributed' ? 'unattributed' : 'allocation', now };
-  const where = windowWhere(f, lookback, params);
+  const params: ViewQuery['params'] = { kind: 'allocation', now };
   const cols = SORT_KEYS[view];
   const keyCols = cols.map((c, i) => `${c} AS _k${i}`).join(', ');
   const page = (cond: string) =>
     `${cond ? `WHERE ${cond}` : ''} ORDER BY ${cols.join(', ')}${limit === null ? '' : ` LIMIT ${limit}`}`;
+  if (view === 'unattributed') return unattributedQuery(f, key, page, keyCols, params);
+  const where = windowWhere(f, lookback, params);
   let sql: string;
-  if (view === 'allocation' || view === 'unattributed') {
+  if (view === 'allocation') {
     const cond = [where, after(cols, key, params)].filter(Boolean).join(' AND ');
     sql = `SELECT ${ROW_COLUMNS.join(', ')}, ${keyCols} FROM allocations ${page(cond)}`;
   } else if (view === 'session') {
@@ -134,5 +135,42 @@ export function viewQuery(
         ${keyCols}
       FROM u ${page(after(cols, key, params))}`;
   }
+  return { sql, params };
+}
+
+const HOUR_MS = 3_600_000;
+
+/**
+ * Sessions that never allocated, per UTC hour, realm and username: the hourly sums, and the
+ * records of such sessions stored one by one (relay traffic, and history from before the sums)
+ * folded into their hour. Hours overlapping [from, to).
+ */
+function unattributedQuery(
+  f: UsageFilter,
+  key: Keyset | null,
+  page: (cond: string) => string,
+  keyCols: string,
+  params: ViewQuery['params'],
+): ViewQuery {
+  params.kind = 'unattributed';
+  params.hfrom = f.from === undefined ? NO_BOUND_LOW : Math.floor(f.from / HOUR_MS) * HOUR_MS;
+  params.hto = f.to ?? NO_BOUND_HIGH;
+  const hourly = ['hour >= @hfrom', 'hour < @hto'];
+  const rows = ['kind = @kind', 'started_at >= @hfrom', 'started_at < @hto'];
+  if (f.user !== undefined) {
+    params.user = f.user;
+    hourly.push('username = @user');
+    rows.push('(client_id = @user OR username = @user)');
+  }
+  const sql = `WITH h AS (
+      SELECT hour, realm, username, sessions, ${SQL_COUNTERS.join(', ')} FROM unattributed_hourly
+       WHERE ${hourly.join(' AND ')}
+      UNION ALL
+      SELECT (started_at / ${HOUR_MS}) * ${HOUR_MS}, coalesce(realm, ''), username, 1, ${SQL_COUNTERS.join(', ')}
+        FROM allocations WHERE ${rows.join(' AND ')}),
+    u AS (SELECT hour, realm, username, sum(sessions) AS sessions, ${sumCounters(true)} FROM h
+      GROUP BY hour, realm, username)
+    SELECT hour, realm, username, sessions, ${COUNTERS.join(', ')}, ${keyCols}
+      FROM u ${page(after(SORT_KEYS.unattributed, key, params))}`;
   return { sql, params };
 }
