@@ -4,6 +4,7 @@ import Database from 'better-sqlite3';
 import { COLUMNS, recordValues } from './allocation-row.js';
 import type { AllocationRecord } from './allocation-record.js';
 import { HOURLY_COUNTERS, type HourlyRow } from './unattributed.js';
+import { ensureIncrementalAutoVacuum, type AutoVacuumSetup } from './auto-vacuum.js';
 
 /** Versioned schema: each entry runs once, in order, recorded in PRAGMA user_version. */
 const MIGRATIONS: string[] = [
@@ -101,14 +102,21 @@ export interface LogPosition {
  */
 export class UsageStore {
   readonly db: Database.Database;
+  /** What opening did about incremental auto-vacuum (see auto-vacuum.ts). */
+  readonly autoVacuum: AutoVacuumSetup;
   private readonly writeBatch: (records: AllocationRecord[], position: LogPosition | null, hourly: HourlyRow[]) => void;
 
   constructor(file: string) {
     mkdirSync(path.dirname(file), { recursive: true });
     this.db = new Database(file);
+    // Before anything else touches a new file: the mode is fixed once the file has content.
+    this.autoVacuum = ensureIncrementalAutoVacuum(this.db);
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('synchronous = NORMAL');
     this.migrate();
+    // Outside MIGRATIONS (it is not part of the versioned schema): what retention deletes by, so
+    // a prune batch reads the index range it deletes, not the table.
+    this.db.exec(`CREATE INDEX IF NOT EXISTS allocations_ended ON allocations (ended_at) WHERE ended_at IS NOT NULL`);
     this.db.pragma('busy_timeout = 5000');
     const upsert = this.db.prepare(UPSERT);
     const savePosition = this.db.prepare(`INSERT INTO log_position (id, run, file, offset) VALUES (1, ?, ?, ?)
