@@ -131,6 +131,9 @@ const stats = z.strictObject({
   dbFile: z.string().min(1).default('usage.db'),
   checkpointMs: positiveInt.default(1000),
   deleteGraceMs: positiveInt.default(2000),
+  // Closed allocations that ended longer ago than this are deleted (once shipped, with the export
+  // on); null keeps everything.
+  retentionDays: positiveInt.nullable().default(90),
 });
 
 const exportPostgres = z.strictObject({
