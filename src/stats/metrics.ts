@@ -107,3 +107,30 @@ export function registerStatsMetrics(registry: Registry, openCount: () => number
     },
   };
 }
+
+export interface RetentionMetrics {
+  /** Allocation rows deleted by retention. */
+  pruned(rows: number): void;
+}
+
+/** Size of usage.db and what retention deleted (see retention.ts). */
+export function registerRetentionMetrics(registry: Registry, dbBytes: () => number): RetentionMetrics {
+  new Gauge({
+    name: 'turn_monitor_usage_db_bytes',
+    help: 'size of usage.db and its WAL on disk',
+    registers: [registry],
+    collect() {
+      this.set(dbBytes());
+    },
+  });
+  const pruned = new Counter({
+    name: 'turn_monitor_usage_pruned_total',
+    help: 'closed allocation records deleted because they ended more than stats.retentionDays ago',
+    registers: [registry],
+  });
+  return {
+    pruned: (rows) => {
+      if (rows > 0) pruned.inc(rows);
+    },
+  };
+}

@@ -9,6 +9,7 @@ import { chooseSource, turnserverVersion, type SourceChoice } from './source-cho
 import { RedisSource, redisTargetFromUrl, statsdbLine, type RedisTarget } from './sources/redis/redis-source.js';
 import { UsagePipeline } from './pipeline.js';
 import { UsageQueries } from './usage/usage-queries.js';
+import { Retention } from './retention.js';
 
 /**
  * Usage accounting: events from coturn (redis-statsdb; the log source plugs in beside it) go
@@ -20,6 +21,8 @@ export class Stats implements Subsystem, TurnConfContributor {
   readonly pipeline: UsagePipeline;
   /** Reads of stored usage (GET /usage), off the event loop. */
   readonly queries: UsageQueries;
+  /** Bounded history: old closed records pruned, the file's space given back. */
+  private readonly retention: Retention;
   private redisChild: ManagedChild | null = null;
   private redisTarget: RedisTarget | null = null;
   redis: RedisSource | null = null;
@@ -48,6 +51,14 @@ export class Stats implements Subsystem, TurnConfContributor {
       ownProbes: ctx.supervisor.probes,
     });
     this.queries = new UsageQueries(stats.dbFile, this.log);
+    this.retention = new Retention({
+      dbFile: stats.dbFile,
+      retentionDays: stats.retentionDays,
+      exportEnabled: ctx.config.export.postgres.url !== null,
+      registry: ctx.registry,
+      log: ctx.logger.child({ component: 'retention' }),
+      now: ctx.now,
+    });
   }
 
   private get usesRedis(): boolean {
@@ -68,6 +79,7 @@ export class Stats implements Subsystem, TurnConfContributor {
     );
     this.pipeline.open();
     await this.queries.start();
+    this.retention.start(this.pipeline.store!);
     if (source !== 'redis') supervisor.setLogResume(this.pipeline.committedLogPosition());
     supervisor.on('spawn', this.onChildSpawn);
     supervisor.on('adopted', this.onChildAdopted);
@@ -148,6 +160,7 @@ export class Stats implements Subsystem, TurnConfContributor {
       this.ctx.supervisor.off('spawn', this.onChildSpawn);
       this.ctx.supervisor.off('adopted', this.onChildAdopted);
       this.ctx.supervisor.off('exit', this.onChildExit);
+      await this.retention.stop();
       await this.queries.stop();
       await this.redis?.stop();
       this.logSource?.stop();
@@ -184,6 +197,7 @@ export class Stats implements Subsystem, TurnConfContributor {
         : null,
       openAllocations: this.pipeline.model.openCount,
       queries: this.queries.health(),
+      history: this.retention.history(),
     };
   }
 }
