@@ -1,5 +1,5 @@
 import type { AppContext, UsageView } from '../context.js';
-import type { Subsystem, SubsystemHealth, TurnConfContributor } from '../lifecycle.js';
+import { StartupError, type Subsystem, type SubsystemHealth, type TurnConfContributor } from '../lifecycle.js';
 import type { Logger } from '../log/logger.js';
 import type { ChildExit, ChildRun, ManagedChild } from '../process/managed-child.js';
 import { LogSource } from './sources/log/log-source.js';
@@ -77,8 +77,16 @@ export class Stats implements Subsystem, TurnConfContributor {
       { event: 'source-chosen', source, reason, version, configured: config.stats.source },
       `usage source: ${source} (${reason})`,
     );
-    this.pipeline.open();
-    await this.queries.start();
+    try {
+      this.pipeline.open();
+      await this.queries.start();
+    } catch (err) {
+      // Exit 2: pm2 does not restart it (ecosystem stop_exit_codes); a restart would fail the same way.
+      throw new StartupError(
+        `the usage database ${config.stats.dbFile} cannot be opened: ${(err as Error).message} (move it aside to start a new one)`,
+        2,
+      );
+    }
     this.retention.start(this.pipeline.store!);
     if (source !== 'redis') supervisor.setLogResume(this.pipeline.committedLogPosition());
     supervisor.on('spawn', this.onChildSpawn);

@@ -13,7 +13,11 @@ const DAY = 86_400_000;
 harnessTest(
   'a usage.db with 500,000 stored allocations: every page joins up while allocations are written, credentials answer throughout',
   async (h) => {
-    const config = await testConfig(h, statsConfig);
+    // Credential requests every 50 ms are the probe here, not a client to limit.
+    const config = await testConfig(h, {
+      ...statsConfig,
+      http: { ...statsConfig.http, rateLimitPerMinute: 1_000_000 },
+    });
     const db = path.join(config.dataDir as string, 'usage.db');
     mkdirSync(path.dirname(db), { recursive: true });
     const stored = 500_000;
@@ -64,6 +68,17 @@ harnessTest(
     }
     assert.equal([...seen].filter((id) => id.startsWith('generated/')).length, stored, 'every stored row');
     assert.ok(pages >= stored / 10_000, `${pages} pages`);
+
+    // A client that goes away mid-page: its read is called off, the next query is served.
+    const gone = new AbortController();
+    const heavy = fetch(`${m.httpUrl}/usage?by=session&from=${from}&limit=10000`, { ...auth, signal: gone.signal });
+    const res = await heavy;
+    const reader = res.body!.getReader();
+    await reader.read();
+    gone.abort();
+    await reader.read().catch(() => undefined);
+    assert.equal((await m.get('/usage?limit=1', auth)).status, 200);
+    assert.equal((await m.health()).body.stats.queries.inFlight, 0);
 
     // The CLI exports every session while the monitor runs.
     const out = path.join(h.dir, 'sessions.csv');
@@ -143,3 +158,14 @@ harnessTest(
   },
   { timeout: 180_000 },
 );
+
+harnessTest('a usage.db that is not a database stops the monitor with exit 2 naming the file', async (h) => {
+  const config = await testConfig(h, statsConfig);
+  const db = path.join(config.dataDir as string, 'usage.db');
+  mkdirSync(path.dirname(db), { recursive: true });
+  writeFileSync(db, 'this is not an SQLite database, it is a text file that was put here by mistake\n'.repeat(200));
+  const m = await startMonitor(h, {}, { rawConfig: config, waitReady: false });
+  const exit = await m.exited;
+  assert.equal(exit.code, 2, m.output());
+  assert.match(m.output(), new RegExp(`usage database ${db.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')} cannot be opened`));
+});
