@@ -1,6 +1,6 @@
-import Database from 'better-sqlite3';
+import type Database from 'better-sqlite3';
 import { UsageFormatter, type UsageFormat } from './usage/usage-format.js';
-import { readView } from './usage/usage-rows.js';
+import { openUsageReader, readView } from './usage/usage-rows.js';
 import type { UsageFilter, UsageView } from './usage/usage-sql.js';
 
 /** Where streamed text goes; resolves when it can take more (a pipe's backpressure). */
@@ -17,8 +17,7 @@ export class UsageReader {
   private readonly db: Database.Database;
 
   constructor(file: string) {
-    this.db = new Database(file, { readonly: true, fileMustExist: true });
-    this.db.pragma('busy_timeout = 5000');
+    this.db = openUsageReader(file);
   }
 
   /** Every row of a view, written as it is read: memory stays bounded whatever the history holds. */

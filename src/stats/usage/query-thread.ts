@@ -1,10 +1,10 @@
 // Worker thread of UsageQueries: reads usage pages on its own read-only connection, so that a
 // query over a long history never holds the monitor's event loop (credentials, ingest, probes).
 import { parentPort, workerData } from 'node:worker_threads';
-import Database from 'better-sqlite3';
+import type Database from 'better-sqlite3';
 import { CHUNK_CHARS, CHUNKS_IN_FLIGHT, type FromThread, type PageRequest, type ToThread } from './query-protocol.js';
 import { UsageFormatter } from './usage-format.js';
-import { readView } from './usage-rows.js';
+import { openUsageReader, readView } from './usage-rows.js';
 import type { Keyset } from './usage-sql.js';
 
 const port = parentPort!;
@@ -12,8 +12,7 @@ const post = (m: FromThread) => port.postMessage(m);
 
 let db: Database.Database;
 try {
-  db = new Database((workerData as { file: string }).file, { readonly: true, fileMustExist: true });
-  db.pragma('busy_timeout = 5000');
+  db = openUsageReader((workerData as { file: string }).file);
   post({ type: 'ready' });
 } catch (err) {
   post({ type: 'failed', message: (err as Error).message });

@@ -1,4 +1,4 @@
-import type Database from 'better-sqlite3';
+import Database from 'better-sqlite3';
 import { rowFromDb, type DbRow } from '../allocation-row.js';
 import {
   LOOKBACK_SQL,
@@ -41,6 +41,18 @@ function publicRow(view: UsageView, r: DbRow, keyLength: number): { row: Record<
     row.lastSeen = iso(r.lastSeen);
   }
   return { row, key };
+}
+
+/**
+ * A read-only connection for usage reads (the CLI, the query thread). SQLite's own 2 MB page
+ * cache, not better-sqlite3's 16 MB: a view's sorts and window partitions each get a cache of
+ * that size, and over a long history they spill to temporary files instead of growing the RSS.
+ */
+export function openUsageReader(file: string): Database.Database {
+  const db = new Database(file, { readonly: true, fileMustExist: true });
+  db.pragma('busy_timeout = 5000');
+  db.pragma('cache_size = -2000');
+  return db;
 }
 
 /** How far before a window's start its live allocations may have started (two index look-ups). */
