@@ -12,6 +12,7 @@ import { credentialApi } from './credential-api.js';
 import { discovery } from './discovery.js';
 import { drain } from './drain.js';
 import { exportBench } from './export.js';
+import { history } from './history.js';
 import { idle } from './idle.js';
 import { summarize, type Benchmark, type Summary } from './lib.js';
 import { memory } from './memory.js';
@@ -41,6 +42,7 @@ const ALL: Benchmark[] = [
   drain,
   sessions,
   exportBench,
+  history,
 ];
 
 // quiesce() collects the harness's own garbage before a timed window, not during it.
