@@ -4,6 +4,7 @@
 // timers also stay responsive during an event burst.
 import { parentPort, workerData } from 'node:worker_threads';
 import { Redis } from 'ioredis';
+import { QuietCollector } from '../../../process/quiet-collector.js';
 import {
   BATCH_BYTES,
   CONSUMED,
@@ -43,6 +44,9 @@ const inFlight = () => (posted - Atomics.load(flow, CONSUMED)) | 0;
 // The paused flag lives only in the shared slot, where the main thread reads it too.
 const paused = () => Atomics.load(flow, PAUSED) === 1;
 const setPaused = (on: boolean) => Atomics.store(flow, PAUSED, on ? 1 : 0);
+// This thread's own heap: what a burst of messages left (socket chunks, parser state) goes when
+// the stream is quiet again; its live set is a few MB.
+const collector = new QuietCollector({ armAfter: 5_000, quietMs: 1_000, minGarbageBytes: 2 * 1024 * 1024 });
 
 // Backpressure: stop reading the socket while the main thread is behind; Redis keeps the backlog.
 // The flag is set before the count is read again, and main adds to the count before it reads the
@@ -82,6 +86,7 @@ client.on('pmessageBuffer', (_pattern: string, channel: Buffer, message: Buffer)
   }
   used = writeEntry(batch, used, channel, message);
   count++;
+  collector.note();
   // Hand over what this socket read brought as soon as it is parsed.
   if (!flushQueued) {
     flushQueued = true;
@@ -116,6 +121,7 @@ port.on('message', (cmd: SourceCommand) => {
     if (inFlight() < MAX_BATCHES_IN_FLIGHT) resume(); // resume() does nothing unless paused
   } else if (cmd.type === 'stop') {
     stopping = true;
+    collector.stop();
     client.disconnect();
     port.close();
   }

@@ -1,0 +1,93 @@
+import type { Session } from 'node:inspector';
+import { getHeapStatistics } from 'node:v8';
+
+export interface QuietCollectorOptions {
+  /** Activity (events, messages) after which a quiet spell is looked at at all. */
+  armAfter: number;
+  /** How long nothing must happen before the heap is looked at. */
+  quietMs: number;
+  /** Collect only when the heap has grown by this much since the last collection (bytes). */
+  minGarbageBytes: number;
+}
+
+/**
+ * V8's low-memory collection of this thread's heap: full, compacting, the young generation shrunk
+ * and the freed pages given back. The in-process inspector's HeapProfiler.collectGarbage is that
+ * (Isolate::LowMemoryNotification); unlike --expose-gc's gc(), which leaves the old generation's
+ * emptied pages and a full-size young generation mapped. Resolves false where node has no inspector.
+ */
+async function lowMemoryCollection(): Promise<boolean> {
+  let session: Session;
+  try {
+    session = new (await import('node:inspector')).Session();
+    session.connect();
+  } catch {
+    return false;
+  }
+  return new Promise((resolve) => {
+    session.post('HeapProfiler.collectGarbage', (err) => {
+      // Not from inside the session's own callback: disconnecting there hangs the thread.
+      setImmediate(() => session.disconnect());
+      resolve(err === null);
+    });
+  });
+}
+
+/**
+ * A full garbage collection when a burst of work is over. Objects that lived through a burst
+ * (records of allocations since closed, the hash tables that held them) sit in V8's old
+ * generation until the next major GC, which V8 starts only when that generation reaches a limit
+ * several times what the last one left alive; and a thread that goes quiet after a burst
+ * allocates next to nothing, so its heap stays at its peak indefinitely (V8's memory reducer only
+ * follows a major GC). After `armAfter` units of activity the collector watches for `quietMs`
+ * without any, then collects if the heap grew by `minGarbageBytes` since the last collection. An
+ * idle thread runs no timer; a busy one pays an increment and a comparison per unit of activity.
+ */
+export class QuietCollector {
+  private count = 0;
+  private seen = 0;
+  private timer: NodeJS.Timeout | null = null;
+  private baseline = getHeapStatistics().used_heap_size;
+  private collecting = false;
+  private stopped = false;
+  /** Collections done (tests, benchmarks). */
+  collections = 0;
+
+  constructor(private readonly opts: QuietCollectorOptions) {}
+
+  /** One unit of activity (the hot path). */
+  note(): void {
+    if (++this.count === this.opts.armAfter && this.timer === null && !this.stopped) this.arm();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+  }
+
+  private arm(): void {
+    this.seen = this.count;
+    this.timer = setTimeout(this.onTimer, this.opts.quietMs);
+    this.timer.unref();
+  }
+
+  private readonly onTimer = (): void => {
+    this.timer = null;
+    if (this.count !== this.seen) {
+      this.arm(); // still busy
+      return;
+    }
+    this.count = 0;
+    const used = getHeapStatistics().used_heap_size;
+    // V8 may have collected meanwhile: what it left is the new baseline.
+    this.baseline = Math.min(this.baseline, used);
+    if (used - this.baseline < this.opts.minGarbageBytes || this.collecting) return;
+    this.collecting = true;
+    void lowMemoryCollection().then((done) => {
+      this.collecting = false;
+      if (done) this.collections++;
+      this.baseline = getHeapStatistics().used_heap_size;
+    });
+  };
+}
