@@ -46,6 +46,7 @@ async function lowMemoryCollection(): Promise<boolean> {
 export class QuietCollector {
   private count = 0;
   private seen = 0;
+  private armedAt = 0;
   private timer: NodeJS.Timeout | null = null;
   private baseline = getHeapStatistics().used_heap_size;
   private collecting = false;
@@ -68,14 +69,17 @@ export class QuietCollector {
 
   private arm(): void {
     this.seen = this.count;
+    this.armedAt = performance.now();
     this.timer = setTimeout(this.onTimer, this.opts.quietMs);
     this.timer.unref();
   }
 
   private readonly onTimer = (): void => {
     this.timer = null;
-    if (this.count !== this.seen) {
-      this.arm(); // still busy
+    // Late (the thread was blocked, or stopped): events may be waiting unread, so this is no
+    // quiet spell. Busy: activity since the last look.
+    if (this.count !== this.seen || performance.now() - this.armedAt > this.opts.quietMs * 1.5) {
+      this.arm();
       return;
     }
     this.count = 0;

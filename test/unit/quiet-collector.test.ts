@@ -56,3 +56,15 @@ test('stop() cancels a pending look', async () => {
   await sleep(100);
   assert.equal(c.collections, 0);
 });
+
+test('a late look (the thread was blocked or stopped) is no quiet spell', async () => {
+  const c = new QuietCollector({ armAfter: 1, quietMs: 30, minGarbageBytes: 0 });
+  c.note();
+  const until = performance.now() + 100;
+  while (performance.now() < until); // blocked past the look
+  await sleep(5);
+  assert.equal(c.collections, 0, 'not on the late look');
+  await sleep(80);
+  assert.equal(c.collections, 1, 'on the next, on time');
+  c.stop();
+});
