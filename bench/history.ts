@@ -5,7 +5,8 @@ import { generateHistory } from '../test/harness/history.js';
 import { monitorBin, startMonitor, testConfig, type MonitorProcess } from '../test/harness/monitor.js';
 import { STATS_API_KEY, statsConfig } from '../test/harness/statsdb.js';
 import { pruneFigures } from './history-prune.js';
-import { median, percentile, quiesce, rssMb, sleep, type Benchmark, type Figures } from './lib.js';
+import { waitUntil } from '../src/process/wait.js';
+import { median, percentile, quiesce, rssMb, type Benchmark, type Figures } from './lib.js';
 
 const DAY = 86_400_000;
 const SIZES = { '1m': 1_000_000, '4m': 4_000_000 } as const;
@@ -49,15 +50,22 @@ async function oneDay(m: MonitorProcess, day: number): Promise<number> {
 }
 
 /**
- * /turncredential every PROBE_MS while `work` runs: the longest wait for an answer and the longest
- * gap between two answers beyond the probe period, and the largest RSS of the watched processes.
+ * /turncredential every PROBE_MS from a process of its own while `work` runs: the longest wait for
+ * an answer and the longest gap between two answers beyond the probe period, and the largest RSS
+ * of the monitor and the watched processes, sampled meanwhile.
  */
-async function whileProbing(m: MonitorProcess, work: () => Promise<void>, watch: () => number[]) {
-  let running = true;
-  let maxWait = 0;
-  let maxGap = 0;
+async function whileProbing(h: Harness, m: MonitorProcess, work: () => Promise<void>, watch: () => number[]) {
+  const prober = h.spawn('prober', process.execPath, [
+    '--import',
+    'tsx',
+    path.join(import.meta.dirname, 'workers', 'credential-prober.ts'),
+    `${m.httpUrl}/turncredential`,
+    STATS_API_KEY,
+    String(PROBE_MS),
+  ]);
+  await waitUntil('the prober probing', () => prober.output().includes('probing'), 10_000);
   const rss = new Map<number, number>();
-  const sample = () => {
+  const sampler = setInterval(() => {
     for (const pid of [m.pid, ...watch()]) {
       try {
         rss.set(pid, Math.max(rss.get(pid) ?? 0, rssMb(pid)));
@@ -65,25 +73,18 @@ async function whileProbing(m: MonitorProcess, work: () => Promise<void>, watch:
         /* exited */
       }
     }
-  };
-  const prober = (async () => {
-    let last = performance.now();
-    while (running) {
-      const t0 = performance.now();
-      const r = await m.get('/turncredential', auth);
-      if (r.status !== 200) throw new Error(`/turncredential: HTTP ${r.status}`);
-      const t1 = performance.now();
-      maxWait = Math.max(maxWait, t1 - t0);
-      maxGap = Math.max(maxGap, t1 - last - PROBE_MS);
-      last = t1;
-      sample();
-      await sleep(PROBE_MS);
-    }
-  })();
-  await work();
-  running = false;
-  await prober;
-  return { maxWait, maxGap, rss };
+  }, 100);
+  try {
+    await work();
+  } finally {
+    clearInterval(sampler);
+    prober.child.kill('SIGTERM');
+  }
+  const exit = await prober.exited;
+  const result = /\{.*\}/.exec(prober.output());
+  if (exit.code !== 0 || !result) throw new Error(`prober failed: ${prober.output().slice(-300)}`);
+  const { maxWaitMs, maxGapMs } = JSON.parse(result[0]) as { maxWaitMs: number; maxGapMs: number };
+  return { maxWait: maxWaitMs, maxGap: maxGapMs, rss };
 }
 
 /**
@@ -182,11 +183,13 @@ async function endToEnd(h: Harness): Promise<Figures> {
   await quiesce();
   let cliPid = 0;
   const paging = await whileProbing(
+    h,
     m,
     async () => void (await pageEverything(m)),
     () => [],
   );
   const exporting = await whileProbing(
+    h,
     m,
     () => cliExport(h, m, (pid) => (cliPid = pid)),
     () => (cliPid ? [cliPid] : []),
