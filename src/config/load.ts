@@ -90,6 +90,7 @@ export function buildConfig(raw: unknown, configDir: string): Config {
   c.discovery.sysClassNet = resolve(c.discovery.sysClassNet);
   c.discovery.procNetRoute = resolve(c.discovery.procNetRoute);
   c.stats.dbFile = path.resolve(c.dataDir, c.stats.dbFile);
+  for (const e of c.webhooks.endpoints) if (e.secretFile !== null) e.secretFile = resolve(e.secretFile);
   return freeze({ ...c, configDir });
 }
 

@@ -1,6 +1,7 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
 import { connectStringProblem } from './connect-string.js';
+import { webhooksSchema } from './webhooks.js';
 
 // One schema for the whole monitor. Every key has a default; unknown keys are errors
 // (strict objects) so a typo never silently falls back to a default.
@@ -173,6 +174,7 @@ export const configSchema = z.strictObject({
   stats: stats.prefault({}),
   export: exportConfig.prefault({}),
   lifecycle: lifecycle.prefault({}),
+  webhooks: webhooksSchema.prefault({}),
 });
 
 export type ConfigInput = z.input<typeof configSchema>;
