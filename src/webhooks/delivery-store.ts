@@ -1,0 +1,127 @@
+import Database from 'better-sqlite3';
+
+/** A delivery ready to be sent: due, and not waiting for an earlier event of its order. */
+export interface DueRow {
+  seq: number;
+  attempts: number;
+  queuedAt: number;
+  id: string;
+  body: string;
+}
+
+/** What became of one attempt, written in the next batch. */
+export type Settled =
+  | { endpointId: number; seq: number; kind: 'delivered' }
+  | { endpointId: number; seq: number; kind: 'retry'; nextAt: number; error: string }
+  | { endpointId: number; seq: number; kind: 'failed'; error: string; at: number };
+
+/**
+ * The delivery thread's statements on its own connection to usage.db (WAL: it reads while the
+ * pipeline writes; its writes are small batches, so the pipeline's transactions barely wait).
+ */
+export class DeliveryStore {
+  private readonly db: Database.Database;
+  private readonly dueStmt: Database.Statement;
+  private readonly applyBatch: (rows: Settled[]) => void;
+  private readonly reviveStmt: Database.Statement;
+  private readonly countStmt: Database.Statement;
+  private readonly oldestStmt: Database.Statement;
+  private readonly expiredStmt: Database.Statement;
+  private readonly dropStmt: Database.Statement;
+  private readonly dropEventStmt: Database.Statement;
+
+  constructor(file: string) {
+    this.db = new Database(file, { fileMustExist: true });
+    this.db.pragma('busy_timeout = 5000');
+    // Rows in (next_at, seq) order from the index; an event whose predecessor is still pending
+    // at this endpoint (being sent, or waiting for its retry) is passed over.
+    this.dueStmt = this.db.prepare(
+      `SELECT d.event_seq AS seq, d.attempts AS attempts, d.queued_at AS queuedAt, e.id AS id, e.body AS body
+         FROM webhook_deliveries d JOIN webhook_events e ON e.seq = d.event_seq
+        WHERE d.endpoint_id = @ep AND d.status = 'pending' AND d.next_at <= @now
+          AND (d.after_seq IS NULL OR NOT EXISTS (SELECT 1 FROM webhook_deliveries p
+                WHERE p.event_seq = d.after_seq AND p.endpoint_id = @ep AND p.status = 'pending'))
+        ORDER BY d.next_at, d.event_seq LIMIT @limit`,
+    );
+    const del = this.db.prepare(`DELETE FROM webhook_deliveries WHERE event_seq = ? AND endpoint_id = ?`);
+    this.dropEventStmt = this.db.prepare(
+      `DELETE FROM webhook_events WHERE seq = @seq AND NOT EXISTS (SELECT 1 FROM webhook_deliveries WHERE event_seq = @seq)`,
+    );
+    const retry = this.db.prepare(
+      `UPDATE webhook_deliveries SET attempts = attempts + 1, next_at = ?, last_error = ?
+        WHERE event_seq = ? AND endpoint_id = ? AND status = 'pending'`,
+    );
+    const fail = this.db.prepare(
+      `UPDATE webhook_deliveries SET status = 'failed', attempts = attempts + 1, next_at = ?, last_error = ?
+        WHERE event_seq = ? AND endpoint_id = ? AND status = 'pending'`,
+    );
+    this.applyBatch = this.db.transaction((rows: Settled[]) => {
+      for (const r of rows) {
+        if (r.kind === 'delivered') {
+          del.run(r.seq, r.endpointId);
+          this.dropEventStmt.run({ seq: r.seq });
+        } else if (r.kind === 'retry') retry.run(r.nextAt, r.error, r.seq, r.endpointId);
+        else fail.run(r.at, r.error, r.seq, r.endpointId);
+      }
+    });
+    this.reviveStmt = this.db.prepare(
+      `UPDATE webhook_deliveries SET next_at = @now WHERE endpoint_id = @ep AND status = 'pending' AND next_at > @now`,
+    );
+    this.countStmt = this.db
+      .prepare(`SELECT count(*) FROM webhook_deliveries WHERE endpoint_id = ? AND status = ?`)
+      .pluck();
+    this.oldestStmt = this.db
+      .prepare(`SELECT min(queued_at) FROM webhook_deliveries WHERE endpoint_id = ? AND status = 'pending'`)
+      .pluck();
+    // Failed rows carry their failure time in next_at: retention reads the index.
+    this.expiredStmt = this.db
+      .prepare(
+        `SELECT event_seq FROM webhook_deliveries WHERE endpoint_id = ? AND status = 'failed' AND next_at < ? LIMIT 500`,
+      )
+      .pluck();
+    this.dropStmt = del;
+  }
+
+  /** Up to `limit` sendable rows of an endpoint. */
+  due(endpointId: number, now: number, limit: number): DueRow[] {
+    return this.dueStmt.all({ ep: endpointId, now, limit }) as DueRow[];
+  }
+
+  /** Write what became of a batch of attempts, in one transaction. */
+  apply(rows: Settled[]): void {
+    if (rows.length > 0) this.applyBatch(rows);
+  }
+
+  /** The endpoint answers again: everything waiting out a backoff is due now. Returns how many. */
+  revive(endpointId: number, now: number): number {
+    return this.reviveStmt.run({ ep: endpointId, now }).changes;
+  }
+
+  figures(endpointId: number): { pending: number; failed: number; oldestPendingAt: number | null } {
+    return {
+      pending: this.countStmt.get(endpointId, 'pending') as number,
+      failed: this.countStmt.get(endpointId, 'failed') as number,
+      oldestPendingAt: (this.oldestStmt.get(endpointId) as number | null) ?? null,
+    };
+  }
+
+  /** Delete failed deliveries older than `before` (and events left without any); returns how many. */
+  prune(endpointId: number, before: number): number {
+    let total = 0;
+    for (;;) {
+      const seqs = this.expiredStmt.all(endpointId, before) as number[];
+      if (seqs.length === 0) return total;
+      this.db.transaction(() => {
+        for (const seq of seqs) {
+          this.dropStmt.run(seq, endpointId);
+          this.dropEventStmt.run({ seq });
+        }
+      })();
+      total += seqs.length;
+    }
+  }
+
+  close(): void {
+    this.db.close();
+  }
+}
