@@ -1,4 +1,5 @@
 import { createHmac, randomBytes } from 'node:crypto';
+import { EventEmitter } from 'node:events';
 import { mkdir } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import path from 'node:path';
@@ -28,6 +29,16 @@ export interface CredentialResponse {
   iceServers: { urls: string[]; username: string; credential: string }[];
 }
 
+/** What credentials report as it happens (the root turns them into webhook events). */
+export interface CredentialsEvents {
+  /** Secret mode: a client id went on the deny list. */
+  'client-revoked': [DeniedClient];
+  /** Secret mode: a revoke was lifted. */
+  'client-unrevoked': [{ clientId: string; at: number }];
+  /** userdb mode: these users were deleted from the userdb at once (a leaked shared credential). */
+  'credential-revoked': [{ users: string[]; at: number }];
+}
+
 const randomToken = (bytes: number) => randomBytes(bytes).toString('base64url');
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
@@ -37,7 +48,7 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
  * secret rotated likewise and kept until every credential issued with it has expired.
  * State persists in dataDir/credential.json so a restarted monitor serves the same credential.
  */
-export class Credentials implements Subsystem, TurnConfContributor {
+export class Credentials extends EventEmitter<CredentialsEvents> implements Subsystem, TurnConfContributor {
   readonly name = 'credentials';
   private state: CredentialState;
   private readonly turnadmin: Turnadmin;
@@ -58,6 +69,7 @@ export class Credentials implements Subsystem, TurnConfContributor {
   readonly denyList: DenyList;
 
   constructor(private readonly ctx: AppContext) {
+    super();
     const { config } = ctx;
     this.log = ctx.logger.child({ component: 'credentials' });
     this.stateFile = path.join(config.dataDir, 'credential.json');
@@ -253,6 +265,7 @@ export class Credentials implements Subsystem, TurnConfContributor {
     await saveState(this.stateFile, this.state);
     this.schedule(this.nextDue());
     this.log.warn({ event: 'client-revoked', clientId, until: new Date(entry.until).toISOString() }, 'client revoked');
+    this.emit('client-revoked', entry);
     return entry;
   }
 
@@ -264,7 +277,10 @@ export class Credentials implements Subsystem, TurnConfContributor {
   private async lift(clientId: string): Promise<boolean> {
     const had = this.denyList.remove(clientId, this.ctx.now());
     await saveState(this.stateFile, this.state);
-    if (had) this.log.warn({ event: 'revoke-lifted', clientId }, 'client revoke lifted');
+    if (had) {
+      this.log.warn({ event: 'revoke-lifted', clientId }, 'client revoke lifted');
+      this.emit('client-unrevoked', { clientId, at: this.ctx.now() });
+    }
     return had;
   }
 
@@ -287,6 +303,7 @@ export class Credentials implements Subsystem, TurnConfContributor {
       { event: 'credential-revoked', users: old.map((e) => e.id) },
       'previous credentials deleted from the userdb',
     );
+    this.emit('credential-revoked', { users: old.map((e) => e.id), at: this.ctx.now() });
     return old.map((e) => e.id);
   }
 

@@ -64,7 +64,7 @@ interface Active {
  * (down to minAllocations) or the deadline, cancel the rest, then stop (the caller stops the app)
  * or restart turnserver and serve again.
  */
-export class Drain extends EventEmitter<{ progress: [DrainStatus]; finished: [DrainOutcome] }> {
+export class Drain extends EventEmitter<{ started: [DrainStatus]; progress: [DrainStatus]; finished: [DrainOutcome] }> {
   private active: Active | null = null;
   private readonly now: () => number;
 
@@ -99,6 +99,7 @@ export class Drain extends EventEmitter<{ progress: [DrainStatus]; finished: [Dr
       { event: 'drain-started', timeoutSec, then, open: deps.openAllocations().length },
       'draining: no new allocations, waiting for the open ones',
     );
+    this.emit('started', this.status()!);
     await deps.withdraw(true);
     deps.pauseCredentials(true);
     if (deps.control) await this.attempt('refuse', () => deps.control!.refuseNewAllocations());

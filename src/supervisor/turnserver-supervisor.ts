@@ -15,9 +15,15 @@ import { parseTurnLogLine, startupFailure } from './turn-log.js';
 
 export type { ChildExit, ChildRun, FilePosition };
 
+/** A turnserver exit, and whether the monitor caused it (a stop or a drain-restart) or it crashed. */
+export interface TurnserverExit extends ChildExit {
+  planned: boolean;
+}
+
 export interface TurnserverEvents extends ManagedChildEvents {
   /** Every raw line turnserver logs, once and in order, with the log position just after it. */
   line: [string, FilePosition];
+  exit: [TurnserverExit];
 }
 
 /** Where to resume reading turnserver's log when its run is adopted (the stats store's committed position). */
@@ -41,6 +47,8 @@ export class TurnserverSupervisor extends EventEmitter<TurnserverEvents> impleme
   /** The adopted turnserver runs with a conf other than the one we would render now. */
   configStale = false;
   private readonly tlsPort: number | null;
+  /** A stop or a recycle was asked for: the next exit is planned. */
+  private exitPlanned = false;
   /** Our STUN probe, sent from one address: the stats side leaves its coturn sessions out (OwnProbes). */
   readonly probes: StunProber;
 
@@ -108,7 +116,9 @@ export class TurnserverSupervisor extends EventEmitter<TurnserverEvents> impleme
     // Its last lines come before its exit: the run is closed only after they were read.
     this.child.on('exit', (exit) => {
       this.follower.drain();
-      this.emit('exit', exit);
+      const planned = this.exitPlanned;
+      this.exitPlanned = false;
+      this.emit('exit', { ...exit, planned });
     });
   }
 
@@ -173,6 +183,7 @@ export class TurnserverSupervisor extends EventEmitter<TurnserverEvents> impleme
     if (this.child.adopted) await this.checkConf();
   }
   async stop(): Promise<void> {
+    this.exitPlanned = true;
     await this.child.stop();
     this.follower.stop();
     this.probes.close();
@@ -187,6 +198,7 @@ export class TurnserverSupervisor extends EventEmitter<TurnserverEvents> impleme
   /** Restart turnserver with the conf rendered now (a drain-restart); resolves once the new one serves. */
   recycle(): Promise<void> {
     const serving = new Promise<void>((resolve) => this.child.once('ready', () => resolve()));
+    this.exitPlanned = true;
     this.child.recycle();
     return serving;
   }

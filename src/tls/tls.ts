@@ -15,11 +15,15 @@ const POLL_MS = 250;
 /** After SIGUSR2, how long turnserver gets to serve the new certificate. */
 const CONFIRM_TIMEOUT_MS = 5000;
 const CONFIRM_POLL_MS = 50;
+/** How often an expiring certificate is said again (a webhook takes it once a day). */
+const EXPIRY_CHECK_MS = 3_600_000;
 
 export type ReloadResult = 'ok' | 'rejected' | 'failed';
 
 export interface TlsEvents {
   reloaded: [CertificateInfo];
+  /** The served certificate expires in fewer than warnDays days: said at start and every hour after. */
+  expiring: [CertificateInfo & { daysLeft: number; warnDays: number }];
   'reload-failed': [{ result: Exclude<ReloadResult, 'ok'>; reason: string }];
 }
 
@@ -59,6 +63,7 @@ export class Tls extends EventEmitter<TlsEvents> implements Subsystem {
   private lastError: string | null = null;
   private queue: Promise<unknown> = Promise.resolve();
   private running = false;
+  private expiryTimer: NodeJS.Timeout | null = null;
 
   constructor(
     private readonly config: Config,
@@ -108,10 +113,24 @@ export class Tls extends EventEmitter<TlsEvents> implements Subsystem {
       { event: 'certificate', subject, notAfter, fingerprint, daysLeft: daysLeft(this.current) },
       'TLS certificate checked',
     );
+    // After start() resolved, so whoever listens was wired (the root) before it fires.
+    setImmediate(() => this.checkExpiry());
+    this.expiryTimer = setInterval(() => this.checkExpiry(), EXPIRY_CHECK_MS);
+    this.expiryTimer.unref();
+  }
+
+  private checkExpiry(): void {
+    const c = this.current;
+    if (!this.running || !c) return;
+    const left = daysLeft(c);
+    const { warnDays } = this.config.turnserver.tls;
+    if (left < warnDays) this.emit('expiring', { ...c, daysLeft: left, warnDays });
   }
 
   stop(): Promise<void> {
     this.running = false;
+    if (this.expiryTimer) clearInterval(this.expiryTimer);
+    this.expiryTimer = null;
     this.watcher?.stop();
     this.watcher?.off('change', this.onFilesChanged);
     return this.queue.then(
