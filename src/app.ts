@@ -3,6 +3,7 @@ import { Admin } from './admin/admin.js';
 import type { Config } from './config/schema.js';
 import { AdminDrainControl } from './control/drain-control.js';
 import { SessionControl } from './control/session-control.js';
+import { wireWebhooks } from './app-webhooks.js';
 import type { AppContext } from './context.js';
 import { createCredentials } from './credentials/index.js';
 import { createDiscovery } from './discovery/index.js';
@@ -25,6 +26,7 @@ import { turnPaths } from './supervisor/render-conf.js';
 import { TurnserverSupervisor } from './supervisor/turnserver-supervisor.js';
 import { registerTlsMetrics } from './tls/metrics.js';
 import { Tls } from './tls/tls.js';
+import { createWebhooks } from './webhooks/index.js';
 
 /**
  * The composition root: builds every subsystem, starts them in dependency order and stops them
@@ -139,7 +141,10 @@ export class App {
     // After stats (its tables exist) and stopped after turnserver, so the closes of the stop ship.
     const hostId = config.export.postgres.hostId ?? nodeNameFor(config, os.hostname());
     const exporter = createExport(this.ctx, { hostId });
-    this.subsystems = [tls, credentials, stats, exporter, admin, control, supervisor, http, discovery];
+    // After stats (the triggers go on its tables), stopped after turnserver: the stop's own events are sent.
+    const webhooks = createWebhooks(this.ctx, { hostId });
+    wireWebhooks(webhooks, { supervisor, drain: this.drain, credentials, tls, usage: stats.usage });
+    this.subsystems = [tls, credentials, stats, exporter, webhooks, admin, control, supervisor, http, discovery];
   }
 
   /** Start everything; on a start-up failure stop what did start and rethrow. */

@@ -10,6 +10,7 @@ import { registerSessions } from './sessions.js';
 import { registerStart } from './start.js';
 import { registerTls } from './tls.js';
 import { registerUsage } from './usage.js';
+import { registerWebhooks } from './webhooks.js';
 
 const program = new Command('turn-monitor')
   .description('Supervisor that runs beside coturn on a TURN host')
@@ -25,6 +26,7 @@ registerSessions(program);
 registerServers(program);
 registerTls(program);
 registerFleet(program);
+registerWebhooks(program);
 registerDemo(program);
 
 await program.parseAsync(process.argv);
