@@ -149,10 +149,23 @@ const exportPostgres = z.strictObject({
   hostId: z.string().min(1).max(200).nullable().default(null),
   intervalSec: z.number().positive().default(5),
   batchSize: z.number().int().min(1).max(2000).default(500),
+  // Raw allocation partitions (one a month) wholly older than this are detached and dropped
+  // (never one holding an open allocation); null keeps them all. One monitor at a time does it.
+  retentionMonths: positiveInt.nullable().default(3),
+  // The billing rollups (hourly, monthly) keep this many months; null keeps them all.
+  rollupRetentionMonths: positiveInt.nullable().default(25),
 });
 
 const exportConfig = z.strictObject({
-  postgres: exportPostgres.prefault({}),
+  postgres: exportPostgres
+    // fleet-check compares the rollup with the raw rows: it must outlive them.
+    .refine(
+      (p) =>
+        p.rollupRetentionMonths === null ||
+        (p.retentionMonths !== null && p.rollupRetentionMonths >= p.retentionMonths),
+      { message: 'must be null or at least retentionMonths', path: ['rollupRetentionMonths'] },
+    )
+    .prefault({}),
 });
 
 const lifecycle = z.strictObject({

@@ -79,13 +79,22 @@ export class Export implements Subsystem {
   }
 
   async start(): Promise<void> {
-    const { url, intervalSec, batchSize } = this.deps.config.export.postgres;
+    const { url, intervalSec, batchSize, retentionMonths, rollupRetentionMonths } = this.deps.config.export.postgres;
     if (url === null) return;
     this.outbox = new Outbox(this.deps.config.stats.dbFile);
     const secrets = secretsOf(url);
     this.shipper = new Shipper(
       this.outbox,
-      { url, hostId: this.deps.hostId, intervalMs: intervalSec * 1000, batchSize, secrets },
+      {
+        url,
+        hostId: this.deps.hostId,
+        intervalMs: intervalSec * 1000,
+        batchSize,
+        secrets,
+        retentionMonths,
+        rollupRetentionMonths,
+        now: this.now,
+      },
       {
         shipped: (n) => {
           this.rows.inc(n);
@@ -106,6 +115,27 @@ export class Export implements Subsystem {
           else this.log.debug({ event: 'export-retry-failed', err: message }, 'export retry failed');
         },
         recovered: () => this.log.info({ event: 'export-recovered' }, 'export to PostgreSQL works again'),
+        maintained: (r) => {
+          if (r.failed.length > 0)
+            this.log.error(
+              { event: 'export-partition-failed', months: r.failed.map((f) => f.month), err: r.failed[0].error },
+              'cannot create the partition of these months; their rows wait in the default partition',
+            );
+          if (r.created.length + r.dropped.length + r.keptOpen.length + r.rollupDeleted > 0)
+            this.log.info(
+              {
+                event: 'export-partitions',
+                created: r.created,
+                moved: r.moved,
+                dropped: r.dropped,
+                keptOpen: r.keptOpen,
+                rollupDeleted: r.rollupDeleted,
+              },
+              'partition maintenance',
+            );
+        },
+        maintenanceFailed: (message) =>
+          this.log.error({ event: 'export-maintenance-failed', err: message }, 'partition maintenance failed'),
         migrated: (applied) =>
           this.log.info(
             { event: 'export-ready', hostId: this.deps.hostId, migrationsApplied: applied },
@@ -159,7 +189,7 @@ export class Export implements Subsystem {
     const s = this.shipper;
     const { backlog, oldestUnshippedSec } = this.figures();
     return {
-      status: s?.lastError ? 'degraded' : 'ok',
+      status: s?.lastError || s?.maintenanceError ? 'degraded' : 'ok',
       hostId: this.deps.hostId,
       connected: s?.connected ?? false,
       backlog,
@@ -168,6 +198,7 @@ export class Export implements Subsystem {
       rowsShipped: s?.rowsShipped ?? 0,
       hourlyRowsShipped: s?.hourlyRowsShipped ?? 0,
       lastError: s?.lastError ?? null,
+      partitionError: s?.maintenanceError ?? null,
     };
   }
 }

@@ -7,18 +7,19 @@ import { HOURLY_COUNTERS } from '../stats/unattributed.js';
  * one table of our own (`turn_monitor.migrations`): a handful of statements need no migration
  * library, and running them inside our own transaction lets one advisory lock make a fleet that
  * starts at once migrate exactly once (the others wait on the lock, then find nothing to do).
+ * The same lock serialises partition maintenance (partitions.ts).
  */
 export const SCHEMA = 'turn_monitor';
-const LOCK_KEY = 'turn-monitor:migrations';
+export const LOCK_KEY = 'turn-monitor:migrations';
 
 const pgType = (c: Column) => ({ text: 'text', int: 'bigint', time: 'timestamptz', bool: 'boolean' })[c.kind];
 const columnDefs = COLUMNS.map((c) => `${c.sql} ${pgType(c)}${c.nullable ? '' : ' NOT NULL'}`).join(',\n    ');
-const sumCounters = COLUMNS.filter((c) => c.kind === 'int' && c.key !== null)
-  .map((c) => `sum(${c.sql})::bigint AS ${c.sql}`)
-  .join(', ');
+/** The eight counters (client side then peer side), as stored. */
+export const COUNTER_COLUMNS = COLUMNS.filter((c) => c.kind === 'int' && c.key !== null).map((c) => c.sql);
+const sumCounters = COUNTER_COLUMNS.map((c) => `sum(${c})::bigint AS ${c}`).join(', ');
 
-/** Billing per client per period, across hosts; an allocation counts in the period it started. */
-const billing = (period: 'hour' | 'day') => `
+/** v1's billing views (replaced in v3): an allocation counted in the period it started. */
+const billingV1 = (period: 'hour' | 'day') => `
   CREATE VIEW ${SCHEMA}.client_usage_${period === 'hour' ? 'hourly' : 'daily'} AS
   SELECT date_trunc('${period}', started_at AT TIME ZONE 'UTC') AS ${period}, realm, client_id,
          count(*) AS allocations, count(DISTINCT host_id) AS hosts, ${sumCounters},
@@ -27,17 +28,8 @@ const billing = (period: 'hour' | 'day') => `
     FROM ${SCHEMA}.allocations WHERE kind = 'allocation'
    GROUP BY 1, realm, client_id;`;
 
-export const MIGRATIONS: string[] = [
-  `CREATE TABLE ${SCHEMA}.allocations (
-    host_id text NOT NULL,
-    ${columnDefs},
-    shipped_at timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (host_id, run, allocation_id)
-  );
-  CREATE INDEX allocations_started ON ${SCHEMA}.allocations (started_at);
-  CREATE INDEX allocations_client ON ${SCHEMA}.allocations (client_id, started_at);
-  CREATE INDEX allocations_open ON ${SCHEMA}.allocations (host_id) WHERE ended_at IS NULL;
-  -- Sessions per host: a client's allocations whose lifetimes overlap (an open one extends to now).
+/** Sessions per host: a client's allocations whose lifetimes overlap (an open one extends to now). */
+const sessionsView = `
   CREATE VIEW ${SCHEMA}.sessions AS
   WITH a AS (
     SELECT *, COALESCE(ended_at, now()) AS end_eff FROM ${SCHEMA}.allocations WHERE kind = 'allocation'
@@ -52,9 +44,207 @@ export const MIGRATIONS: string[] = [
          CASE WHEN bool_or(ended_at IS NULL) THEN NULL ELSE max(ended_at) END AS ended_at,
          count(*) AS allocations, ${sumCounters},
          sum(peer_rcvb + peer_sentb) > 0 AS relayed, bool_and(complete) AS complete
-    FROM g GROUP BY host_id, realm, client_id, grp;
-  ${billing('hour')}
-  ${billing('day')}`,
+    FROM g GROUP BY host_id, realm, client_id, grp;`;
+
+/**
+ * What every rollup row carries, summed: allocations first shipped in it, the eight counters,
+ * their client-side and peer-side byte totals, and allocations counted while incomplete.
+ */
+export const ROLLUP_SUMS = ['allocations', ...COUNTER_COLUMNS, 'client_bytes', 'peer_bytes', 'incomplete'];
+const rollupColumns = ['allocations', 'hosts', ...ROLLUP_SUMS.slice(1)]
+  .map((c) => `${c} bigint NOT NULL DEFAULT 0`)
+  .join(',\n    ');
+const sumRollup = (exclude: string[] = []) =>
+  ROLLUP_SUMS.filter((c) => !exclude.includes(c))
+    .map((c) => `sum(${c})::bigint AS ${c}`)
+    .join(', ');
+
+/**
+ * The partitioned store (v3). Partition key: `started_at` as the record was FIRST shipped.
+ * Why that one: billing and every windowed read select by time, so months of `started_at` make
+ * whole partitions prunable and droppable; and a row must never move between partitions, so the
+ * key must be a value that never changes once shipped. The monitor may still lower a record's
+ * started_at after it shipped (a `new` seen after its first traffic), so the shipper never
+ * updates it: the row is found by its identity (host_id, run, allocation_id), in whatever
+ * partition holds it, and updated in place there (see SHIP_SQL). The primary key has to contain
+ * the partition key, hence (host_id, run, allocation_id, started_at); its prefix is the identity.
+ * Rows whose month has no partition yet land in the default partition, emptied into the month
+ * when it is created (create_allocations_month).
+ */
+const partitionedTable = `
+  CREATE TABLE ${SCHEMA}.allocations (
+    host_id text NOT NULL,
+    ${columnDefs},
+    shipped_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (host_id, run, allocation_id, started_at)
+  ) PARTITION BY RANGE (started_at);
+  CREATE TABLE ${SCHEMA}.allocations_default PARTITION OF ${SCHEMA}.allocations DEFAULT;`;
+
+const partitionedIndexes = `
+  CREATE INDEX allocations_started ON ${SCHEMA}.allocations (started_at);
+  CREATE INDEX allocations_client ON ${SCHEMA}.allocations (client_id, started_at);
+  CREATE INDEX allocations_open ON ${SCHEMA}.allocations (started_at) WHERE ended_at IS NULL;
+  CREATE INDEX allocations_ended ON ${SCHEMA}.allocations USING brin (ended_at) WITH (pages_per_range = 32);`;
+
+/**
+ * The month's partition, created if missing; rows of that month waiting in the default partition
+ * move into it in the same transaction (ATTACH refuses while the default holds any). Writers of
+ * the default partition wait the moment it takes (EXCLUSIVE lock on it). Returns the partition's
+ * name when it created one, NULL when it existed. Callers hold the advisory lock.
+ */
+const createMonthFunction = `
+  CREATE FUNCTION ${SCHEMA}.create_allocations_month(m timestamptz) RETURNS text LANGUAGE plpgsql AS $f$
+  DECLARE
+    lo timestamptz := date_trunc('month', m AT TIME ZONE 'UTC') AT TIME ZONE 'UTC';
+    hi timestamptz := (date_trunc('month', m AT TIME ZONE 'UTC') + interval '1 month') AT TIME ZONE 'UTC';
+    part text := 'allocations_' || to_char(m AT TIME ZONE 'UTC', 'YYYY_MM');
+  BEGIN
+    IF EXISTS (SELECT 1 FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+                WHERE i.inhparent = '${SCHEMA}.allocations'::regclass AND c.relname = part) THEN
+      RETURN NULL;
+    END IF;
+    LOCK TABLE ${SCHEMA}.allocations_default IN EXCLUSIVE MODE;
+    EXECUTE format('CREATE TABLE ${SCHEMA}.%I (LIKE ${SCHEMA}.allocations INCLUDING DEFAULTS)', part);
+    EXECUTE format('WITH moved AS (DELETE FROM ${SCHEMA}.allocations_default WHERE started_at >= $1 AND started_at < $2 RETURNING *)
+                    INSERT INTO ${SCHEMA}.%I SELECT * FROM moved', part) USING lo, hi;
+    EXECUTE format('ALTER TABLE ${SCHEMA}.allocations ATTACH PARTITION ${SCHEMA}.%I FOR VALUES FROM (%L) TO (%L)',
+                   part, lo, hi);
+    RETURN part;
+  END $f$;`;
+
+/**
+ * The rollups billing reads, maintained as rows ship (SHIP_SQL): each shipped change adds to the
+ * hour of the record's latest event the difference between the counters it brings and those the
+ * row had, so bytes count in the hour they were relayed (± intervalSec) and a re-sent row adds
+ * nothing. Sum of a client's rollup rows = sum of its allocations' counters, exactly.
+ * `hosts` cannot be summed: client_hosts_hourly holds which hosts a client used in an hour (one
+ * row per host and hour, written only by that host's shipper), and a row it inserts adds 1.
+ * client_usage_monthly is rolled in the same statement (bench: a view over the hourly rows costs
+ * what a month holds); a host is counted once per month there (its first hour in the month).
+ * realm may be NULL (turnserver without a realm): the keys treat NULLs as equal.
+ */
+const rollupTables = `
+  CREATE TABLE ${SCHEMA}.client_usage_hourly (
+    hour timestamp NOT NULL,
+    realm text,
+    client_id text NOT NULL,
+    ${rollupColumns},
+    CONSTRAINT client_usage_hourly_key UNIQUE NULLS NOT DISTINCT (hour, realm, client_id)
+  ) WITH (fillfactor = 85);
+  CREATE INDEX client_usage_hourly_client ON ${SCHEMA}.client_usage_hourly (client_id, hour);
+  CREATE TABLE ${SCHEMA}.client_hosts_hourly (
+    client_id text NOT NULL,
+    host_id text NOT NULL,
+    hour timestamp NOT NULL,
+    realm text,
+    CONSTRAINT client_hosts_hourly_key UNIQUE NULLS NOT DISTINCT (client_id, host_id, hour, realm)
+  );
+  CREATE INDEX client_hosts_hourly_hour ON ${SCHEMA}.client_hosts_hourly (hour);
+  CREATE TABLE ${SCHEMA}.client_usage_monthly (
+    month timestamp NOT NULL,
+    realm text,
+    client_id text NOT NULL,
+    ${rollupColumns},
+    CONSTRAINT client_usage_monthly_key UNIQUE NULLS NOT DISTINCT (month, realm, client_id)
+  ) WITH (fillfactor = 85);
+  CREATE INDEX client_usage_monthly_client ON ${SCHEMA}.client_usage_monthly (client_id, month);`;
+
+/** Two rows' realms equal, NULLs included, in a form a hash join can use (realm may be NULL). */
+export const sameRealm = (a: string, b: string) =>
+  `coalesce(${a}.realm, '') = coalesce(${b}.realm, '') AND (${a}.realm IS NULL) = (${b}.realm IS NULL)`;
+
+const HOUR_OF = (col: string) => `date_trunc('hour', ${col} AT TIME ZONE 'UTC')`;
+const isAlloc = (r: string) => `(${r}.kind = 'allocation')`;
+/** A row's contribution to the rollups: its counters if it is an allocation, else nothing. */
+const contrib = (r: string, c: string) => `CASE WHEN ${isAlloc(r)} THEN ${r}.${c} ELSE 0 END`;
+const contribIncomplete = (r: string) => `CASE WHEN ${isAlloc(r)} AND NOT ${r}.complete THEN 1 ELSE 0 END`;
+const contribAlloc = (r: string) => `CASE WHEN ${isAlloc(r)} THEN 1 ELSE 0 END`;
+
+/**
+ * The rollups from the raw rows of `where` (the migration from v1 and fleet-check --repair): each
+ * allocation's counters in the hour of its last event (the incremental rollup spreads them over
+ * the hours they were relayed in; totals per client are the same).
+ */
+export function rollupFromRaw(where = 'true'): string {
+  const hourly = `
+    INSERT INTO ${SCHEMA}.client_usage_hourly (hour, realm, client_id, ${ROLLUP_SUMS.join(', ')}, hosts)
+    SELECT ${HOUR_OF('last_event_at')}, realm, client_id, count(*), ${COUNTER_COLUMNS.map((c) => `sum(${c})`).join(', ')},
+           sum(rcvb + sentb), sum(peer_rcvb + peer_sentb), count(*) FILTER (WHERE NOT complete), count(DISTINCT host_id)
+      FROM ${SCHEMA}.allocations WHERE kind = 'allocation' AND (${where})
+     GROUP BY 1, realm, client_id;`;
+  const hosts = `
+    INSERT INTO ${SCHEMA}.client_hosts_hourly (client_id, host_id, hour, realm)
+    SELECT DISTINCT client_id, host_id, ${HOUR_OF('last_event_at')}, realm
+      FROM ${SCHEMA}.allocations WHERE kind = 'allocation' AND (${where});`;
+  return hourly + hosts;
+}
+
+/** client_usage_monthly rows of `where` (over client_usage_hourly) from the hourly rows and host hours. */
+export function monthlyFromHourly(where = 'true'): string {
+  return `
+    INSERT INTO ${SCHEMA}.client_usage_monthly (month, realm, client_id, ${ROLLUP_SUMS.join(', ')}, hosts)
+    SELECT u.month, u.realm, u.client_id, ${ROLLUP_SUMS.map((c) => `u.${c}`).join(', ')}, coalesce(h.hosts, 0)
+      FROM (SELECT date_trunc('month', hour) AS month, realm, client_id, ${sumRollup()}
+              FROM ${SCHEMA}.client_usage_hourly WHERE ${where} GROUP BY 1, realm, client_id) u
+      LEFT JOIN (SELECT date_trunc('month', hour) AS month, realm, client_id, count(DISTINCT host_id) AS hosts
+                   FROM ${SCHEMA}.client_hosts_hourly WHERE ${where} GROUP BY 1, realm, client_id) h
+        ON h.month = u.month AND h.client_id = u.client_id AND ${sameRealm('h', 'u')};`;
+}
+
+/**
+ * client_usage_daily (v1's name and columns): days summed from the hourly rollup, hosts counted
+ * from the host hours. client_usage_monthly is the rolled table itself.
+ */
+const dailyView = `
+  CREATE VIEW ${SCHEMA}.client_usage_daily AS
+  SELECT u.day, u.realm, u.client_id, u.allocations, coalesce(h.hosts, 0) AS hosts,
+         ${COUNTER_COLUMNS.map((c) => `u.${c}`).join(', ')}, u.client_bytes, u.peer_bytes, u.incomplete = 0 AS complete
+    FROM (SELECT date_trunc('day', hour) AS day, realm, client_id, ${sumRollup()}
+            FROM ${SCHEMA}.client_usage_hourly GROUP BY 1, realm, client_id) u
+    LEFT JOIN (SELECT date_trunc('day', hour) AS day, realm, client_id, count(DISTINCT host_id) AS hosts
+                 FROM ${SCHEMA}.client_hosts_hourly GROUP BY 1, realm, client_id) h
+      ON h.day = u.day AND h.client_id = u.client_id AND ${sameRealm('h', 'u')};`;
+
+const V1_COLUMNS = ['host_id', ...COLUMNS.map((c) => c.sql), 'shipped_at'].join(', ');
+
+/**
+ * v3: the v1 table becomes the partitioned store, with the rollups built from its rows (their
+ * bytes in the hour of each allocation's last event). One transaction under the advisory lock
+ * (migrate()): a fleet sees either v2 or v3, never half of it.
+ */
+const v3 = `
+  DROP VIEW ${SCHEMA}.sessions, ${SCHEMA}.client_usage_hourly, ${SCHEMA}.client_usage_daily;
+  DROP INDEX ${SCHEMA}.allocations_started, ${SCHEMA}.allocations_client, ${SCHEMA}.allocations_open;
+  ALTER TABLE ${SCHEMA}.allocations RENAME TO allocations_v1;
+  ALTER TABLE ${SCHEMA}.allocations_v1 RENAME CONSTRAINT allocations_pkey TO allocations_v1_pkey;
+  ${partitionedTable}
+  ${createMonthFunction}
+  SELECT ${SCHEMA}.create_allocations_month(m)
+    FROM (SELECT DISTINCT date_trunc('month', started_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS m
+            FROM ${SCHEMA}.allocations_v1) months;
+  INSERT INTO ${SCHEMA}.allocations (${V1_COLUMNS}) SELECT ${V1_COLUMNS} FROM ${SCHEMA}.allocations_v1;
+  ${partitionedIndexes}
+  ${rollupTables}
+  ${rollupFromRaw()}
+  ${monthlyFromHourly()}
+  DROP TABLE ${SCHEMA}.allocations_v1;
+  ${sessionsView}
+  ${dailyView}
+  ANALYZE ${SCHEMA}.allocations;`;
+
+export const MIGRATIONS: string[] = [
+  `CREATE TABLE ${SCHEMA}.allocations (
+    host_id text NOT NULL,
+    ${columnDefs},
+    shipped_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (host_id, run, allocation_id)
+  );
+  CREATE INDEX allocations_started ON ${SCHEMA}.allocations (started_at);
+  CREATE INDEX allocations_client ON ${SCHEMA}.allocations (client_id, started_at);
+  CREATE INDEX allocations_open ON ${SCHEMA}.allocations (host_id) WHERE ended_at IS NULL;
+  ${sessionsView}
+  ${billingV1('hour')}
+  ${billingV1('day')}`,
   // Sessions that never allocated (bindings, failed authentications), per host and hour: each
   // host ships its current totals of an hour (the upsert SETs them, so a re-send changes nothing).
   `CREATE TABLE ${SCHEMA}.unattributed_hourly (
@@ -68,6 +258,7 @@ export const MIGRATIONS: string[] = [
     PRIMARY KEY (host_id, hour, realm, username)
   );
   CREATE INDEX unattributed_hourly_hour ON ${SCHEMA}.unattributed_hourly (hour);`,
+  v3,
 ];
 
 /** Create or migrate the schema; safe to run from every host at once. Returns versions applied. */
@@ -75,10 +266,15 @@ export async function migrate(client: pg.Client): Promise<number> {
   await client.query('BEGIN');
   try {
     await client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [LOCK_KEY]);
-    await client.query(`CREATE SCHEMA IF NOT EXISTS ${SCHEMA}`);
-    await client.query(
-      `CREATE TABLE IF NOT EXISTS ${SCHEMA}.migrations (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())`,
-    );
+    // Up to date: no DDL at all, so a role that may only write rows (the schema migrated by its
+    // owner) connects too.
+    const known = await client.query<{ t: string | null }>(`SELECT to_regclass('${SCHEMA}.migrations')::text AS t`);
+    if (known.rows[0]?.t === null) {
+      await client.query(`CREATE SCHEMA IF NOT EXISTS ${SCHEMA}`);
+      await client.query(
+        `CREATE TABLE ${SCHEMA}.migrations (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())`,
+      );
+    }
     const { rows } = await client.query<{ v: number | null }>(`SELECT max(version) AS v FROM ${SCHEMA}.migrations`);
     const current = rows[0]?.v ?? 0;
     for (let v = current; v < MIGRATIONS.length; v++) {
@@ -93,38 +289,153 @@ export async function migrate(client: pg.Client): Promise<number> {
   }
 }
 
-const PG_COLUMNS = ['host_id', ...COLUMNS.map((c) => c.sql)];
-const KEY = new Set(['host_id', 'run', 'allocation_id']);
+/** Columns of a shipped row, in SHIP_SQL's parameter order after $1 (the host id). */
+export const SHIP_COLUMNS = COLUMNS.map((c) => c.sql);
+const arrayType = (c: Column) => `${pgType(c)}[]`;
 const END = new Set(['ended_at', 'end_reason', 'end_detail', 'complete']);
-const t = `${SCHEMA}.allocations`;
 
-/** How each column is updated on conflict: counters never go down, the end is set once. */
-function onConflict(c: string): string {
+/** How each column of a row found by its identity is updated: counters never go down, the end is set once. */
+function updateSet(c: string): string | null {
   const col = COLUMNS.find((x) => x.sql === c)!;
-  if (col.kind === 'int' && col.key !== null) return `${c} = GREATEST(${t}.${c}, EXCLUDED.${c})`;
-  if (c === 'started_at') return `${c} = LEAST(${t}.${c}, EXCLUDED.${c})`;
-  if (c === 'last_event_at') return `${c} = GREATEST(${t}.${c}, EXCLUDED.${c})`;
-  if (c === 'ended_at') return `${c} = COALESCE(${t}.ended_at, EXCLUDED.ended_at)`;
-  if (END.has(c)) return `${c} = CASE WHEN ${t}.ended_at IS NULL THEN EXCLUDED.${c} ELSE ${t}.${c} END`;
-  return `${c} = EXCLUDED.${c}`;
+  if (c === 'run' || c === 'allocation_id' || c === 'started_at') return null; // identity, partition key
+  if (col.kind === 'int' && col.key !== null) return `${c} = GREATEST(a.${c}, v.${c})`;
+  if (c === 'last_event_at') return `${c} = GREATEST(a.${c}, v.${c})`;
+  if (c === 'ended_at') return `${c} = COALESCE(a.ended_at, v.ended_at)`;
+  // A record that turned out to be an allocation stays one (the monitor never turns it back).
+  if (c === 'kind') return `kind = CASE WHEN a.kind = 'allocation' THEN a.kind ELSE v.kind END`;
+  if (END.has(c)) return `${c} = CASE WHEN a.ended_at IS NULL THEN v.${c} ELSE a.${c} END`;
+  return `${c} = v.${c}`;
 }
 
-const UPDATE = [...PG_COLUMNS.filter((c) => !KEY.has(c)).map(onConflict), 'shipped_at = now()'].join(', ');
-const upsertCache = new Map<number, string>();
+/** What the rollup statement needs of a row before and after: kind, billing key, last event, counters. */
+const DELTA_COLS = [
+  'run',
+  'allocation_id',
+  'kind',
+  'realm',
+  'client_id',
+  'last_event_at',
+  'complete',
+  ...COUNTER_COLUMNS,
+];
+const same = `(n.client_id = o.client_id AND n.realm IS NOT DISTINCT FROM o.realm)`;
+const deltaRowNew = [
+  HOUR_OF('n.last_event_at'),
+  'n.realm',
+  'n.client_id',
+  'true',
+  `${contribAlloc('n')} - CASE WHEN ${same} THEN ${contribAlloc('o')} ELSE 0 END`,
+  ...COUNTER_COLUMNS.map((c) => `${contrib('n', c)} - CASE WHEN ${same} THEN ${contrib('o', c)} ELSE 0 END`),
+  `${contribIncomplete('n')} - CASE WHEN ${same} THEN ${contribIncomplete('o')} ELSE 0 END`,
+];
+const deltaRowOld = [
+  `CASE WHEN ${same} THEN NULL ELSE ${HOUR_OF('o.last_event_at')} END`,
+  'o.realm',
+  'o.client_id',
+  'false',
+  `-${contribAlloc('o')}`,
+  ...COUNTER_COLUMNS.map((c) => `-(${contrib('o', c)})`),
+  `-${contribIncomplete('o')}`,
+];
+const DELTA_SUMS = ['allocations', ...COUNTER_COLUMNS, 'incomplete'];
+const nonZero = DELTA_SUMS.map((c) => `x.${c} <> 0`).join(' OR ');
+const zeros = (n: number) => Array.from({ length: n }, () => '0').join(', ');
+const addExcluded = (cols: string[]) => cols.map((c) => `${c} = t.${c} + excluded.${c}`).join(', ');
+const ROLLUP_INSERT = ['allocations', 'hosts', ...COUNTER_COLUMNS, 'client_bytes', 'peer_bytes', 'incomplete'];
+const rollupSelect = (g: string) =>
+  [
+    `${g}.allocations`,
+    `${g}.hosts`,
+    ...COUNTER_COLUMNS.map((c) => `${g}.${c}`),
+    `${g}.rcvb + ${g}.sentb`,
+    `${g}.peer_rcvb + ${g}.peer_sentb`,
+    `${g}.incomplete`,
+  ].join(', ');
+const sumDelta = [...DELTA_SUMS, 'hosts'].map((c) => `sum(${c})::bigint AS ${c}`).join(', ');
 
-/** The multi-row upsert of `n` rows; parameters row by row in `upsertColumns` order. */
-export function upsertSql(n: number): string {
-  let sql = upsertCache.get(n);
-  if (sql) return sql;
-  const w = PG_COLUMNS.length;
-  const values = Array.from({ length: n }, (_, i) => `(${PG_COLUMNS.map((_, j) => `$${i * w + j + 1}`).join(', ')})`);
-  sql = `INSERT INTO ${t} (${PG_COLUMNS.join(', ')}) VALUES ${values.join(', ')}
-    ON CONFLICT (host_id, run, allocation_id) DO UPDATE SET ${UPDATE}`;
-  upsertCache.set(n, sql);
-  return sql;
+/**
+ * One batch of one host's rows, in one statement: $1 the host id, then one array per column
+ * (SHIP_COLUMNS order). Constant text, so it is prepared once per connection.
+ *  - `old`: the rows as they were, found by identity (host_id, run, allocation_id) in whatever
+ *    partition holds them; `upd` updates those in place (started_at, the partition key, is left
+ *    as first shipped: no row ever moves between partitions); `ins` inserts the others.
+ *  - The rollup deltas: new − old per (hour of the new last event, realm, client), upserted with
+ *    `x = x + excluded.x` (a billing key that changed moves the old contribution off the old key).
+ *  - Host hours inserted (ON CONFLICT DO NOTHING) add 1 to `hosts`; the month's `hosts` grows when
+ *    a host's first hour in that month appears.
+ * Identity races cannot arise: one shipper per host runs at a time (a host's rows are written by
+ * its own monitor only), so no two statements look up and insert the same identity at once.
+ * Rollup rows shared by hosts are upserted in key order, so two hosts' statements never deadlock.
+ */
+export const SHIP_SQL = `
+WITH v AS (
+  SELECT * FROM unnest(${COLUMNS.map((c, i) => `$${i + 2}::${arrayType(c)}`).join(', ')})
+    AS v(${SHIP_COLUMNS.join(', ')})
+), old AS MATERIALIZED (
+  SELECT o.* FROM v, LATERAL (
+    SELECT a.started_at, ${DELTA_COLS.map((c) => `a.${c}`).join(', ')} FROM ${SCHEMA}.allocations a
+     WHERE a.host_id = $1 AND a.run = v.run AND a.allocation_id = v.allocation_id LIMIT 1) o
+), upd AS (
+  UPDATE ${SCHEMA}.allocations a SET ${[...SHIP_COLUMNS.map(updateSet).filter((s) => s !== null), 'shipped_at = now()'].join(', ')}
+    FROM old o JOIN v ON v.run = o.run AND v.allocation_id = o.allocation_id
+   WHERE a.host_id = $1 AND a.run = o.run AND a.allocation_id = o.allocation_id AND a.started_at = o.started_at
+  RETURNING ${DELTA_COLS.map((c) => `a.${c}`).join(', ')}
+), ins AS (
+  INSERT INTO ${SCHEMA}.allocations (host_id, ${SHIP_COLUMNS.join(', ')})
+  SELECT $1, v.* FROM v WHERE NOT EXISTS (SELECT 1 FROM old o WHERE o.run = v.run AND o.allocation_id = v.allocation_id)
+  RETURNING ${DELTA_COLS.join(', ')}
+), d AS (
+  SELECT x.* FROM upd n JOIN old o USING (run, allocation_id),
+    LATERAL (VALUES (${deltaRowNew.join(', ')}), (${deltaRowOld.join(', ')}))
+      AS x(hour, realm, client_id, pos, ${DELTA_SUMS.join(', ')})
+   WHERE x.hour IS NOT NULL AND (${nonZero})
+  UNION ALL
+  SELECT ${HOUR_OF('last_event_at')}, realm, client_id, true, 1, ${COUNTER_COLUMNS.join(', ')},
+         CASE WHEN complete THEN 0 ELSE 1 END
+    FROM ins WHERE kind = 'allocation'
+), hh AS (
+  INSERT INTO ${SCHEMA}.client_hosts_hourly (client_id, host_id, hour, realm)
+  SELECT DISTINCT client_id, $1, hour, realm FROM d WHERE pos
+  ON CONFLICT (client_id, host_id, hour, realm) DO NOTHING
+  RETURNING client_id, hour, realm
+), g AS (
+  SELECT hour, realm, client_id, ${sumDelta} FROM (
+    SELECT hour, realm, client_id, ${DELTA_SUMS.join(', ')}, 0 AS hosts FROM d
+    UNION ALL
+    SELECT hour, realm, client_id, ${zeros(DELTA_SUMS.length)}, 1 FROM hh
+  ) u GROUP BY hour, realm, client_id
+), hr AS (
+  INSERT INTO ${SCHEMA}.client_usage_hourly AS t (hour, realm, client_id, ${ROLLUP_INSERT.join(', ')})
+  SELECT g.hour, g.realm, g.client_id, ${rollupSelect('g')} FROM g ORDER BY g.hour, g.realm, g.client_id
+  ON CONFLICT (hour, realm, client_id) DO UPDATE SET ${addExcluded(ROLLUP_INSERT)}
+), mh AS (
+  SELECT DISTINCT date_trunc('month', hh.hour) AS month, hh.realm, hh.client_id FROM hh
+   WHERE NOT EXISTS (
+     SELECT 1 FROM ${SCHEMA}.client_hosts_hourly x
+      WHERE x.client_id = hh.client_id AND x.host_id = $1 AND x.realm IS NOT DISTINCT FROM hh.realm
+        AND x.hour >= date_trunc('month', hh.hour) AND x.hour < date_trunc('month', hh.hour) + interval '1 month')
+), m AS (
+  SELECT month, realm, client_id, ${sumDelta} FROM (
+    SELECT date_trunc('month', hour) AS month, realm, client_id, ${DELTA_SUMS.join(', ')}, 0 AS hosts FROM d
+    UNION ALL
+    SELECT month, realm, client_id, ${zeros(DELTA_SUMS.length)}, 1 FROM mh
+  ) u GROUP BY month, realm, client_id
+), mo AS (
+  INSERT INTO ${SCHEMA}.client_usage_monthly AS t (month, realm, client_id, ${ROLLUP_INSERT.join(', ')})
+  SELECT m.month, m.realm, m.client_id, ${rollupSelect('m')} FROM m ORDER BY m.month, m.realm, m.client_id
+  ON CONFLICT (month, realm, client_id) DO UPDATE SET ${addExcluded(ROLLUP_INSERT)}
+)
+SELECT (SELECT count(*) FROM upd)::int AS updated, (SELECT count(*) FROM ins)::int AS inserted`;
+
+/** Parameters of SHIP_SQL: the host id, then one array per column from rows in SHIP_COLUMNS order. */
+export function shipParams(hostId: string, rows: unknown[][]): unknown[] {
+  const arrays: unknown[][] = SHIP_COLUMNS.map(() => new Array<unknown>(rows.length));
+  for (let r = 0; r < rows.length; r++) {
+    const row = rows[r];
+    for (let c = 0; c < arrays.length; c++) arrays[c][r] = row[c];
+  }
+  return [hostId, ...arrays];
 }
-
-export const upsertColumns = PG_COLUMNS;
 
 const HOURLY_COLUMNS = ['host_id', 'hour', 'realm', 'username', 'sessions', ...HOURLY_COUNTERS];
 const hourlyUpsertCache = new Map<number, string>();

@@ -2,8 +2,9 @@ import pg from 'pg';
 import { Backoff } from '../process/backoff.js';
 import { COLUMNS } from '../stats/allocation-row.js';
 import type { MarkedHourly, MarkedRow, Outbox } from './outbox.js';
-import { describePgError } from './pg-url.js';
-import { hourlyUpsertSql, migrate, upsertSql } from './pg-schema.js';
+import { describePgError, redact } from './pg-url.js';
+import { maintainPartitions, monthName, monthStart, type MaintenanceReport } from './partitions.js';
+import { hourlyUpsertSql, migrate, SHIP_COLUMNS, SHIP_SQL } from './pg-schema.js';
 
 export interface ShipperOptions {
   url: string;
@@ -15,6 +16,14 @@ export interface ShipperOptions {
   backoff?: { baseMs: number; maxMs: number };
   /** Per connection attempt and per query; a frozen server counts as down after this. */
   timeoutMs?: number;
+  /** Raw partitions older than this many months are dropped (null: never). */
+  retentionMonths?: number | null;
+  /** Rollup rows older than this many months are deleted (null: never). */
+  rollupRetentionMonths?: number | null;
+  /** Partition maintenance: at connect, then this often and whenever the month changes (1 h). */
+  maintenanceIntervalMs?: number;
+  /** The clock partition maintenance reads (tests cross a month boundary with it). */
+  now?: () => number;
 }
 
 export interface ShipperEvents {
@@ -24,17 +33,30 @@ export interface ShipperEvents {
   failed(message: string, first: boolean): void;
   recovered(): void;
   migrated(applied: number): void;
+  /** A maintenance pass ran (created, dropped or kept months; months that failed). */
+  maintained?(report: MaintenanceReport): void;
+  /** A maintenance pass failed as a whole (shipping goes on). */
+  maintenanceFailed?(message: string): void;
 }
 
-const timeCols = new Set(COLUMNS.filter((c) => c.kind === 'time').map((c) => c.sql));
-const boolCols = new Set(COLUMNS.filter((c) => c.kind === 'bool').map((c) => c.sql));
+const SHIP_NAME = 'turn_monitor_ship_v3';
+/** How a stored value becomes a parameter, per column in SHIP_COLUMNS order. */
+const CONVERT = COLUMNS.map((c) =>
+  c.kind === 'time'
+    ? (v: unknown) => (v === null ? null : new Date(v as number))
+    : c.kind === 'bool'
+      ? (v: unknown) => (v === null ? null : v === 1)
+      : (v: unknown) => v,
+);
 
 /**
- * Sends the outbox to PostgreSQL: batches of marked rows in one multi-row upsert each (atomic on
- * its own), acknowledged in SQLite only after the statement returned, i.e. after PostgreSQL
- * committed it. Whatever goes wrong in between (server down, killed, password refused, the
- * monitor killed) leaves the marks in place and the rows are sent again; the upsert is
- * idempotent, so a row sent twice lands once. Failures retry with capped backoff.
+ * Sends the outbox to PostgreSQL: batches of marked rows in one statement each (SHIP_SQL: the
+ * rows found by identity and updated in place or inserted, and the rollups given the difference;
+ * atomic on its own), acknowledged in SQLite only after the statement returned, i.e. after
+ * PostgreSQL committed it. Whatever goes wrong in between (server down, killed, password refused,
+ * the monitor killed) leaves the marks in place and the rows are sent again; the statement is
+ * idempotent (a row sent twice lands once and adds nothing the second time). Failures retry with
+ * capped backoff. Partition maintenance runs on the same connection (maintain()).
  */
 export class Shipper {
   private client: pg.Client | null = null;
@@ -50,6 +72,11 @@ export class Shipper {
   rowsShipped = 0;
   hourlyRowsShipped = 0;
   failures = 0;
+  /** Months whose partition could not be created (their rows wait in the default partition), or a failed pass. */
+  maintenanceError: string | null = null;
+  lastMaintenance: MaintenanceReport | null = null;
+  private maintainedAt = -Infinity;
+  private maintainedMonth: string | null = null;
 
   constructor(
     private readonly outbox: Outbox,
@@ -142,12 +169,49 @@ export class Shipper {
     which.end().catch(() => undefined);
   }
 
+  private get now(): number {
+    return (this.opts.now ?? Date.now)();
+  }
+
+  /**
+   * Partition maintenance when due (first connect, the interval, a new month); never fails the
+   * shipping: a month that cannot be created, or a pass that fails, is kept in maintenanceError
+   * (and /health) until a pass succeeds. Rows of a missing month wait in the default partition.
+   */
+  async maintain(client: pg.Client, force = false): Promise<MaintenanceReport | null> {
+    const now = this.now;
+    const month = monthName(monthStart(now));
+    const interval = this.opts.maintenanceIntervalMs ?? 3_600_000;
+    if (!force && month === this.maintainedMonth && now - this.maintainedAt < interval) return null;
+    this.maintainedAt = now;
+    this.maintainedMonth = month;
+    try {
+      const report = await maintainPartitions(client, {
+        now,
+        retentionMonths: this.opts.retentionMonths ?? null,
+        rollupRetentionMonths: this.opts.rollupRetentionMonths ?? null,
+      });
+      this.lastMaintenance = report;
+      this.maintenanceError =
+        report.failed.length === 0
+          ? null
+          : `export.postgres: no partition for ${report.failed.map((f) => f.month).join(', ')} (${redact(report.failed[0].error, this.opts.secrets)}); their rows wait in the default partition`;
+      this.on.maintained?.(report);
+      return report;
+    } catch (err) {
+      this.maintenanceError = `export.postgres: partition maintenance failed: ${describePgError(err, this.opts.secrets).replace(/^export\.postgres\.url: /, '')}`;
+      this.on.maintenanceFailed?.(this.maintenanceError);
+      return null;
+    }
+  }
+
   /** One batch: returns how many rows were sent (0: nothing to do). */
   async shipOnce(): Promise<number> {
     const batch = this.outbox.take(this.opts.batchSize);
     const client = await this.connect();
+    await this.maintain(client);
     if (batch.length === 0) return 0;
-    await client.query(upsertSql(batch.length), this.params(batch));
+    await client.query({ name: SHIP_NAME, text: SHIP_SQL, values: this.params(batch) });
     // Committed (a single statement commits on its own): only now may the marks go.
     this.outbox.ack(batch);
     this.rowsShipped += batch.length;
@@ -166,9 +230,10 @@ export class Shipper {
    */
   async shipAll(final = false): Promise<number> {
     const client = await this.connect();
+    await this.maintain(client);
     const size = this.opts.batchSize;
-    const send = (rows: number, params: unknown[]) => {
-      const p = client.query(upsertSql(rows), params);
+    const send = (_rows: number, params: unknown[]) => {
+      const p = client.query({ name: SHIP_NAME, text: SHIP_SQL, values: params });
       p.catch(() => undefined); // awaited in the loop; must not count as unhandled meanwhile
       return p;
     };
@@ -220,14 +285,15 @@ export class Shipper {
     return out;
   }
 
+  /** SHIP_SQL's parameters: the host id, then one array per column. */
   private params(batch: MarkedRow[]): unknown[] {
-    const out: unknown[] = [];
-    for (const { row } of batch) {
-      out.push(this.opts.hostId);
-      for (const c of COLUMNS) {
-        const v = row[c.sql];
-        out.push(v === null ? null : timeCols.has(c.sql) ? new Date(v as number) : boolCols.has(c.sql) ? v === 1 : v);
-      }
+    const out: unknown[] = [this.opts.hostId];
+    for (let j = 0; j < SHIP_COLUMNS.length; j++) {
+      const col = SHIP_COLUMNS[j];
+      const convert = CONVERT[j];
+      const values = new Array<unknown>(batch.length);
+      for (let i = 0; i < batch.length; i++) values[i] = convert(batch[i].row[col]);
+      out.push(values);
     }
     return out;
   }

@@ -2,12 +2,23 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { buildConfig, ConfigError } from '../../src/config/load.js';
 import { describePgError, redact, secretsOf } from '../../src/export/pg-url.js';
-import { upsertColumns, upsertSql } from '../../src/export/pg-schema.js';
+import { SHIP_COLUMNS, SHIP_SQL, shipParams } from '../../src/export/pg-schema.js';
 import { renderResults } from '../../src/cli/fleet.js';
 
 test('export.postgres: defaults off; the url must be postgres:// and is never echoed', () => {
   const c = buildConfig({}, '/x');
-  assert.deepEqual(c.export.postgres, { url: null, hostId: null, intervalSec: 5, batchSize: 500 });
+  assert.deepEqual(c.export.postgres, {
+    url: null,
+    hostId: null,
+    intervalSec: 5,
+    batchSize: 500,
+    retentionMonths: 3,
+    rollupRetentionMonths: 25,
+  });
+  assert.throws(
+    () => buildConfig({ export: { postgres: { retentionMonths: 6, rollupRetentionMonths: 4 } } }, '/x'),
+    /export\.postgres\.rollupRetentionMonths/,
+  );
   assert.equal(
     buildConfig({ export: { postgres: { url: 'postgresql://u@h/db' } } }, '/x').export.postgres.url,
     'postgresql://u@h/db',
@@ -57,13 +68,15 @@ test('an error without a message (AggregateError of a refused multi-address conn
   );
 });
 
-test('the multi-row upsert: one parameter per column per row; counters only grow, the end is set once', () => {
-  const sql = upsertSql(3);
-  assert.equal((sql.match(/\$\d+/g) ?? []).length, 3 * upsertColumns.length);
-  assert.match(sql, /rcvb = GREATEST\(turn_monitor\.allocations\.rcvb, EXCLUDED\.rcvb\)/);
-  assert.match(sql, /ended_at = COALESCE\(turn_monitor\.allocations\.ended_at, EXCLUDED\.ended_at\)/);
-  assert.match(sql, /end_reason = CASE WHEN turn_monitor\.allocations\.ended_at IS NULL THEN EXCLUDED\.end_reason/);
-  assert.equal(upsertSql(3), sql, 'cached');
+test('the ship statement: one array per column; counters only grow, the end is set once, the partition key never changes', () => {
+  const params = shipParams('h', [SHIP_COLUMNS.map((c) => c), SHIP_COLUMNS.map((c) => `${c}2`)]);
+  assert.equal(params.length, 1 + SHIP_COLUMNS.length);
+  assert.deepEqual(params[1], ['allocation_id', 'allocation_id2']);
+  assert.equal(new Set(SHIP_SQL.match(/\$\d+/g)).size, 1 + SHIP_COLUMNS.length);
+  assert.match(SHIP_SQL, /rcvb = GREATEST\(a\.rcvb, v\.rcvb\)/);
+  assert.match(SHIP_SQL, /ended_at = COALESCE\(a\.ended_at, v\.ended_at\)/);
+  assert.match(SHIP_SQL, /end_reason = CASE WHEN a\.ended_at IS NULL THEN v\.end_reason/);
+  assert.doesNotMatch(SHIP_SQL, /UPDATE [^\n]* SET [^\n]*[ ,]started_at = /);
 });
 
 test('fleet output: one aligned line per host', () => {
