@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { harnessTest } from '../harness/harness.js';
-import { exportConfig, pgLines, pgMatches, sqliteLines } from '../harness/export.js';
+import { exportConfig, pgLines, pgMatches, rollupMismatches, sqliteLines } from '../harness/export.js';
 import { monitorBin, startMonitor, type MonitorProcess } from '../harness/monitor.js';
 import { startPostgres } from '../harness/postgres.js';
 import { runUclient, startPeer } from '../harness/services.js';
@@ -155,6 +155,15 @@ harnessTest(
       [USER.user],
     );
     assert.equal(billing[0]?.hosts, '2' as unknown as number, 'billing view across hosts');
+    const monthly = await pg.query<{ hosts: string; rcvb: string }>(
+      `SELECT hosts::text, rcvb::text FROM turn_monitor.client_usage_monthly WHERE client_id = $1`,
+      [USER.user],
+    );
+    assert.deepEqual(
+      monthly,
+      [{ hosts: '2', rcvb: String(users[0].rcvb) }],
+      'monthly billing = usage --fleet --by user',
+    );
 
     // A graceful stop closes what was open (child-exit) and ships it before exiting.
     for (const [id, m] of hosts) {
@@ -162,6 +171,7 @@ harnessTest(
       assert.deepEqual(await pgLines(pg, id), sqliteLines(m), `${id}: PostgreSQL = usage.db after the stop`);
       assert.equal(m.output().includes(pg.url), false);
     }
+    assert.deepEqual(await rollupMismatches(pg), [], 'rollup = raw rows');
   },
   { timeout: 90_000 },
 );

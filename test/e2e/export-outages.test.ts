@@ -1,7 +1,14 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { harnessTest } from '../harness/harness.js';
-import { exportConfig, pgCount, pgMatches, publishAllocations, sqliteLines } from '../harness/export.js';
+import {
+  exportConfig,
+  pgCount,
+  pgMatches,
+  publishAllocations,
+  rollupMismatches,
+  sqliteLines,
+} from '../harness/export.js';
 import { killOrphans, startMonitor } from '../harness/monitor.js';
 import { PG_PASSWORD, startPostgres } from '../harness/postgres.js';
 import { runUclient, startPeer } from '../harness/services.js';
@@ -32,6 +39,7 @@ harnessTest(
     await relay();
     await waitUntil('first traffic in PostgreSQL', () => pgMatches(pg, m, HOST), 15_000);
     assert.equal((await m.health()).body.export.status, 'ok');
+    assert.deepEqual(await rollupMismatches(pg), [], 'rollup = raw rows');
 
     // 1. PostgreSQL stopped during traffic: the relay goes on, /health is degraded, the backlog waits.
     await pg.stop();
@@ -48,6 +56,7 @@ harnessTest(
     await pg.start();
     await waitUntil('backlog shipped after PostgreSQL came back', () => pgMatches(pg, m, HOST), 20_000);
     await waitUntil('export ok again', async () => (await m.health()).body.export.status === 'ok', 5000);
+    assert.deepEqual(await rollupMismatches(pg), [], 'rollup = raw rows after the outage');
 
     // 2. PostgreSQL SIGKILLed while the shipper streams a backlog in batches of 20.
     const pub = await publisher(h, await monitorRedisPort(m));
@@ -57,12 +66,17 @@ harnessTest(
     await waitUntil('3000 records in usage.db', () => sqliteLines(m).length === before + 3000, 15_000);
     await pg.start();
     await waitUntil('batches landing', async () => (await pgCount(pg, HOST)) > before, 10_000, 5);
+    // Killed while real traffic relays and the backlog streams.
+    const traffic = relay();
     await pg.kill();
+    await traffic;
+    await waitUntil('the relay recorded', () => sqliteLines(m).length > before + 3000, 10_000);
     const atKill = sqliteLines(m).length;
     await pg.start();
     const partial = await pgCount(pg, HOST);
     assert.ok(partial < atKill, `killed mid-stream (${partial} of ${atKill} shipped)`);
     await waitUntil('every record after the crash', () => pgMatches(pg, m, HOST), 30_000);
+    assert.deepEqual(await rollupMismatches(pg), [], 'rollup = raw rows after PostgreSQL was killed');
 
     // 3. The monitor SIGKILLed while it streams a backlog: the unacknowledged rows go again, once.
     await pg.stop();
@@ -81,6 +95,14 @@ harnessTest(
       `SELECT run, allocation_id FROM turn_monitor.allocations GROUP BY 1, 2 HAVING count(*) > 1`,
     );
     assert.deepEqual(dupes, []);
+    assert.deepEqual(await rollupMismatches(pg), [], 'rollup = raw rows after the monitor was killed');
+    const billed = await pg.query<{ n: number }>(
+      `SELECT sum(allocations)::int AS n FROM turn_monitor.client_usage_monthly`,
+    );
+    const allocations = await pg.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM turn_monitor.allocations WHERE kind = 'allocation'`,
+    );
+    assert.deepEqual(billed, allocations, 'each allocation billed once');
     assert.equal((await m.stop()).code, 0);
     assert.equal(m.output().includes(PG_PASSWORD), false, 'the password is never logged');
   },
