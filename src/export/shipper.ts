@@ -181,7 +181,8 @@ export class Shipper {
   async maintain(client: pg.Client, force = false): Promise<MaintenanceReport | null> {
     const now = this.now;
     const month = monthName(monthStart(now));
-    const interval = this.opts.maintenanceIntervalMs ?? 3_600_000;
+    // After a failure (a month that cannot be created) the next try comes within a minute.
+    const interval = Math.min(this.opts.maintenanceIntervalMs ?? 3_600_000, this.maintenanceError ? 60_000 : Infinity);
     if (!force && month === this.maintainedMonth && now - this.maintainedAt < interval) return null;
     this.maintainedAt = now;
     this.maintainedMonth = month;
@@ -203,6 +204,11 @@ export class Shipper {
       this.on.maintenanceFailed?.(this.maintenanceError);
       return null;
     }
+  }
+
+  /** A maintenance pass now, whether due or not (connects first). */
+  async maintainNow(): Promise<MaintenanceReport | null> {
+    return this.maintain(await this.connect(), true);
   }
 
   /** One batch: returns how many rows were sent (0: nothing to do). */
