@@ -3,6 +3,7 @@ import Database from 'better-sqlite3';
 /** A delivery ready to be sent: due, and not waiting for an earlier event of its order. */
 export interface DueRow {
   seq: number;
+  nextAt: number;
   attempts: number;
   queuedAt: number;
   id: string;
@@ -36,7 +37,7 @@ export class DeliveryStore {
     // Rows in (next_at, seq) order from the index; an event whose predecessor is still pending
     // at this endpoint (being sent, or waiting for its retry) is passed over.
     this.dueStmt = this.db.prepare(
-      `SELECT d.event_seq AS seq, d.attempts AS attempts, d.queued_at AS queuedAt, e.id AS id, e.body AS body
+      `SELECT d.event_seq AS seq, d.next_at AS nextAt, d.attempts AS attempts, d.queued_at AS queuedAt, e.id AS id, e.body AS body
          FROM webhook_deliveries d JOIN webhook_events e ON e.seq = d.event_seq
         WHERE d.endpoint_id = @ep AND d.status = 'pending' AND d.next_at <= @now
           AND (d.after_seq IS NULL OR NOT EXISTS (SELECT 1 FROM webhook_deliveries p
@@ -82,7 +83,7 @@ export class DeliveryStore {
     this.dropStmt = del;
   }
 
-  /** Up to `limit` sendable rows of an endpoint. */
+  /** Up to `limit` sendable rows of an endpoint, due by `now` (or the next ones to come due, with `now` far ahead). */
   due(endpointId: number, now: number, limit: number): DueRow[] {
     return this.dueStmt.all({ ep: endpointId, now, limit }) as DueRow[];
   }

@@ -3,10 +3,11 @@ import { EndpointClient, MAX_IN_FLIGHT } from './http-send.js';
 import type { DeliveryResult, EndpointFigures, FromThread, ThreadConfig, ThreadEndpoint } from './protocol.js';
 import { nextAttemptAt, type Outcome } from './retry-policy.js';
 
-/** Failed attempts in a row after which an endpoint counts as down: one request at a time. */
+/** Failed attempts in a row after which an endpoint counts as down: it is probed, one request at a time. */
 const DOWN_AFTER = 3;
-/** Between the probes of a down endpoint: 1 s doubling up to 10 s (a success resumes everything). */
-const probeGapMs = (streak: number) => Math.min(10_000, 1000 * 2 ** Math.min(streak - DOWN_AFTER, 10));
+/** Between the probes of a down endpoint: 1 s doubling up to 5 s (a success resumes everything). */
+const probeGapMs = (streak: number) => Math.min(5000, 1000 * 2 ** Math.min(streak - DOWN_AFTER, 10));
+const FAR_AHEAD = Number.MAX_SAFE_INTEGER;
 /** An endpoint failing this long is worth an operator's look (/health degraded, one warning). */
 export const FAILING_WARN_MS = 60_000;
 const PRUNE_EVERY_MS = 3_600_000;
@@ -59,7 +60,9 @@ export class Dispatcher {
       client: new EndpointClient({ url: e.url, secret: e.secret, timeoutMs: e.timeoutMs, userAgent: cfg.userAgent }),
       busy: new Set(),
       inFlight: 0,
-      streak: 0,
+      // Not known to answer yet: probed first, so that what an earlier monitor left backing off is
+      // sent at once when the endpoint answers now, and not when each event's own retry comes due.
+      streak: DOWN_AFTER,
       pausedUntil: 0,
       failingSince: null,
       warnedFailing: false,
@@ -96,35 +99,42 @@ export class Dispatcher {
     if (now >= this.nextStatusAt) this.report(now);
   }
 
-  private pump(ep: Endpoint): void {
-    if (this.stopped) return;
-    const now = Date.now();
-    if (now < ep.pausedUntil) return;
-    const capacity = (ep.streak >= DOWN_AFTER ? 1 : MAX_IN_FLIGHT) - ep.inFlight;
-    if (capacity <= 0) return;
-    let rows: DueRow[];
+  /** Sendable rows not already taken, due by `at`. */
+  private take(ep: Endpoint, at: number, limit: number): DueRow[] {
     try {
-      rows = this.store.due(ep.cfg.id, now, capacity + ep.busy.size);
+      return this.store.due(ep.cfg.id, at, limit + ep.busy.size).filter((r) => !ep.busy.has(r.seq));
     } catch (err) {
       this.log(
         'error',
         { event: 'webhook-read-failed', err: (err as Error).message },
         'reading the webhook outbox failed',
       );
+      return [];
+    }
+  }
+
+  private pump(ep: Endpoint): void {
+    if (this.stopped) return;
+    const now = Date.now();
+    if (now < ep.pausedUntil) return;
+    if (ep.streak >= DOWN_AFTER) {
+      // Down (or not known to answer): one probe, a due event if there is one, else the next to
+      // come due (whose failure is not counted against it: its own schedule stands).
+      if (ep.inFlight > 0) return;
+      const probe = this.take(ep, now, 1)[0] ?? this.take(ep, FAR_AHEAD, 1)[0];
+      if (probe) this.send(ep, probe);
       return;
     }
-    let sent = 0;
-    for (const row of rows) {
-      if (ep.busy.has(row.seq)) continue;
-      this.send(ep, row);
-      if (++sent >= capacity) break;
-    }
+    const capacity = MAX_IN_FLIGHT - ep.inFlight;
+    if (capacity <= 0) return;
+    for (const row of this.take(ep, now, capacity).slice(0, capacity)) this.send(ep, row);
   }
 
   private send(ep: Endpoint, row: DueRow): void {
     ep.busy.add(row.seq);
     ep.inFlight++;
-    void ep.client.deliver(row.id, row.body).then((outcome) => this.settle(ep, row, outcome));
+    const due = row.nextAt <= Date.now();
+    void ep.client.deliver(row.id, row.body).then((outcome) => this.settle(ep, row, outcome, due));
   }
 
   private count(ep: Endpoint, result: DeliveryResult): void {
@@ -132,7 +142,7 @@ export class Dispatcher {
     this.counts.set(k, (this.counts.get(k) ?? 0) + 1);
   }
 
-  private settle(ep: Endpoint, row: DueRow, o: Outcome): void {
+  private settle(ep: Endpoint, row: DueRow, o: Outcome, due: boolean): void {
     ep.inFlight--;
     // Stopped past its deadline: nothing is written, the next start sends it again (same id).
     if (this.stopped) return;
@@ -152,6 +162,16 @@ export class Dispatcher {
       ep.lastError = o.error;
       const attempts = row.attempts + 1;
       const fields = { endpoint: ep.cfg.name, eventId: row.id, attempts, err: o.error };
+      if (!due && o.kind === 'retry') {
+        // A probe ahead of the event's own schedule: the endpoint is still down, the event unchanged.
+        ep.streak++;
+        ep.pausedUntil = now + (o.retryAfterMs ?? probeGapMs(ep.streak));
+        ep.busy.delete(row.seq);
+        this.count(ep, 'retry');
+        this.log('debug', { event: 'webhook-probe-failed', ...fields }, 'webhook endpoint still failing');
+        this.warnFailing(ep, now, o.error);
+        return;
+      }
       const next =
         o.kind === 'retry'
           ? nextAttemptAt({
@@ -179,6 +199,8 @@ export class Dispatcher {
           o.kind === 'retry'
             ? `gave up after ${attempts} attempt(s) over ${Math.round(this.cfg.maxAgeMs / 3_600_000)} h: ${o.error}`
             : o.error;
+        // The receiver answered (a 4xx): it is up, whatever it thinks of this event.
+        if (o.kind === 'failed') ep.streak = 0;
         this.count(ep, 'failed');
         this.settled.push({ ...base, kind: 'failed', error, at: now });
         // One warning a minute per endpoint; the rest at debug.
@@ -190,16 +212,19 @@ export class Dispatcher {
           'webhook event failed: kept for a replay (turn-monitor webhooks --replay-failed)',
         );
       }
-      if (!ep.warnedFailing && now - ep.failingSince > FAILING_WARN_MS) {
-        ep.warnedFailing = true;
-        this.log(
-          'warn',
-          { event: 'webhook-endpoint-failing', endpoint: ep.cfg.name, err: o.error },
-          'webhook endpoint failing for over a minute: its events wait in usage.db and are retried',
-        );
-      }
+      this.warnFailing(ep, now, o.error);
     }
     this.scheduleWrite();
+  }
+
+  private warnFailing(ep: Endpoint, now: number, error: string): void {
+    if (ep.warnedFailing || ep.failingSince === null || now - ep.failingSince <= FAILING_WARN_MS) return;
+    ep.warnedFailing = true;
+    this.log(
+      'warn',
+      { event: 'webhook-endpoint-failing', endpoint: ep.cfg.name, err: error },
+      'webhook endpoint failing for over a minute: its events wait in usage.db and are retried',
+    );
   }
 
   private scheduleWrite(): void {
