@@ -42,6 +42,12 @@ harnessTest(
     const relay = (async () => {
       while (relaying) await runUclient(h, { turnPort: m.turnPort, peerPort: peer.port, ...USER, messages: 5 });
     })();
+    // However the body ends, both loops end before the harness stops what they talk to.
+    for (const loop of [relay, prober]) loop.catch(() => undefined);
+    h.onCleanup(async () => {
+      relaying = probing = false;
+      await Promise.allSettled([relay, prober]);
+    });
 
     const from = new Date(Date.now() - 11 * DAY).toISOString();
     const seen = new Set<string>();
