@@ -3,6 +3,7 @@ import { packageVersion } from '../config/package.js';
 import { registerCredential } from './credential.js';
 import { registerDemo } from './demo.js';
 import { registerFleet } from './fleet.js';
+import { registerFleetCheck } from './fleet-check.js';
 import { registerDrain } from './drain.js';
 import { registerRestart } from './restart.js';
 import { registerServers } from './servers.js';
@@ -26,6 +27,7 @@ registerSessions(program);
 registerServers(program);
 registerTls(program);
 registerFleet(program);
+registerFleetCheck(program);
 registerWebhooks(program);
 registerDemo(program);
 

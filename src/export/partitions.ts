@@ -116,6 +116,10 @@ export async function maintainPartitions(client: pg.Client, opts: MaintenanceOpt
         }
         await client.query(`ALTER TABLE ${SCHEMA}.allocations DETACH PARTITION ${SCHEMA}.${table}`);
         await client.query(`DROP TABLE ${SCHEMA}.${table}`);
+        await client.query(
+          `INSERT INTO ${SCHEMA}.dropped_partitions (month) VALUES ($1::timestamp) ON CONFLICT DO NOTHING`,
+          [`${name}-01`],
+        );
         report.dropped.push(name);
       }
     }

@@ -161,34 +161,39 @@ const contribIncomplete = (r: string) => `CASE WHEN ${isAlloc(r)} AND NOT ${r}.c
 const contribAlloc = (r: string) => `CASE WHEN ${isAlloc(r)} THEN 1 ELSE 0 END`;
 
 /**
- * The rollups from the raw rows of `where` (the migration from v1 and fleet-check --repair): each
- * allocation's counters in the hour of its last event (the incremental rollup spreads them over
- * the hours they were relayed in; totals per client are the same).
+ * The rollups from the raw rows (alias `a`) that `where` selects (the migration from v1 and
+ * fleet-check --repair): each allocation's counters in the hour of its last event (the
+ * incremental rollup spreads them over the hours they were relayed in; totals per client are the
+ * same), and its host in that hour.
  */
-export function rollupFromRaw(where = 'true'): string {
+export function rollupFromRaw(where = 'true'): string[] {
   const hourly = `
     INSERT INTO ${SCHEMA}.client_usage_hourly (hour, realm, client_id, ${ROLLUP_SUMS.join(', ')}, hosts)
-    SELECT ${HOUR_OF('last_event_at')}, realm, client_id, count(*), ${COUNTER_COLUMNS.map((c) => `sum(${c})`).join(', ')},
-           sum(rcvb + sentb), sum(peer_rcvb + peer_sentb), count(*) FILTER (WHERE NOT complete), count(DISTINCT host_id)
-      FROM ${SCHEMA}.allocations WHERE kind = 'allocation' AND (${where})
-     GROUP BY 1, realm, client_id;`;
+    SELECT ${HOUR_OF('a.last_event_at')}, a.realm, a.client_id, count(*), ${COUNTER_COLUMNS.map((c) => `sum(a.${c})`).join(', ')},
+           sum(a.rcvb + a.sentb), sum(a.peer_rcvb + a.peer_sentb), count(*) FILTER (WHERE NOT a.complete),
+           count(DISTINCT a.host_id)
+      FROM ${SCHEMA}.allocations a WHERE a.kind = 'allocation' AND (${where})
+     GROUP BY 1, a.realm, a.client_id`;
   const hosts = `
     INSERT INTO ${SCHEMA}.client_hosts_hourly (client_id, host_id, hour, realm)
-    SELECT DISTINCT client_id, host_id, ${HOUR_OF('last_event_at')}, realm
-      FROM ${SCHEMA}.allocations WHERE kind = 'allocation' AND (${where});`;
-  return hourly + hosts;
+    SELECT DISTINCT a.client_id, a.host_id, ${HOUR_OF('a.last_event_at')}, a.realm
+      FROM ${SCHEMA}.allocations a WHERE a.kind = 'allocation' AND (${where})`;
+  return [hourly, hosts];
 }
 
-/** client_usage_monthly rows of `where` (over client_usage_hourly) from the hourly rows and host hours. */
+/**
+ * client_usage_monthly rows summed from the hourly rows and host hours (alias `x`) that `where`
+ * selects: whole months for the keys it names.
+ */
 export function monthlyFromHourly(where = 'true'): string {
   return `
     INSERT INTO ${SCHEMA}.client_usage_monthly (month, realm, client_id, ${ROLLUP_SUMS.join(', ')}, hosts)
     SELECT u.month, u.realm, u.client_id, ${ROLLUP_SUMS.map((c) => `u.${c}`).join(', ')}, coalesce(h.hosts, 0)
-      FROM (SELECT date_trunc('month', hour) AS month, realm, client_id, ${sumRollup()}
-              FROM ${SCHEMA}.client_usage_hourly WHERE ${where} GROUP BY 1, realm, client_id) u
-      LEFT JOIN (SELECT date_trunc('month', hour) AS month, realm, client_id, count(DISTINCT host_id) AS hosts
-                   FROM ${SCHEMA}.client_hosts_hourly WHERE ${where} GROUP BY 1, realm, client_id) h
-        ON h.month = u.month AND h.client_id = u.client_id AND ${sameRealm('h', 'u')};`;
+      FROM (SELECT date_trunc('month', x.hour) AS month, x.realm, x.client_id, ${sumRollup()}
+              FROM ${SCHEMA}.client_usage_hourly x WHERE ${where} GROUP BY 1, x.realm, x.client_id) u
+      LEFT JOIN (SELECT date_trunc('month', x.hour) AS month, x.realm, x.client_id, count(DISTINCT x.host_id) AS hosts
+                   FROM ${SCHEMA}.client_hosts_hourly x WHERE ${where} GROUP BY 1, x.realm, x.client_id) h
+        ON h.month = u.month AND h.client_id = u.client_id AND ${sameRealm('h', 'u')}`;
 }
 
 /**
@@ -218,6 +223,8 @@ const v3 = `
   ALTER TABLE ${SCHEMA}.allocations RENAME TO allocations_v1;
   ALTER TABLE ${SCHEMA}.allocations_v1 RENAME CONSTRAINT allocations_pkey TO allocations_v1_pkey;
   ${partitionedTable}
+  -- Months whose raw partition retention dropped (fleet-check compares no window before them).
+  CREATE TABLE ${SCHEMA}.dropped_partitions (month timestamp PRIMARY KEY, dropped_at timestamptz NOT NULL DEFAULT now());
   ${createMonthFunction}
   SELECT ${SCHEMA}.create_allocations_month(m)
     FROM (SELECT DISTINCT date_trunc('month', started_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS m
@@ -225,8 +232,8 @@ const v3 = `
   INSERT INTO ${SCHEMA}.allocations (${V1_COLUMNS}) SELECT ${V1_COLUMNS} FROM ${SCHEMA}.allocations_v1;
   ${partitionedIndexes}
   ${rollupTables}
-  ${rollupFromRaw()}
-  ${monthlyFromHourly()}
+  ${rollupFromRaw().join(';\n')};
+  ${monthlyFromHourly()};
   DROP TABLE ${SCHEMA}.allocations_v1;
   ${sessionsView}
   ${dailyView}

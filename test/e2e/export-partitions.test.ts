@@ -145,6 +145,11 @@ harnessTest(
     r = (await s.shipper.maintainNow())!;
     assert.deepEqual([r.dropped, r.keptOpen], [['2026-01'], []]);
     assert.deepEqual(await partOf(pg, call.allocationId), []);
+    // Remembered, so fleet-check never compares a window whose raw rows are gone.
+    assert.deepEqual(
+      await pg.query(`SELECT to_char(month, 'YYYY-MM') AS month FROM turn_monitor.dropped_partitions ORDER BY 1`),
+      [{ month: '2025-12' }, { month: '2026-01' }],
+    );
     const billed = await pg.query<{ month: string; rcvb: number }>(
       `SELECT to_char(month, 'YYYY-MM') AS month, rcvb::int FROM turn_monitor.client_usage_monthly
         WHERE client_id = 'long-call' ORDER BY 1`,
