@@ -215,6 +215,7 @@ harnessTest(
     await pg.query(`GRANT CREATE ON SCHEMA turn_monitor TO shipper`);
     assert.equal((await m.stop()).code, 0);
     m = await startMonitor(h, config, { rawConfig: m.config, configFile });
+    await waitUntil('partitions created', () => m.logs.some((e) => e.event === 'export-partitions'), 10_000);
     await waitUntil('export ok', async () => (await m.health()).body.export.status === 'ok', 10_000);
     assert.equal((await m.health()).body.export.partitionError, null);
     assert.deepEqual(await pg.query('SELECT * FROM turn_monitor.allocations_default'), []);
