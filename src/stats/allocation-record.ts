@@ -39,8 +39,12 @@ export interface AllocationRecord {
   altClient: Counters | null;
   altPeer: Counters | null;
   deletedAt: number | null;
-  /** Which sources reported the delete (in 'both' mode we wait for both, or the grace). */
-  deletedBy: UsageSource[];
+  /**
+   * Which sources reported the delete (in 'both' mode we wait for both, or the grace). Replaced,
+   * never pushed to: a record starts with the shared empty NOBODY, and an array grown by push()
+   * reserves 17 slots.
+   */
+  deletedBy: readonly UsageSource[];
   /** The secondary source saw the allocation start. */
   altSawNew: boolean;
   /** The primary source may have missed events of this allocation. */
@@ -54,6 +58,8 @@ export interface AllocationRecord {
 }
 
 export const zero = (): Counters => [0, 0, 0, 0];
+/** deletedBy of a record no source reported deleted. */
+export const NOBODY: readonly UsageSource[] = Object.freeze([]);
 export const countersOf = (e: TrafficEvent): Counters => [e.rcvp, e.rcvb, e.sentp, e.sentb];
 
 /** The counters a closed record reports: coturn's totals when it sent them, else the sums. */
@@ -87,7 +93,7 @@ export function newRecord(e: UsageEvent, run: string, primary: UsageSource): All
     altClient: null,
     altPeer: null,
     deletedAt: null,
-    deletedBy: [],
+    deletedBy: NOBODY,
     gap: false,
     persisted: false,
     pendingWrite: false,
@@ -109,13 +115,15 @@ export function applyStatus(r: AllocationRecord, e: StatusEvent, primary: UsageS
     if (e.source === primary) r.complete = !r.gap;
     else r.altSawNew = true;
   }
-  r.transport = e.transport ?? r.transport;
-  r.local = e.local ?? r.local;
-  r.remote = e.remote ?? r.remote;
+  // Every refresh repeats the addresses: the record keeps the strings it has (long-lived by now),
+  // and the event's copies die young.
+  if (e.transport !== null && e.transport !== r.transport) r.transport = e.transport;
+  if (e.local !== null && e.local !== r.local) r.local = e.local;
+  if (e.remote !== null && e.remote !== r.remote) r.remote = e.remote;
   if (e.lifetime !== null) r.lifetime = e.lifetime;
   if (e.status === 'deleted') {
     r.deletedAt ??= e.at;
-    if (!r.deletedBy.includes(e.source)) r.deletedBy.push(e.source);
+    if (!r.deletedBy.includes(e.source)) r.deletedBy = [...r.deletedBy, e.source];
   }
 }
 

@@ -1,4 +1,4 @@
-import { finalCounters, type AllocationRecord, type Counters } from './allocation-record.js';
+import { finalCounters, NOBODY, type AllocationRecord, type Counters } from './allocation-record.js';
 
 /**
  * The allocation row, defined once: the stored SQL columns, the record fields they come from and
@@ -169,7 +169,7 @@ export function openRecordFromDb(r: OpenRow): AllocationRecord {
     altClient: null,
     altPeer: null,
     deletedAt: null,
-    deletedBy: [],
+    deletedBy: NOBODY,
     altSawNew: false,
     gap: r.complete === 0,
     persisted: true,

@@ -14,8 +14,11 @@ const SLASH = 0x2f;
 
 /** Who an allocation belongs to: decoded once from its topic, shared by all its events. */
 interface Owner {
-  /** The topic's bytes up to the end of the allocation id. */
-  prefix: Buffer;
+  /**
+   * The topic's bytes up to the end of the allocation id, one character a byte (latin1): a flat
+   * string is half what a Buffer of its own costs, and needs no 8 KB pool slab kept alive.
+   */
+  prefix: string;
   realm: string | null;
   username: string;
   allocationId: string;
@@ -24,6 +27,21 @@ interface Owner {
 }
 
 const MAX_OWNERS = 50_000;
+
+/**
+ * One copy of each of a few recurring strings (realms, relay addresses, transports): every
+ * record would otherwise keep its own copy of the same text for as long as it is open.
+ */
+class Interner {
+  private readonly seen = new Map<string, string>();
+  of(s: string): string {
+    const known = this.seen.get(s);
+    if (known !== undefined) return known;
+    if (this.seen.size >= 64) this.seen.clear(); // a bound, not a cache policy: these repeat
+    this.seen.set(s, s);
+    return s;
+  }
+}
 
 /**
  * Parses coturn's redis-statsdb messages (topic and payload as the bytes Redis sent) into
@@ -41,6 +59,7 @@ export class RedisEventParser {
   // Scratch state of the byte reader (what readCounts read, where countAt stopped): no allocation per event.
   private readonly counts: Counts = [0, 0, 0, 0];
   private cursor = 0;
+  private readonly strings = new Interner();
 
   parse(channel: Buffer, message: Buffer, at: number): UsageEvent | null {
     const owner = this.topic(channel, 0, channel.length);
@@ -86,7 +105,7 @@ export class RedisEventParser {
     for (let i = idEnd - 1; i >= cs && isDigit(buf[i]); i--) key = (Math.imul(key, 31) + buf[i]) & 0x3fffffff;
     let owner = this.owners.get(key);
     if (owner === undefined || !samePrefix(buf, cs, idEnd, owner.prefix)) {
-      const parsed = parseOwner(buf.subarray(cs, idEnd));
+      const parsed = parseOwner(buf.subarray(cs, idEnd), this.strings);
       if (!parsed) return null;
       if (this.owners.size >= MAX_OWNERS) this.owners.clear();
       this.owners.set(key, (owner = parsed));
@@ -116,7 +135,7 @@ export class RedisEventParser {
       }
       return trafficFromText(owner, kind, buf.toString('utf8', ms, me), at);
     }
-    return parseStatus(owner, buf.toString('utf8', ms, me), at);
+    return parseStatus(owner, buf, ms, me, at, this.strings);
   }
 
   /** The number after KEYS[k] at buf[i] (cursor moves past it), or -1 if the bytes differ. */
@@ -144,7 +163,7 @@ export class RedisEventParser {
 }
 
 /** Realm, username and allocation id of a topic without its kind suffix (`turn/…/allocation/<id>`). */
-function parseOwner(prefix: Buffer): Owner | null {
+function parseOwner(prefix: Buffer, strings: Interner): Owner | null {
   const idEnd = prefix.length;
   let idStart = idEnd;
   while (idStart > 0 && isDigit(prefix[idStart - 1])) idStart--;
@@ -155,14 +174,14 @@ function parseOwner(prefix: Buffer): Owner | null {
   if (bytesAt(prefix, 0, idEnd, TURN_REALM)) {
     const slash = prefix.indexOf(SLASH, TURN_REALM.length);
     if (slash < 0 || slash + USER.length > ownerEnd || !bytesAt(prefix, slash, idEnd, USER)) return null;
-    realm = prefix.toString('utf8', TURN_REALM.length, slash);
+    realm = strings.of(prefix.toString('utf8', TURN_REALM.length, slash));
     userAt = slash;
   } else {
     userAt = TURN.length - 1;
     if (userAt + USER.length > ownerEnd || !bytesAt(prefix, userAt, idEnd, USER)) return null;
   }
   return {
-    prefix: Buffer.from(prefix),
+    prefix: prefix.toString('latin1'),
     realm,
     username: prefix.toString('utf8', userAt + USER.length, ownerEnd),
     allocationId: prefix.toString('latin1', idStart, idEnd),
@@ -171,9 +190,9 @@ function parseOwner(prefix: Buffer): Owner | null {
 }
 
 /** buf[cs, idEnd) is exactly prefix (compared from the id backwards: that is where topics differ). */
-function samePrefix(buf: Buffer, cs: number, idEnd: number, prefix: Buffer): boolean {
+function samePrefix(buf: Buffer, cs: number, idEnd: number, prefix: string): boolean {
   if (prefix.length !== idEnd - cs) return false;
-  for (let i = prefix.length - 1; i >= 0; i--) if (buf[cs + i] !== prefix[i]) return false;
+  for (let i = prefix.length - 1; i >= 0; i--) if (buf[cs + i] !== prefix.charCodeAt(i)) return false;
   return true;
 }
 
@@ -196,27 +215,39 @@ function isDigits(s: string): boolean {
   return true;
 }
 
-/** `new lifetime=600, type=UDP, local=…, remote=…, …`, `refreshed …` or `deleted`; older coturn sends only `new lifetime=N`. */
-function parseStatus(o: Owner, message: string, at: number): StatusEvent | null {
-  const status = message.startsWith('new')
-    ? 'new'
-    : message.startsWith('refreshed')
-      ? 'refreshed'
-      : message.startsWith('deleted')
-        ? 'deleted'
-        : null;
-  if (!status) return null;
+const STATUSES = (['new', 'refreshed', 'deleted'] as const).map((s) => [ascii(s), s] as const);
+const COMMA = 0x2c;
+const EQUALS = 0x3d;
+
+/**
+ * `new lifetime=600, type=UDP, local=…, remote=…, …`, `refreshed …` or `deleted` at buf[ms, me);
+ * older coturn sends only `new lifetime=N`. Read field by field from the bytes (',' and '=' are
+ * never part of a multi-byte UTF-8 character), each wanted value decoded on its own: the record
+ * keeps its addresses as strings of their own, not as slices that keep the whole message alive.
+ */
+function parseStatus(o: Owner, buf: Buffer, ms: number, me: number, at: number, strings: Interner): StatusEvent | null {
+  let status: StatusEvent['status'] | null = null;
+  for (const [bytes, s] of STATUSES) if (status === null && bytesAt(buf, ms, me, bytes)) status = s;
+  if (status === null) return null;
   let lifetimeText: string | undefined;
   let transport: string | null = null;
   let local: string | null = null;
   let remote: string | null = null;
-  forEachField(message, status.length, (key, value) => {
-    if (key === 'lifetime') lifetimeText = value;
-    // coturn says `TLS/TCP` for an allocation made over TLS: recorded as `TLS`.
-    else if (key === 'type') transport = value === 'TLS/TCP' ? 'TLS' : value;
-    else if (key === 'local') local = value;
-    else if (key === 'remote') remote = value;
-  });
+  for (let i = ms + status.length; i < me;) {
+    let end = i;
+    let eq = -1;
+    for (; end < me && buf[end] !== COMMA; end++) if (eq < 0 && buf[end] === EQUALS) eq = end;
+    const key = eq > i ? buf.toString('utf8', i, eq).trim() : '';
+    if (key === 'lifetime' || key === 'type' || key === 'local' || key === 'remote') {
+      const value = buf.toString('utf8', eq + 1, end).trim();
+      if (key === 'lifetime') lifetimeText = value;
+      // coturn says `TLS/TCP` for an allocation made over TLS: recorded as `TLS`.
+      else if (key === 'type') transport = strings.of(value === 'TLS/TCP' ? 'TLS' : value);
+      else if (key === 'local') local = strings.of(value);
+      else remote = value;
+    }
+    i = end + 1;
+  }
   const lifetime = lifetimeText !== undefined ? Number(lifetimeText) : null;
   if (lifetime !== null && !Number.isFinite(lifetime)) return null;
   return {
