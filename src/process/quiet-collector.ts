@@ -1,13 +1,10 @@
 import type { Session } from 'node:inspector';
-import { getHeapStatistics } from 'node:v8';
 
 export interface QuietCollectorOptions {
-  /** Activity (events, messages) after which a quiet spell is looked at at all. */
+  /** Activity (events, messages) after which a quiet spell is worth a collection. */
   armAfter: number;
-  /** How long nothing must happen before the heap is looked at. */
+  /** How long nothing must happen before the heap is collected. */
   quietMs: number;
-  /** Collect only when the heap has grown by this much since the last collection (bytes). */
-  minGarbageBytes: number;
 }
 
 /**
@@ -40,15 +37,16 @@ async function lowMemoryCollection(): Promise<boolean> {
  * several times what the last one left alive; and a thread that goes quiet after a burst
  * allocates next to nothing, so its heap stays at its peak indefinitely (V8's memory reducer only
  * follows a major GC). After `armAfter` units of activity the collector watches for `quietMs`
- * without any, then collects if the heap grew by `minGarbageBytes` since the last collection. An
- * idle thread runs no timer; a busy one pays an increment and a comparison per unit of activity.
+ * without any, then collects. The activity is the measure: how much a burst left is not known
+ * before a collection (the heap's growth misses what died, such as the records of allocations
+ * that closed). An idle thread runs no timer; a busy one pays an increment and a comparison per
+ * unit of activity, and a stream that never pauses for `quietMs` is left to V8.
  */
 export class QuietCollector {
   private count = 0;
   private seen = 0;
   private armedAt = 0;
   private timer: NodeJS.Timeout | null = null;
-  private baseline = getHeapStatistics().used_heap_size;
   private collecting = false;
   private stopped = false;
   /** Collections done (tests, benchmarks). */
@@ -83,15 +81,11 @@ export class QuietCollector {
       return;
     }
     this.count = 0;
-    const used = getHeapStatistics().used_heap_size;
-    // V8 may have collected meanwhile: what it left is the new baseline.
-    this.baseline = Math.min(this.baseline, used);
-    if (used - this.baseline < this.opts.minGarbageBytes || this.collecting) return;
+    if (this.collecting) return;
     this.collecting = true;
     void lowMemoryCollection().then((done) => {
       this.collecting = false;
       if (done) this.collections++;
-      this.baseline = getHeapStatistics().used_heap_size;
     });
   };
 }

@@ -33,11 +33,11 @@ export interface PipelineOptions {
 const FLUSH_DELAY_MS = 50;
 /**
  * A burst of events leaves its garbage in V8's old generation (records of closed allocations,
- * the tables that held them), where it stayed: after 5,000 events, a second without any gives it
- * back when the heap grew by 8 MB since the last collection (QuietCollector). 10,000 allocations
- * opened and closed left the heap at 35–100 MB instead of the 21 MB it holds alive.
+ * the tables that held them), where it stayed: after 20,000 events (some 200 allocations' worth),
+ * a second without any gives it back (QuietCollector). 10,000 allocations opened and closed had
+ * left the heap at 35–100 MB instead of the 21 MB it holds alive.
  */
-const COLLECT = { armAfter: 5_000, quietMs: 1_000, minGarbageBytes: 8 * 1024 * 1024 };
+const COLLECT = { armAfter: 20_000, quietMs: 1_000 };
 /**
  * SQLite's page cache of the store's connection, in KiB: SQLite's own default. better-sqlite3
  * builds SQLite with 16 MB, which a growing usage.db fills and keeps (malloc'd, never given

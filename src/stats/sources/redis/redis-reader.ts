@@ -46,7 +46,7 @@ const paused = () => Atomics.load(flow, PAUSED) === 1;
 const setPaused = (on: boolean) => Atomics.store(flow, PAUSED, on ? 1 : 0);
 // This thread's own heap: what a burst of messages left (socket chunks, parser state) goes when
 // the stream is quiet again; its live set is a few MB.
-const collector = new QuietCollector({ armAfter: 5_000, quietMs: 1_000, minGarbageBytes: 2 * 1024 * 1024 });
+const collector = new QuietCollector({ armAfter: 20_000, quietMs: 1_000 });
 
 // Backpressure: stop reading the socket while the main thread is behind; Redis keeps the backlog.
 // The flag is set before the count is read again, and main adds to the count before it reads the
