@@ -361,11 +361,22 @@ const rollupSelect = (g: string) =>
 const sumDelta = [...DELTA_SUMS, 'hosts'].map((c) => `sum(${c})::bigint AS ${c}`).join(', ');
 
 /**
+ * Where a shipped row can be: its partition key (started_at as first shipped) lies between the
+ * started_at and the last event (+ a day) it is sent with now, because the monitor never raises a
+ * record's start (it only lowers it, to an earlier `new`) and its latest event never falls a day
+ * below a start it had. Bounding the lookup by it lets PostgreSQL probe one or two partitions
+ * instead of all (a store of 8 M rows in 13 months shipped at 0.74 of an empty store's rate
+ * unbounded, 0.99 bounded).
+ */
+const LOOKUP_HI = `greatest(v.last_event_at, v.started_at) + interval '1 day'`;
+
+/**
  * One batch of one host's rows, in one statement: $1 the host id, then one array per column
  * (SHIP_COLUMNS order). Constant text, so it is prepared once per connection.
  *  - `old`: the rows as they were, found by identity (host_id, run, allocation_id) in whatever
- *    partition holds them; `upd` updates those in place (started_at, the partition key, is left
- *    as first shipped: no row ever moves between partitions); `ins` inserts the others.
+ *    partition holds them (of those LOOKUP_HI allows); `upd` updates those in place (started_at,
+ *    the partition key, is left as first shipped: no row ever moves between partitions); `ins`
+ *    inserts the others.
  *  - The rollup deltas: new − old per (hour of the new last event, realm, client), upserted with
  *    `x = x + excluded.x` (a billing key that changed moves the old contribution off the old key).
  *  - Host hours inserted (ON CONFLICT DO NOTHING) add 1 to `hosts`; the month's `hosts` grows when
@@ -381,11 +392,13 @@ WITH v AS (
 ), old AS MATERIALIZED (
   SELECT o.* FROM v, LATERAL (
     SELECT a.started_at, ${DELTA_COLS.map((c) => `a.${c}`).join(', ')} FROM ${SCHEMA}.allocations a
-     WHERE a.host_id = $1 AND a.run = v.run AND a.allocation_id = v.allocation_id LIMIT 1) o
+     WHERE a.host_id = $1 AND a.run = v.run AND a.allocation_id = v.allocation_id
+       AND a.started_at >= v.started_at AND a.started_at <= ${LOOKUP_HI} LIMIT 1) o
 ), upd AS (
   UPDATE ${SCHEMA}.allocations a SET ${[...SHIP_COLUMNS.map(updateSet).filter((s) => s !== null), 'shipped_at = now()'].join(', ')}
     FROM old o JOIN v ON v.run = o.run AND v.allocation_id = o.allocation_id
    WHERE a.host_id = $1 AND a.run = o.run AND a.allocation_id = o.allocation_id AND a.started_at = o.started_at
+     AND a.started_at >= v.started_at AND a.started_at <= ${LOOKUP_HI}
   RETURNING ${DELTA_COLS.map((c) => `a.${c}`).join(', ')}
 ), ins AS (
   INSERT INTO ${SCHEMA}.allocations (host_id, ${SHIP_COLUMNS.join(', ')})
