@@ -15,10 +15,10 @@ const SLASH = 0x2f;
 /** Who an allocation belongs to: decoded once from its topic, shared by all its events. */
 interface Owner {
   /**
-   * The topic's bytes up to the end of the allocation id, one character a byte (latin1): a flat
-   * string is half what a Buffer of its own costs, and needs no 8 KB pool slab kept alive.
+   * The topic's bytes up to the end of the allocation id. A latin1 string would take 75 bytes
+   * less an allocation, but comparing it with charCodeAt cost ~50 ns an event more than this.
    */
-  prefix: string;
+  prefix: Buffer;
   realm: string | null;
   username: string;
   allocationId: string;
@@ -181,7 +181,7 @@ function parseOwner(prefix: Buffer, strings: Interner): Owner | null {
     if (userAt + USER.length > ownerEnd || !bytesAt(prefix, userAt, idEnd, USER)) return null;
   }
   return {
-    prefix: prefix.toString('latin1'),
+    prefix: Buffer.from(prefix),
     realm,
     username: prefix.toString('utf8', userAt + USER.length, ownerEnd),
     allocationId: prefix.toString('latin1', idStart, idEnd),
@@ -190,9 +190,9 @@ function parseOwner(prefix: Buffer, strings: Interner): Owner | null {
 }
 
 /** buf[cs, idEnd) is exactly prefix (compared from the id backwards: that is where topics differ). */
-function samePrefix(buf: Buffer, cs: number, idEnd: number, prefix: string): boolean {
+function samePrefix(buf: Buffer, cs: number, idEnd: number, prefix: Buffer): boolean {
   if (prefix.length !== idEnd - cs) return false;
-  for (let i = prefix.length - 1; i >= 0; i--) if (buf[cs + i] !== prefix.charCodeAt(i)) return false;
+  for (let i = prefix.length - 1; i >= 0; i--) if (buf[cs + i] !== prefix[i]) return false;
   return true;
 }
 
