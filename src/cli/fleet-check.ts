@@ -41,7 +41,7 @@ export function renderCheck(r: CheckReport, label = ''): string {
       `month   ${who(m.realm, m.clientId)}  ${m.month}  monthly: ${m.monthly ? counters(m.monthly) : '(none)'}  hours: ${m.hours ? counters(m.hours) : '(none)'}`,
     );
   for (const x of r.hosts)
-    lines.push(`hosts   ${who(x.realm, x.clientId)}  ${x.hour}  hosts=${x.hosts} host-hours=${x.hostHours}`);
+    lines.push(`hosts   ${who(x.realm, x.clientId)}  ${x.hour}  hosts=${x.hosts} host-ids=${x.hostIds}`);
   const n = r.differ.length + r.months.length + r.hosts.length;
   lines.push(
     `${label}${r.from}..${r.to}: ${r.clients} clients checked, ${n === 0 ? 'rollup = raw rows' : `${r.differ.length} clients, ${r.months.length} months, ${r.hosts.length} hours differ${r.repaired ? ' (repaired)' : ''}`}`,

@@ -34,10 +34,13 @@ export function registerUsage(program: Command): void {
     .option('-c, --config <file>', 'the monitor config file (default: $TURN_MONITOR_CONFIG)')
     .option('--by <view>', 'allocation | session | user | unattributed', 'allocation')
     .option('--user <id>', 'only this client id (or full username)')
-    .option('--from <iso>', 'only usage live at or after this time')
-    .option('--to <iso>', 'only usage that started before this time')
+    .option('--from <iso>', 'only usage live at or after this time (with --fleet: default 24 hours before --to)')
+    .option('--to <iso>', 'only usage that started before this time (with --fleet: default now)')
     .option('--format <format>', 'table | json | csv', 'table')
-    .option('--fleet', "every host's usage, from PostgreSQL (export.postgres.url in the config)")
+    .option(
+      '--fleet',
+      "every host's usage, from PostgreSQL (export.postgres.url in the config); --by user reads the hourly billing rollup",
+    )
     .option('--host <id>', 'with --fleet: only this host id')
     .action((opts: Options) =>
       runCli(async () => {

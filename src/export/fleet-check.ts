@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import { COUNTER_COLUMNS, monthlyFromHourly, rollupFromRaw, sameRealm, SCHEMA } from './pg-schema.js';
+import { COUNTER_COLUMNS, monthlyFromHourly, rollupFromRaw, sameRealm, SCHEMA, unionHostIds } from './pg-schema.js';
 import { utcWall } from './fleet-reader.js';
 
 /**
@@ -13,8 +13,8 @@ import { utcWall } from './fleet-reader.js';
  * window [from, to) is widened until no allocation of the client crosses its edges (a call
  * running over `from` pulls it back to that call's start, and so on), and the client's rollup
  * over its widened window is compared with the counters (and count, and incomplete ones) of its
- * allocations in it. Also checked: each month of client_usage_monthly sums its hours, and each
- * hour's `hosts` counts its host hours.
+ * allocations in it. Also checked: each month of client_usage_monthly sums its hours (its hosts
+ * are theirs), and each hour's `hosts` counts its host ids.
  *
  * Which hours. For a client that differs, an hour is reported when a counter lies outside what
  * its allocations allow there: at least what the allocations lasting only that hour relayed, at
@@ -23,8 +23,8 @@ import { utcWall } from './fleet-reader.js';
  *
  * --repair rewrites, under an EXCLUSIVE lock on the rollup tables (shippers wait), each differing
  * client's hours in its window from the raw rows (each allocation in the hour of its last event,
- * as the v1 migration does: totals exact, the spread within a long call lost), their host hours
- * and the months they touch, and the months and hours found inconsistent.
+ * as the v1 migration does: totals exact, the spread within a long call lost), the months they
+ * touch, and the months and hours found inconsistent.
  *
  * Limits: raw rows dropped by retention are not there to compare with (a window must start after
  * the oldest raw month kept); a call longer than the retention whose month was dropped can show
@@ -66,7 +66,8 @@ export interface HostsFinding {
   clientId: string;
   hour: string;
   hosts: number;
-  hostHours: number;
+  /** How many host ids the hour lists. */
+  hostIds: number;
 }
 
 export interface CheckReport {
@@ -105,9 +106,7 @@ export async function fleetCheck(client: pg.Client, opts: CheckOptions): Promise
   await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ');
   try {
     if (opts.repair)
-      await client.query(
-        `LOCK TABLE ${SCHEMA}.client_usage_hourly, ${SCHEMA}.client_hosts_hourly, ${SCHEMA}.client_usage_monthly IN EXCLUSIVE MODE`,
-      );
+      await client.query(`LOCK TABLE ${SCHEMA}.client_usage_hourly, ${SCHEMA}.client_usage_monthly IN EXCLUSIVE MODE`);
     const dropped = await client.query<{ m: string | null }>(
       `SELECT to_char(max(month) + interval '1 month', 'YYYY-MM-DD HH24:MI:SS') AS m FROM ${SCHEMA}.dropped_partitions`,
     );
@@ -216,25 +215,22 @@ async function outOfBounds(client: pg.Client, realm: string | null, clientId: st
   return out;
 }
 
-/** Months overlapping [F, T) whose client_usage_monthly row is not the sum of its hours and host hours. */
+/** Months overlapping [F, T) whose client_usage_monthly row is not the sum of its hours (and their hosts). */
 async function monthFindings(client: pg.Client, F: string, T: string): Promise<MonthFinding[]> {
   const range = (col: string) =>
     `${col} >= date_trunc('month', $1::timestamp) AND ${col} < date_trunc('month', $2::timestamp - interval '1 microsecond') + interval '1 month'`;
   const { rows } = await client.query<PgRow>(
-    `WITH h AS (SELECT date_trunc('month', hour) AS month, realm, client_id, ${SUMS.map((c) => `sum(${c}) AS ${c}`).join(', ')}
+    `WITH h AS (SELECT date_trunc('month', hour) AS month, realm, client_id, ${SUMS.map((c) => `sum(${c}) AS ${c}`).join(', ')},
+                       cardinality(${unionHostIds()}) AS hosts
                   FROM ${SCHEMA}.client_usage_hourly WHERE ${range('hour')} GROUP BY 1, realm, client_id),
-          hh AS (SELECT date_trunc('month', hour) AS month, realm, client_id, count(DISTINCT host_id) AS hosts
-                   FROM ${SCHEMA}.client_hosts_hourly WHERE ${range('hour')} GROUP BY 1, realm, client_id),
           m AS (SELECT * FROM ${SCHEMA}.client_usage_monthly WHERE ${range('month')}),
           j AS (SELECT coalesce(m.month, h.month) AS month, coalesce(m.realm, h.realm) AS realm,
                        coalesce(m.client_id, h.client_id) AS client_id, row_to_json(m) AS monthly, row_to_json(h) AS hours,
-                       m.hosts AS m_hosts, m.client_id IS NULL AS m_missing, h.client_id IS NULL AS h_missing,
+                       coalesce(m.hosts, 0) <> coalesce(h.hosts, 0) AS hosts_differ,
                        ${SUMS.map((c) => `coalesce(m.${c}, 0) <> coalesce(h.${c}, 0)`).join(' OR ')} AS sums_differ
                   FROM m FULL JOIN h ON h.month = m.month AND h.client_id = m.client_id AND ${sameRealm('h', 'm')})
      SELECT to_char(j.month, 'YYYY-MM') AS month, j.realm, j.client_id, j.monthly, j.hours
-       FROM j LEFT JOIN hh ON hh.month = j.month AND hh.client_id = j.client_id AND ${sameRealm('hh', 'j')}
-      WHERE j.sums_differ OR coalesce(j.m_hosts, 0) <> coalesce(hh.hosts, 0)
-      ORDER BY 1, 2, 3`,
+       FROM j WHERE j.sums_differ OR j.hosts_differ ORDER BY 1, 2, 3`,
     [F, T],
   );
   return rows.map((r) => ({
@@ -242,17 +238,15 @@ async function monthFindings(client: pg.Client, F: string, T: string): Promise<M
     clientId: r.client_id,
     month: r.month,
     monthly: r.monthly === null ? null : { ...asSums(r.monthly)!, hosts: Number(r.monthly.hosts) },
-    hours: asSums(r.hours),
+    hours: r.hours === null ? null : { ...asSums(r.hours)!, hosts: Number(r.hours.hosts) },
   }));
 }
 
 async function hostsFindings(client: pg.Client, F: string, T: string): Promise<HostsFinding[]> {
   const { rows } = await client.query<PgRow>(
-    `SELECT to_char(u.hour, 'YYYY-MM-DD HH24:MI:SS') AS hour, u.realm, u.client_id, u.hosts, count(x.host_id) AS host_hours
-       FROM ${SCHEMA}.client_usage_hourly u
-       LEFT JOIN ${SCHEMA}.client_hosts_hourly x ON x.hour = u.hour AND x.client_id = u.client_id AND ${sameRealm('x', 'u')}
-      WHERE u.hour >= $1::timestamp AND u.hour < $2::timestamp
-      GROUP BY u.hour, u.realm, u.client_id, u.hosts HAVING u.hosts <> count(x.host_id)
+    `SELECT to_char(hour, 'YYYY-MM-DD HH24:MI:SS') AS hour, realm, client_id, hosts, cardinality(host_ids) AS host_ids
+       FROM ${SCHEMA}.client_usage_hourly
+      WHERE hour >= $1::timestamp AND hour < $2::timestamp AND hosts <> cardinality(host_ids)
       ORDER BY 1, 2, 3`,
     [F, T],
   );
@@ -261,11 +255,11 @@ async function hostsFindings(client: pg.Client, F: string, T: string): Promise<H
     clientId: r.client_id,
     hour: iso(r.hour),
     hosts: Number(r.hosts),
-    hostHours: Number(r.host_hours),
+    hostIds: Number(r.host_ids),
   }));
 }
 
-/** Rewrite what differs from the raw rows (clients), from the hours (months) or the host hours (hosts). */
+/** Rewrite what differs from the raw rows (clients), from the hours (months) or the host ids (hosts). */
 async function repair(client: pg.Client, differ: ClientFinding[], months: MonthFinding[], hosts: HostsFinding[]) {
   // The differing clients' windows only.
   await client.query(
@@ -277,7 +271,6 @@ async function repair(client: pg.Client, differ: ClientFinding[], months: MonthF
     `EXISTS (SELECT 1 FROM ${W} w WHERE w.client_id = ${t}.client_id AND ${sameRealm('w', t)} AND ${t}.hour >= w.f AND ${t}.hour < w.t)`;
   if (differ.length > 0) {
     await client.query(`DELETE FROM ${SCHEMA}.client_usage_hourly u WHERE ${inWindow('u')}`);
-    await client.query(`DELETE FROM ${SCHEMA}.client_hosts_hourly x WHERE ${inWindow('x')}`);
     // The allocations inside each window, each in the hour of its last event.
     const inside = `EXISTS (SELECT 1 FROM ${W} w WHERE w.client_id = a.client_id AND ${sameRealm('w', 'a')}
                       AND ${HOUR('a.started_at')} >= w.f AND ${HOUR('a.last_event_at')} < w.t)`;
@@ -299,8 +292,7 @@ async function repair(client: pg.Client, differ: ClientFinding[], months: MonthF
   await client.query(monthlyFromHourly(monthKey('x', `date_trunc('month', x.hour)`)));
   for (const h of hosts)
     await client.query(
-      `UPDATE ${SCHEMA}.client_usage_hourly u SET hosts = (SELECT count(*) FROM ${SCHEMA}.client_hosts_hourly x
-          WHERE x.hour = u.hour AND x.client_id = u.client_id AND ${sameRealm('x', 'u')})
+      `UPDATE ${SCHEMA}.client_usage_hourly u SET hosts = cardinality(host_ids)
         WHERE u.hour = $1::timestamp AND u.client_id = $2 AND coalesce(u.realm, '') = coalesce($3, '') AND (u.realm IS NULL) = ($3::text IS NULL)`,
       [h.hour.replace('T', ' ').replace('Z', ''), h.clientId, h.realm],
     );

@@ -31,10 +31,20 @@ const markHourly = (event: 'INSERT' | 'UPDATE') => `
     ON CONFLICT (hour, realm, username) DO UPDATE SET version = version + 1;
   END;`;
 
-export interface MarkedRow {
+/** Which version of a record a batch sent (what ack() clears). */
+export interface Mark {
   allocId: number;
   version: number;
+}
+
+export interface MarkedRow extends Mark {
   row: DbRow;
+}
+
+/** A batch as the shipper sends it: the marks, and one array per column (COLUMNS order, stored values). */
+export interface MarkedColumns {
+  marks: Mark[];
+  columns: unknown[][];
 }
 
 /** A marked row of `unattributed_hourly`: its current totals and the version of its mark. */
@@ -51,10 +61,11 @@ export interface MarkedHourly {
 export class Outbox {
   private readonly db: Database.Database;
   private readonly takeStmt: Database.Statement;
+  private readonly takeRawStmt: Database.Statement;
   private readonly ackStmt: Database.Statement;
   private readonly countStmt: Database.Statement;
   private readonly oldestStmt: Database.Statement;
-  private readonly ackBatch: (rows: MarkedRow[]) => number;
+  private readonly ackBatch: (rows: Mark[]) => number;
   private readonly takeHourlyStmt: Database.Statement;
   private readonly ackHourlyBatch: (rows: MarkedHourly[]) => number;
 
@@ -102,6 +113,8 @@ export class Outbox {
     this.takeStmt = this.db.prepare(
       `SELECT o.alloc_id AS _alloc_id, o.version AS _version, ${cols} FROM export_outbox o JOIN allocations a ON a.id = o.alloc_id WHERE o.alloc_id > ? ORDER BY o.alloc_id LIMIT ?`,
     );
+    // The same rows as arrays: no object per row (a batch of 500 read 4-5 times faster).
+    this.takeRawStmt = this.db.prepare(this.takeStmt.source).raw(true);
     this.ackStmt = this.db.prepare(`DELETE FROM export_outbox WHERE alloc_id = ? AND version = ?`);
     this.countStmt = this.db
       .prepare(`SELECT (SELECT count(*) FROM export_outbox) + (SELECT count(*) FROM export_outbox_hourly)`)
@@ -111,7 +124,7 @@ export class Outbox {
         `SELECT min(t) FROM (SELECT min(marked_at) AS t FROM export_outbox UNION ALL SELECT min(marked_at) FROM export_outbox_hourly)`,
       )
       .pluck();
-    this.ackBatch = this.db.transaction((rows: MarkedRow[]) => {
+    this.ackBatch = this.db.transaction((rows: Mark[]) => {
       let n = 0;
       for (const r of rows) n += this.ackStmt.run(r.allocId, r.version).changes;
       return n;
@@ -141,8 +154,21 @@ export class Outbox {
     }));
   }
 
+  /** take(), column by column: what the shipper sends (one array per column). */
+  takeColumns(limit: number, after = -1): MarkedColumns {
+    const rows = this.takeRawStmt.all(after, limit) as unknown[][];
+    const marks = new Array<Mark>(rows.length);
+    const columns = COLUMNS.map(() => new Array<unknown>(rows.length));
+    for (let i = 0; i < rows.length; i++) {
+      const r = rows[i];
+      marks[i] = { allocId: r[0] as number, version: r[1] as number };
+      for (let j = 0; j < columns.length; j++) columns[j][i] = r[j + 2];
+    }
+    return { marks, columns };
+  }
+
   /** PostgreSQL committed these versions: clear their marks (a record changed since stays marked). */
-  ack(rows: MarkedRow[]): number {
+  ack(rows: Mark[]): number {
     return rows.length === 0 ? 0 : this.ackBatch(rows);
   }
 

@@ -34,7 +34,7 @@ export interface MaintenanceReport {
   dropped: string[];
   /** Months old enough to drop, kept because an allocation in them is still open. */
   keptOpen: string[];
-  /** Rollup rows deleted (hourly, host hours and monthly). */
+  /** Rollup rows deleted (hourly and monthly). */
   rollupDeleted: number;
   /** Months whose partition could not be created, with PostgreSQL's reason. */
   failed: { month: string; error: string }[];
@@ -129,7 +129,6 @@ export async function maintainPartitions(client: pg.Client, opts: MaintenanceOpt
       const utc = cutoff.toISOString().slice(0, 19).replace('T', ' ');
       for (const [table, col] of [
         ['client_usage_hourly', 'hour'],
-        ['client_hosts_hourly', 'hour'],
         ['client_usage_monthly', 'month'],
       ]) {
         const r = await client.query(`DELETE FROM ${SCHEMA}.${table} WHERE ${col} < $1::timestamp`, [utc]);

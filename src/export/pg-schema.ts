@@ -51,9 +51,13 @@ const sessionsView = `
  * their client-side and peer-side byte totals, and allocations counted while incomplete.
  */
 export const ROLLUP_SUMS = ['allocations', ...COUNTER_COLUMNS, 'client_bytes', 'peer_bytes', 'incomplete'];
-const rollupColumns = ['allocations', 'hosts', ...ROLLUP_SUMS.slice(1)]
-  .map((c) => `${c} bigint NOT NULL DEFAULT 0`)
-  .join(',\n    ');
+const rollupColumns = [
+  ...['allocations', 'hosts', ...ROLLUP_SUMS.slice(1)].map((c) => `${c} bigint NOT NULL DEFAULT 0`),
+  `host_ids text[] NOT NULL DEFAULT '{}'`,
+].join(',\n    ');
+/** The distinct host ids of a group of rollup rows, sorted (hosts_union concatenates their arrays). */
+export const unionHostIds = (col = 'host_ids') =>
+  `ARRAY(SELECT DISTINCT h FROM unnest(${SCHEMA}.hosts_union(${col})) h ORDER BY h)`;
 const sumRollup = (exclude: string[] = []) =>
   ROLLUP_SUMS.filter((c) => !exclude.includes(c))
     .map((c) => `sum(${c})::bigint AS ${c}`)
@@ -117,10 +121,10 @@ const createMonthFunction = `
  * hour of the record's latest event the difference between the counters it brings and those the
  * row had, so bytes count in the hour they were relayed (± intervalSec) and a re-sent row adds
  * nothing. Sum of a client's rollup rows = sum of its allocations' counters, exactly.
- * `hosts` cannot be summed: client_hosts_hourly holds which hosts a client used in an hour (one
- * row per host and hour, written only by that host's shipper), and a row it inserts adds 1.
- * client_usage_monthly is rolled in the same statement (bench: a view over the hourly rows costs
- * what a month holds); a host is counted once per month there (its first hour in the month).
+ * `hosts` cannot be summed: each row keeps the ids of the hosts that relayed for the client in it
+ * (`host_ids`, a host added by its own shipper's first change there) and `hosts` counts them;
+ * longer periods count the distinct ids of their rows (hosts_union). client_usage_monthly is rolled
+ * in the same statement (a view over the hourly rows would cost what a month holds).
  * realm may be NULL (turnserver without a realm): the keys treat NULLs as equal.
  */
 const rollupTables = `
@@ -132,14 +136,6 @@ const rollupTables = `
     CONSTRAINT client_usage_hourly_key UNIQUE NULLS NOT DISTINCT (hour, realm, client_id)
   ) WITH (fillfactor = 85);
   CREATE INDEX client_usage_hourly_client ON ${SCHEMA}.client_usage_hourly (client_id, hour);
-  CREATE TABLE ${SCHEMA}.client_hosts_hourly (
-    client_id text NOT NULL,
-    host_id text NOT NULL,
-    hour timestamp NOT NULL,
-    realm text,
-    CONSTRAINT client_hosts_hourly_key UNIQUE NULLS NOT DISTINCT (client_id, host_id, hour, realm)
-  );
-  CREATE INDEX client_hosts_hourly_hour ON ${SCHEMA}.client_hosts_hourly (hour);
   CREATE TABLE ${SCHEMA}.client_usage_monthly (
     month timestamp NOT NULL,
     realm text,
@@ -167,33 +163,23 @@ const contribAlloc = (r: string) => `CASE WHEN ${isAlloc(r)} THEN 1 ELSE 0 END`;
  * same), and its host in that hour.
  */
 export function rollupFromRaw(where = 'true'): string[] {
-  const hourly = `
-    INSERT INTO ${SCHEMA}.client_usage_hourly (hour, realm, client_id, ${ROLLUP_SUMS.join(', ')}, hosts)
-    SELECT ${HOUR_OF('a.last_event_at')}, a.realm, a.client_id, count(*), ${COUNTER_COLUMNS.map((c) => `sum(a.${c})`).join(', ')},
-           sum(a.rcvb + a.sentb), sum(a.peer_rcvb + a.peer_sentb), count(*) FILTER (WHERE NOT a.complete),
-           count(DISTINCT a.host_id)
-      FROM ${SCHEMA}.allocations a WHERE a.kind = 'allocation' AND (${where})
-     GROUP BY 1, a.realm, a.client_id`;
-  const hosts = `
-    INSERT INTO ${SCHEMA}.client_hosts_hourly (client_id, host_id, hour, realm)
-    SELECT DISTINCT a.client_id, a.host_id, ${HOUR_OF('a.last_event_at')}, a.realm
-      FROM ${SCHEMA}.allocations a WHERE a.kind = 'allocation' AND (${where})`;
-  return [hourly, hosts];
+  return [
+    `INSERT INTO ${SCHEMA}.client_usage_hourly (hour, realm, client_id, ${ROLLUP_SUMS.join(', ')}, hosts, host_ids)
+     SELECT ${HOUR_OF('a.last_event_at')}, a.realm, a.client_id, count(*), ${COUNTER_COLUMNS.map((c) => `sum(a.${c})`).join(', ')},
+            sum(a.rcvb + a.sentb), sum(a.peer_rcvb + a.peer_sentb), count(*) FILTER (WHERE NOT a.complete),
+            count(DISTINCT a.host_id), array_agg(DISTINCT a.host_id ORDER BY a.host_id)
+       FROM ${SCHEMA}.allocations a WHERE a.kind = 'allocation' AND (${where})
+      GROUP BY 1, a.realm, a.client_id`,
+  ];
 }
 
-/**
- * client_usage_monthly rows summed from the hourly rows and host hours (alias `x`) that `where`
- * selects: whole months for the keys it names.
- */
+/** client_usage_monthly rows summed from the hourly rows (alias `x`) that `where` selects: whole months for the keys it names. */
 export function monthlyFromHourly(where = 'true'): string {
   return `
-    INSERT INTO ${SCHEMA}.client_usage_monthly (month, realm, client_id, ${ROLLUP_SUMS.join(', ')}, hosts)
-    SELECT u.month, u.realm, u.client_id, ${ROLLUP_SUMS.map((c) => `u.${c}`).join(', ')}, coalesce(h.hosts, 0)
-      FROM (SELECT date_trunc('month', x.hour) AS month, x.realm, x.client_id, ${sumRollup()}
-              FROM ${SCHEMA}.client_usage_hourly x WHERE ${where} GROUP BY 1, x.realm, x.client_id) u
-      LEFT JOIN (SELECT date_trunc('month', x.hour) AS month, x.realm, x.client_id, count(DISTINCT x.host_id) AS hosts
-                   FROM ${SCHEMA}.client_hosts_hourly x WHERE ${where} GROUP BY 1, x.realm, x.client_id) h
-        ON h.month = u.month AND h.client_id = u.client_id AND ${sameRealm('h', 'u')}`;
+    INSERT INTO ${SCHEMA}.client_usage_monthly (month, realm, client_id, ${ROLLUP_SUMS.join(', ')}, host_ids, hosts)
+    SELECT u.*, cardinality(u.host_ids) FROM (
+      SELECT date_trunc('month', x.hour) AS month, x.realm, x.client_id, ${sumRollup()}, ${unionHostIds('x.host_ids')} AS host_ids
+        FROM ${SCHEMA}.client_usage_hourly x WHERE ${where} GROUP BY 1, x.realm, x.client_id) u`;
 }
 
 /**
@@ -202,13 +188,11 @@ export function monthlyFromHourly(where = 'true'): string {
  */
 const dailyView = `
   CREATE VIEW ${SCHEMA}.client_usage_daily AS
-  SELECT u.day, u.realm, u.client_id, u.allocations, coalesce(h.hosts, 0) AS hosts,
-         ${COUNTER_COLUMNS.map((c) => `u.${c}`).join(', ')}, u.client_bytes, u.peer_bytes, u.incomplete = 0 AS complete
-    FROM (SELECT date_trunc('day', hour) AS day, realm, client_id, ${sumRollup()}
-            FROM ${SCHEMA}.client_usage_hourly GROUP BY 1, realm, client_id) u
-    LEFT JOIN (SELECT date_trunc('day', hour) AS day, realm, client_id, count(DISTINCT host_id) AS hosts
-                 FROM ${SCHEMA}.client_hosts_hourly GROUP BY 1, realm, client_id) h
-      ON h.day = u.day AND h.client_id = u.client_id AND ${sameRealm('h', 'u')};`;
+  SELECT date_trunc('day', hour) AS day, realm, client_id, sum(allocations)::bigint AS allocations,
+         cardinality(${unionHostIds()})::bigint AS hosts,
+         ${[...COUNTER_COLUMNS, 'client_bytes', 'peer_bytes'].map((c) => `sum(${c})::bigint AS ${c}`).join(', ')},
+         sum(incomplete) = 0 AS complete
+    FROM ${SCHEMA}.client_usage_hourly GROUP BY 1, realm, client_id;`;
 
 const V1_COLUMNS = ['host_id', ...COLUMNS.map((c) => c.sql), 'shipped_at'].join(', ');
 
@@ -231,6 +215,7 @@ const v3 = `
             FROM ${SCHEMA}.allocations_v1) months;
   INSERT INTO ${SCHEMA}.allocations (${V1_COLUMNS}) SELECT ${V1_COLUMNS} FROM ${SCHEMA}.allocations_v1;
   ${partitionedIndexes}
+  CREATE AGGREGATE ${SCHEMA}.hosts_union(text[]) (sfunc = array_cat, stype = text[], initcond = '{}');
   ${rollupTables}
   ${rollupFromRaw().join(';\n')};
   ${monthlyFromHourly()};
@@ -298,7 +283,10 @@ export async function migrate(client: pg.Client): Promise<number> {
 
 /** Columns of a shipped row, in SHIP_SQL's parameter order after $1 (the host id). */
 export const SHIP_COLUMNS = COLUMNS.map((c) => c.sql);
-const arrayType = (c: Column) => `${pgType(c)}[]`;
+/** Times travel as epoch milliseconds (bigint): no date formatting in node nor parsing in PostgreSQL. */
+const arrayType = (c: Column) => (c.kind === 'time' ? 'bigint[]' : `${pgType(c)}[]`);
+const fromArray = (c: Column) =>
+  c.kind === 'time' ? `timestamptz 'epoch' + ${c.sql} * interval '1 millisecond' AS ${c.sql}` : c.sql;
 const END = new Set(['ended_at', 'end_reason', 'end_detail', 'complete']);
 
 /** How each column of a row found by its identity is updated: counters never go down, the end is set once. */
@@ -346,19 +334,28 @@ const deltaRowOld = [
 ];
 const DELTA_SUMS = ['allocations', ...COUNTER_COLUMNS, 'incomplete'];
 const nonZero = DELTA_SUMS.map((c) => `x.${c} <> 0`).join(' OR ');
-const zeros = (n: number) => Array.from({ length: n }, () => '0').join(', ');
-const addExcluded = (cols: string[]) => cols.map((c) => `${c} = t.${c} + excluded.${c}`).join(', ');
-const ROLLUP_INSERT = ['allocations', 'hosts', ...COUNTER_COLUMNS, 'client_bytes', 'peer_bytes', 'incomplete'];
-const rollupSelect = (g: string) =>
-  [
-    `${g}.allocations`,
-    `${g}.hosts`,
-    ...COUNTER_COLUMNS.map((c) => `${g}.${c}`),
-    `${g}.rcvb + ${g}.sentb`,
-    `${g}.peer_rcvb + ${g}.peer_sentb`,
-    `${g}.incomplete`,
-  ].join(', ');
-const sumDelta = [...DELTA_SUMS, 'hosts'].map((c) => `sum(${c})::bigint AS ${c}`).join(', ');
+const SUMMED = [...DELTA_SUMS.filter((c) => c !== 'incomplete'), 'client_bytes', 'peer_bytes', 'incomplete'];
+/** A group's sums as the rollup stores them (with client_bytes and peer_bytes), and whether it adds this host. */
+const sumDelta = [
+  ...DELTA_SUMS.map((c) => `sum(${c})::bigint AS ${c}`),
+  'sum(rcvb + sentb)::bigint AS client_bytes',
+  'sum(peer_rcvb + peer_sentb)::bigint AS peer_bytes',
+  'bool_or(pos) AS pos',
+].join(', ');
+/** Insert: this host if it relayed; conflict: the sums added, this host appended once. */
+const rollupUpsert = (g: string, key: string) => `
+  SELECT ${key
+    .split(', ')
+    .map((k) => `${g}.${k}`)
+    .join(', ')}, ${SUMMED.map((c) => `${g}.${c}`).join(', ')},
+         CASE WHEN ${g}.pos THEN 1 ELSE 0 END, CASE WHEN ${g}.pos THEN ARRAY[$1::text] ELSE '{}'::text[] END
+    FROM ${g} ORDER BY ${key
+      .split(', ')
+      .map((k) => `${g}.${k}`)
+      .join(', ')}
+  ON CONFLICT (${key}) DO UPDATE SET ${SUMMED.map((c) => `${c} = t.${c} + excluded.${c}`).join(', ')},
+     hosts = t.hosts + CASE WHEN excluded.hosts = 0 OR $1::text = ANY(t.host_ids) THEN 0 ELSE 1 END,
+     host_ids = CASE WHEN excluded.hosts = 0 OR $1::text = ANY(t.host_ids) THEN t.host_ids ELSE t.host_ids || $1::text END`;
 
 /**
  * Where a shipped row can be: its partition key (started_at as first shipped) lies between the
@@ -379,16 +376,16 @@ const LOOKUP_HI = `greatest(v.last_event_at, v.started_at) + interval '1 day'`;
  *    inserts the others.
  *  - The rollup deltas: new − old per (hour of the new last event, realm, client), upserted with
  *    `x = x + excluded.x` (a billing key that changed moves the old contribution off the old key).
- *  - Host hours inserted (ON CONFLICT DO NOTHING) add 1 to `hosts`; the month's `hosts` grows when
- *    a host's first hour in that month appears.
+ *  - This host joins an hour's (and a month's) `host_ids` with its first change there; `hosts`
+ *    counts them.
  * Identity races cannot arise: one shipper per host runs at a time (a host's rows are written by
  * its own monitor only), so no two statements look up and insert the same identity at once.
  * Rollup rows shared by hosts are upserted in key order, so two hosts' statements never deadlock.
  */
 export const SHIP_SQL = `
 WITH v AS (
-  SELECT * FROM unnest(${COLUMNS.map((c, i) => `$${i + 2}::${arrayType(c)}`).join(', ')})
-    AS v(${SHIP_COLUMNS.join(', ')})
+  SELECT ${COLUMNS.map(fromArray).join(', ')}
+    FROM unnest(${COLUMNS.map((c, i) => `$${i + 2}::${arrayType(c)}`).join(', ')}) AS v(${SHIP_COLUMNS.join(', ')})
 ), old AS MATERIALIZED (
   SELECT o.* FROM v, LATERAL (
     SELECT a.started_at, ${DELTA_COLS.map((c) => `a.${c}`).join(', ')} FROM ${SCHEMA}.allocations a
@@ -413,48 +410,51 @@ WITH v AS (
   SELECT ${HOUR_OF('last_event_at')}, realm, client_id, true, 1, ${COUNTER_COLUMNS.join(', ')},
          CASE WHEN complete THEN 0 ELSE 1 END
     FROM ins WHERE kind = 'allocation'
-), hh AS (
-  INSERT INTO ${SCHEMA}.client_hosts_hourly (client_id, host_id, hour, realm)
-  SELECT DISTINCT client_id, $1, hour, realm FROM d WHERE pos
-  ON CONFLICT (client_id, host_id, hour, realm) DO NOTHING
-  RETURNING client_id, hour, realm
 ), g AS (
-  SELECT hour, realm, client_id, ${sumDelta} FROM (
-    SELECT hour, realm, client_id, ${DELTA_SUMS.join(', ')}, 0 AS hosts FROM d
-    UNION ALL
-    SELECT hour, realm, client_id, ${zeros(DELTA_SUMS.length)}, 1 FROM hh
-  ) u GROUP BY hour, realm, client_id
+  SELECT hour, realm, client_id, ${sumDelta} FROM d GROUP BY hour, realm, client_id
 ), hr AS (
-  INSERT INTO ${SCHEMA}.client_usage_hourly AS t (hour, realm, client_id, ${ROLLUP_INSERT.join(', ')})
-  SELECT g.hour, g.realm, g.client_id, ${rollupSelect('g')} FROM g ORDER BY g.hour, g.realm, g.client_id
-  ON CONFLICT (hour, realm, client_id) DO UPDATE SET ${addExcluded(ROLLUP_INSERT)}
-), mh AS (
-  SELECT DISTINCT date_trunc('month', hh.hour) AS month, hh.realm, hh.client_id FROM hh
-   WHERE NOT EXISTS (
-     SELECT 1 FROM ${SCHEMA}.client_hosts_hourly x
-      WHERE x.client_id = hh.client_id AND x.host_id = $1 AND x.realm IS NOT DISTINCT FROM hh.realm
-        AND x.hour >= date_trunc('month', hh.hour) AND x.hour < date_trunc('month', hh.hour) + interval '1 month')
+  INSERT INTO ${SCHEMA}.client_usage_hourly AS t (hour, realm, client_id, ${SUMMED.join(', ')}, hosts, host_ids)
+  ${rollupUpsert('g', 'hour, realm, client_id')}
 ), m AS (
-  SELECT month, realm, client_id, ${sumDelta} FROM (
-    SELECT date_trunc('month', hour) AS month, realm, client_id, ${DELTA_SUMS.join(', ')}, 0 AS hosts FROM d
-    UNION ALL
-    SELECT month, realm, client_id, ${zeros(DELTA_SUMS.length)}, 1 FROM mh
-  ) u GROUP BY month, realm, client_id
+  SELECT date_trunc('month', hour) AS month, realm, client_id, ${sumDelta} FROM d GROUP BY 1, realm, client_id
 ), mo AS (
-  INSERT INTO ${SCHEMA}.client_usage_monthly AS t (month, realm, client_id, ${ROLLUP_INSERT.join(', ')})
-  SELECT m.month, m.realm, m.client_id, ${rollupSelect('m')} FROM m ORDER BY m.month, m.realm, m.client_id
-  ON CONFLICT (month, realm, client_id) DO UPDATE SET ${addExcluded(ROLLUP_INSERT)}
+  INSERT INTO ${SCHEMA}.client_usage_monthly AS t (month, realm, client_id, ${SUMMED.join(', ')}, hosts, host_ids)
+  ${rollupUpsert('m', 'month, realm, client_id')}
 )
 SELECT (SELECT count(*) FROM upd)::int AS updated, (SELECT count(*) FROM ins)::int AS inserted`;
 
-/** Parameters of SHIP_SQL: the host id, then one array per column from rows in SHIP_COLUMNS order. */
-export function shipParams(hostId: string, rows: unknown[][]): unknown[] {
-  const arrays: unknown[][] = SHIP_COLUMNS.map(() => new Array<unknown>(rows.length));
-  for (let r = 0; r < rows.length; r++) {
-    const row = rows[r];
-    for (let c = 0; c < arrays.length; c++) arrays[c][r] = row[c];
+/**
+ * One column of a batch as a PostgreSQL array literal, built here rather than by pg's generic
+ * serializer (which quotes and escapes every element): numbers as they are, text quoted with `\\`
+ * and `"` escaped, NULL for null; booleans from 0/1 or true/false, times from epoch ms or Dates.
+ */
+export function arrayLiteral(kind: Column['kind'], values: readonly unknown[]): string {
+  const out = new Array<string>(values.length);
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i];
+    if (v === null || v === undefined) out[i] = 'NULL';
+    else if (kind === 'text') out[i] = `"${String(v).replace(/["\\]/g, '\\$&')}"`;
+    else if (kind === 'bool') out[i] = v === true || v === 1 ? 't' : 'f';
+    else if (v instanceof Date) out[i] = String(v.getTime());
+    else out[i] = String(v);
   }
-  return [hostId, ...arrays];
+  return `{${out.join(',')}}`;
+}
+
+/**
+ * Parameters of SHIP_SQL: the host id, then one array literal per column from rows in
+ * SHIP_COLUMNS order (times as epoch ms or Dates, complete as a boolean or 0/1).
+ */
+export function shipParams(hostId: string, rows: unknown[][]): unknown[] {
+  return [
+    hostId,
+    ...COLUMNS.map((c, j) =>
+      arrayLiteral(
+        c.kind,
+        rows.map((r) => r[j]),
+      ),
+    ),
+  ];
 }
 
 const HOURLY_COLUMNS = ['host_id', 'hour', 'realm', 'username', 'sessions', ...HOURLY_COUNTERS];

@@ -1,10 +1,10 @@
 import pg from 'pg';
 import { Backoff } from '../process/backoff.js';
 import { COLUMNS } from '../stats/allocation-row.js';
-import type { MarkedHourly, MarkedRow, Outbox } from './outbox.js';
+import type { MarkedColumns, MarkedHourly, Outbox } from './outbox.js';
 import { describePgError, redact } from './pg-url.js';
 import { maintainPartitions, monthName, monthStart, type MaintenanceReport } from './partitions.js';
-import { hourlyUpsertSql, migrate, SHIP_COLUMNS, SHIP_SQL } from './pg-schema.js';
+import { arrayLiteral, hourlyUpsertSql, migrate, SHIP_SQL } from './pg-schema.js';
 
 export interface ShipperOptions {
   url: string;
@@ -40,14 +40,6 @@ export interface ShipperEvents {
 }
 
 const SHIP_NAME = 'turn_monitor_ship_v3';
-/** How a stored value becomes a parameter, per column in SHIP_COLUMNS order. */
-const CONVERT = COLUMNS.map((c) =>
-  c.kind === 'time'
-    ? (v: unknown) => (v === null ? null : new Date(v as number))
-    : c.kind === 'bool'
-      ? (v: unknown) => (v === null ? null : v === 1)
-      : (v: unknown) => v,
-);
 
 /**
  * Sends the outbox to PostgreSQL: batches of marked rows in one statement each (SHIP_SQL: the
@@ -213,17 +205,18 @@ export class Shipper {
 
   /** One batch: returns how many rows were sent (0: nothing to do). */
   async shipOnce(): Promise<number> {
-    const batch = this.outbox.take(this.opts.batchSize);
+    const batch = this.outbox.takeColumns(this.opts.batchSize);
     const client = await this.connect();
     await this.maintain(client);
-    if (batch.length === 0) return 0;
+    const n = batch.marks.length;
+    if (n === 0) return 0;
     await client.query({ name: SHIP_NAME, text: SHIP_SQL, values: this.params(batch) });
     // Committed (a single statement commits on its own): only now may the marks go.
-    this.outbox.ack(batch);
-    this.rowsShipped += batch.length;
+    this.outbox.ack(batch.marks);
+    this.rowsShipped += n;
     this.lastShippedAt = Date.now();
-    this.on.shipped(batch.length);
-    return batch.length;
+    this.on.shipped(n);
+    return n;
   }
 
   /**
@@ -238,28 +231,29 @@ export class Shipper {
     const client = await this.connect();
     await this.maintain(client);
     const size = this.opts.batchSize;
-    const send = (_rows: number, params: unknown[]) => {
+    const send = (params: unknown[]) => {
       const p = client.query({ name: SHIP_NAME, text: SHIP_SQL, values: params });
       p.catch(() => undefined); // awaited in the loop; must not count as unhandled meanwhile
       return p;
     };
-    let batch = this.outbox.take(size);
-    let committed = batch.length > 0 ? send(batch.length, this.params(batch)) : null;
+    let batch = this.outbox.takeColumns(size);
+    let committed = batch.marks.length > 0 ? send(this.params(batch)) : null;
     let sent = 0;
     while (committed) {
+      const n = batch.marks.length;
       const next =
-        batch.length === size && (final || !this.stopped)
-          ? this.outbox.take(size, batch[batch.length - 1].allocId)
-          : [];
-      const nextParams = next.length > 0 ? this.params(next) : null;
+        n === size && (final || !this.stopped)
+          ? this.outbox.takeColumns(size, batch.marks[n - 1].allocId)
+          : { marks: [], columns: [] };
+      const nextParams = next.marks.length > 0 ? this.params(next) : null;
       await committed;
-      committed = nextParams ? send(next.length, nextParams) : null;
+      committed = nextParams ? send(nextParams) : null;
       // Committed: only now may this batch's marks go.
-      this.outbox.ack(batch);
-      sent += batch.length;
-      this.rowsShipped += batch.length;
+      this.outbox.ack(batch.marks);
+      sent += n;
+      this.rowsShipped += n;
       this.lastShippedAt = Date.now();
-      this.on.shipped(batch.length);
+      this.on.shipped(n);
       batch = next;
     }
     return sent + (await this.shipHourly(client, final));
@@ -291,17 +285,9 @@ export class Shipper {
     return out;
   }
 
-  /** SHIP_SQL's parameters: the host id, then one array per column. */
-  private params(batch: MarkedRow[]): unknown[] {
-    const out: unknown[] = [this.opts.hostId];
-    for (let j = 0; j < SHIP_COLUMNS.length; j++) {
-      const col = SHIP_COLUMNS[j];
-      const convert = CONVERT[j];
-      const values = new Array<unknown>(batch.length);
-      for (let i = 0; i < batch.length; i++) values[i] = convert(batch[i].row[col]);
-      out.push(values);
-    }
-    return out;
+  /** SHIP_SQL's parameters: the host id, then one array literal per column (SHIP_COLUMNS = COLUMNS order). */
+  private params(batch: MarkedColumns): unknown[] {
+    return [this.opts.hostId, ...COLUMNS.map((c, j) => arrayLiteral(c.kind, batch.columns[j]))];
   }
 
   /**

@@ -101,7 +101,7 @@ harnessTest(
       /^client {2}test\.local\/dave {2}2026-01-14T10:00:00Z\.\.2026-01-14T13:00:00Z {2}rollup-raw: rcvb=7 {2}hours: \(somewhere in the window\)$/m,
     );
     assert.match(c.out, /^month {3}test\.local\/erin {2}2026-01 {2}monthly: .*sentb=3200 .*hours: .*sentb=3300 /m);
-    assert.match(c.out, /^hosts {3}test\.local\/erin {2}2026-01-14T11:00:00Z {2}hosts=3 host-hours=1$/m);
+    assert.match(c.out, /^hosts {3}test\.local\/erin {2}2026-01-14T11:00:00Z {2}hosts=3 host-ids=1$/m);
 
     // --repair: every finding rewritten, the check after it clean, the invariant back.
     c = await check(...jan, '--repair');

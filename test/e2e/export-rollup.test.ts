@@ -41,7 +41,7 @@ harnessTest(
     const changed = allocationRecord('100000000000000001', {
       kind: 'allocation',
       realm: 'other.realm',
-      username: '1795348399:bob',
+      username: '1795348399:b"o\\b{,} ü',
       clientId: 'bob',
       transport: 'TCP',
       local: '127.0.0.2:3479',
@@ -84,7 +84,7 @@ harnessTest(
       [
         'allocation',
         'other.realm',
-        '1795348399:bob',
+        '1795348399:b"o\\b{,} ü',
         'bob',
         'TCP',
         '127.0.0.2:3479',

@@ -6,7 +6,7 @@ import type { MonitorProcess } from './monitor.js';
 import type { Postgres } from './postgres.js';
 import { statsConfig } from './statsdb.js';
 import { Outbox } from '../../src/export/outbox.js';
-import { COUNTER_COLUMNS } from '../../src/export/pg-schema.js';
+import { COUNTER_COLUMNS, unionHostIds } from '../../src/export/pg-schema.js';
 import { Shipper, type ShipperOptions } from '../../src/export/shipper.js';
 import type { AllocationRecord, Counters } from '../../src/stats/allocation-record.js';
 import { UsageStore } from '../../src/stats/store.js';
@@ -188,7 +188,7 @@ export function localShipper(
 /**
  * The rollup invariant, as the differences found (empty when it holds): per client, the hourly
  * rollup sums to its allocations' counters (and count, and incomplete ones); each month of
- * client_usage_monthly sums its hours; `hosts` of an hour and of a month count the host hours.
+ * client_usage_monthly sums its hours and lists their hosts; `hosts` counts an hour's host ids.
  */
 export async function rollupMismatches(pg: Postgres): Promise<string[]> {
   const sums = ['allocations', ...COUNTER_COLUMNS, 'client_bytes', 'peer_bytes', 'incomplete'];
@@ -218,24 +218,19 @@ export async function rollupMismatches(pg: Postgres): Promise<string[]> {
   );
   await q(
     'month',
-    `WITH h AS (SELECT date_trunc('month', hour) AS month, realm, client_id, ${sums.map((c) => `sum(${c})::bigint AS ${c}`).join(', ')}
-                  FROM turn_monitor.client_usage_hourly GROUP BY 1, realm, client_id),
-          hh AS (SELECT date_trunc('month', hour) AS month, realm, client_id, count(DISTINCT host_id) AS hosts
-                   FROM turn_monitor.client_hosts_hourly GROUP BY 1, realm, client_id)
-     SELECT coalesce(m.client_id, h.client_id) AS client, coalesce(m.month, h.month) AS month, m.hosts, hh.hosts AS host_rows
+    `WITH h AS (SELECT date_trunc('month', hour) AS month, realm, client_id, ${sums.map((c) => `sum(${c})::bigint AS ${c}`).join(', ')},
+                       cardinality(${unionHostIds()}) AS hosts, ${unionHostIds()} AS host_ids
+                  FROM turn_monitor.client_usage_hourly GROUP BY 1, realm, client_id)
+     SELECT coalesce(m.client_id, h.client_id) AS client, coalesce(m.month, h.month) AS month, m.hosts, h.hosts AS hour_hosts
        FROM turn_monitor.client_usage_monthly m
        FULL JOIN h ON h.month = m.month AND h.client_id = m.client_id AND h.realm IS NOT DISTINCT FROM m.realm
-       LEFT JOIN hh ON hh.month = coalesce(m.month, h.month) AND hh.client_id = coalesce(m.client_id, h.client_id)
-                   AND hh.realm IS NOT DISTINCT FROM coalesce(m.realm, h.realm)
-      WHERE ${cmp('m', 'h')} OR coalesce(m.hosts, 0) <> coalesce(hh.hosts, 0)`,
+      WHERE ${cmp('m', 'h')} OR coalesce(m.hosts, 0) <> coalesce(h.hosts, 0)
+         OR ARRAY(SELECT unnest(m.host_ids) ORDER BY 1) IS DISTINCT FROM coalesce(h.host_ids, '{}')`,
   );
   await q(
     'hour hosts',
-    `SELECT u.hour, u.client_id, u.hosts, count(x.host_id) AS host_rows
-       FROM turn_monitor.client_usage_hourly u
-       LEFT JOIN turn_monitor.client_hosts_hourly x
-         ON x.hour = u.hour AND x.client_id = u.client_id AND x.realm IS NOT DISTINCT FROM u.realm
-      GROUP BY u.hour, u.realm, u.client_id, u.hosts HAVING u.hosts <> count(x.host_id)`,
+    `SELECT hour, client_id, hosts, host_ids FROM turn_monitor.client_usage_hourly
+      WHERE hosts <> cardinality(host_ids) OR cardinality(host_ids) <> cardinality(ARRAY(SELECT DISTINCT unnest(host_ids)))`,
   );
   return out;
 }

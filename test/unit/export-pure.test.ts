@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { buildConfig, ConfigError } from '../../src/config/load.js';
 import { describePgError, redact, secretsOf } from '../../src/export/pg-url.js';
-import { SHIP_COLUMNS, SHIP_SQL, shipParams } from '../../src/export/pg-schema.js';
+import { arrayLiteral, SHIP_COLUMNS, SHIP_SQL, shipParams } from '../../src/export/pg-schema.js';
 import { renderResults } from '../../src/cli/fleet.js';
 
 test('export.postgres: defaults off; the url must be postgres:// and is never echoed', () => {
@@ -71,7 +71,11 @@ test('an error without a message (AggregateError of a refused multi-address conn
 test('the ship statement: one array per column; counters only grow, the end is set once, the partition key never changes', () => {
   const params = shipParams('h', [SHIP_COLUMNS.map((c) => c), SHIP_COLUMNS.map((c) => `${c}2`)]);
   assert.equal(params.length, 1 + SHIP_COLUMNS.length);
-  assert.deepEqual(params[1], ['allocation_id', 'allocation_id2']);
+  assert.equal(params[1], '{"allocation_id","allocation_id2"}');
+  assert.equal(arrayLiteral('text', ['a"b', 'c\\d', null, 'e,f}']), '{"a\\"b","c\\\\d",NULL,"e,f}"}');
+  assert.equal(arrayLiteral('int', [1, null, 30]), '{1,NULL,30}');
+  assert.equal(arrayLiteral('time', [new Date(5), 6]), '{5,6}');
+  assert.equal(arrayLiteral('bool', [1, 0, true, null]), '{t,f,t,NULL}');
   assert.equal(new Set(SHIP_SQL.match(/\$\d+/g)).size, 1 + SHIP_COLUMNS.length);
   assert.match(SHIP_SQL, /rcvb = GREATEST\(a\.rcvb, v\.rcvb\)/);
   assert.match(SHIP_SQL, /ended_at = COALESCE\(a\.ended_at, v\.ended_at\)/);
