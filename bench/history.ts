@@ -1,8 +1,9 @@
-import { closeSync, mkdirSync, openSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import type { Harness } from '../test/harness/harness.js';
 import { generateHistory } from '../test/harness/history.js';
-import { monitorBin, startMonitor, testConfig, type MonitorProcess } from '../test/harness/monitor.js';
+import { cliToFile } from '../test/harness/cli.js';
+import { startMonitor, testConfig, type MonitorProcess } from '../test/harness/monitor.js';
 import { STATS_API_KEY, statsConfig } from '../test/harness/statsdb.js';
 import { pruneFigures } from './history-prune.js';
 import { waitUntil } from '../src/process/wait.js';
@@ -116,16 +117,8 @@ async function pageEverything(m: MonitorProcess): Promise<number> {
 
 /** `turn-monitor usage --by session --format csv` over everything, into a file. */
 async function cliExport(h: Harness, m: MonitorProcess, onPid: (pid: number) => void): Promise<void> {
-  const fd = openSync(path.join(h.dir, 'sessions.csv'), 'w');
-  const cli = h.spawn(
-    'cli',
-    process.execPath,
-    [monitorBin, 'usage', '--config', m.configFile, '--by', 'session', '--format', 'csv'],
-    {
-      stdio: ['ignore', fd, 'pipe'],
-    },
-  );
-  closeSync(fd);
+  const args = ['usage', '--config', m.configFile, '--by', 'session', '--format', 'csv'];
+  const cli = cliToFile(h, args, path.join(h.dir, 'sessions.csv'));
   onPid(cli.pid);
   const exit = await cli.exited;
   if (exit.code !== 0) throw new Error(`usage --by session: exit ${exit.code} ${cli.output().slice(0, 300)}`);

@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
-import { closeSync, mkdirSync, openSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { harnessTest } from '../harness/harness.js';
 import { generateHistory } from '../harness/history.js';
-import { monitorBin, startMonitor, testConfig } from '../harness/monitor.js';
+import { cliToFile } from '../harness/cli.js';
+import { startMonitor, testConfig } from '../harness/monitor.js';
 import { runUclient, startPeer } from '../harness/services.js';
 import { STATS_API_KEY, statsConfig, STATS_USER as USER } from '../harness/statsdb.js';
 
@@ -88,16 +89,7 @@ harnessTest(
 
     // The CLI exports every session while the monitor runs.
     const out = path.join(h.dir, 'sessions.csv');
-    const fd = openSync(out, 'w');
-    const cli = h.spawn(
-      'cli',
-      process.execPath,
-      [monitorBin, 'usage', '--config', m.configFile, '--by', 'session', '--format', 'csv'],
-      {
-        stdio: ['ignore', fd, 'pipe'],
-      },
-    );
-    closeSync(fd);
+    const cli = cliToFile(h, ['usage', '--config', m.configFile, '--by', 'session', '--format', 'csv'], out);
     assert.equal((await cli.exited).code, 0, cli.output());
     assert.ok(statSync(out).size > 0);
     assert.match(readFileSync(out, 'utf8').slice(0, 200), /^realm,clientId,startedAt,endedAt,durationSec,allocations,/);
@@ -150,11 +142,7 @@ harnessTest(
     const configFile = path.join(h.dir, 'config.json');
     writeFileSync(configFile, JSON.stringify(config));
     const out = path.join(h.dir, 'table.txt');
-    const fd = openSync(out, 'w');
-    const cli = h.spawn('cli', process.execPath, [monitorBin, 'usage', '--config', configFile, '--format', 'table'], {
-      stdio: ['ignore', fd, 'pipe'],
-    });
-    closeSync(fd);
+    const cli = cliToFile(h, ['usage', '--config', configFile, '--format', 'table'], out);
     assert.equal((await cli.exited).code, 0, cli.output());
     const text = readFileSync(out, 'utf8');
     let lines = 0;
