@@ -70,7 +70,7 @@ async function webhooks(opts: Options): Promise<void> {
       if (targets.length === 0)
         throw new Error(`${only ?? 'no endpoint'} is not among webhooks.endpoints in the config`);
       if (opts.replay !== undefined && !admin.has(opts.replay))
-        throw new Error(`no event ${opts.replay} in the outbox (delivered events are not kept)`);
+        throw new Error(`no failed event ${opts.replay} in the outbox (delivered events are not kept)`);
       const n = admin.replay({ id: opts.replay, endpoints: targets });
       const result = { queued: n };
       out(

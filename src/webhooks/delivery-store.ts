@@ -1,4 +1,8 @@
 import Database from 'better-sqlite3';
+import type { DbRow } from '../stats/allocation-row.js';
+import { allocationEvent } from './event-writer.js';
+import { Expander } from './expander.js';
+import { hostTag } from './outbox-sql.js';
 
 /** A delivery ready to be sent: due, and not waiting for an earlier event of its order. */
 export interface DueRow {
@@ -6,8 +10,18 @@ export interface DueRow {
   nextAt: number;
   attempts: number;
   queuedAt: number;
-  id: string;
-  body: string;
+  /** The event's id and body: null for an allocation event whose record is gone (pruned). Made on first use. */
+  message(): { id: string; body: string } | null;
+}
+
+interface DueDbRow extends DbRow {
+  d_seq: number;
+  d_next_at: number;
+  d_attempts: number;
+  d_queued_at: number;
+  ev_type: string;
+  ev_id: string | null;
+  ev_body: string | null;
 }
 
 /** What became of one attempt, written in the next batch. */
@@ -30,15 +44,27 @@ export class DeliveryStore {
   private readonly expiredStmt: Database.Statement;
   private readonly dropStmt: Database.Statement;
   private readonly dropEventStmt: Database.Statement;
+  private readonly expander: Expander;
 
-  constructor(file: string) {
+  private readonly tag: string;
+
+  constructor(
+    file: string,
+    private readonly hostId: string,
+  ) {
     this.db = new Database(file, { fileMustExist: true });
     this.db.pragma('busy_timeout = 5000');
+    this.tag = hostTag(hostId);
+    this.expander = new Expander(this.db);
+    // Rows in (next_at, seq) order from the index; an event whose predecessor is still pending
+    // at this endpoint (being sent, or waiting for its retry) is passed over.
     // Rows in (next_at, seq) order from the index; an event whose predecessor is still pending
     // at this endpoint (being sent, or waiting for its retry) is passed over.
     this.dueStmt = this.db.prepare(
-      `SELECT d.event_seq AS seq, d.next_at AS nextAt, d.attempts AS attempts, d.queued_at AS queuedAt, e.id AS id, e.body AS body
-         FROM webhook_deliveries d JOIN webhook_events e ON e.seq = d.event_seq
+      `SELECT d.event_seq AS d_seq, d.next_at AS d_next_at, d.attempts AS d_attempts, d.queued_at AS d_queued_at,
+              ev.type AS ev_type, ev.id AS ev_id, ev.body AS ev_body, a.*
+         FROM webhook_deliveries d JOIN webhook_events ev ON ev.seq = d.event_seq
+         LEFT JOIN allocations a ON a.id = ev.alloc_id
         WHERE d.endpoint_id = @ep AND d.status = 'pending' AND d.next_at <= @now
           AND (d.after_seq IS NULL OR NOT EXISTS (SELECT 1 FROM webhook_deliveries p
                 WHERE p.event_seq = d.after_seq AND p.endpoint_id = @ep AND p.status = 'pending'))
@@ -85,12 +111,55 @@ export class DeliveryStore {
 
   /** Up to `limit` sendable rows of an endpoint, due by `now` (or the next ones to come due, with `now` far ahead). */
   due(endpointId: number, now: number, limit: number): DueRow[] {
-    return this.dueStmt.all({ ep: endpointId, now, limit }) as DueRow[];
+    return (this.dueStmt.all({ ep: endpointId, now, limit }) as DueDbRow[]).map((r) => {
+      let made: { id: string; body: string } | null | undefined;
+      const message = () => {
+        if (made !== undefined) return made;
+        if (r.ev_id !== null && r.ev_body !== null) made = { id: r.ev_id, body: r.ev_body };
+        else if (r.id === null) made = null;
+        else made = allocationEvent(r.ev_type as 'allocation.started' | 'allocation.ended', r, this.tag, this.hostId);
+        return made;
+      };
+      return { seq: r.d_seq, nextAt: r.d_next_at, attempts: r.d_attempts, queuedAt: r.d_queued_at, message };
+    });
+  }
+
+  /** The triggers' queue: about how many rows, and the oldest one's time; null when empty. */
+  waiting(): { rows: number; oldestAt: number } | null {
+    return this.expander.waiting();
+  }
+
+  /** Whether events written by the triggers wait for their deliveries. */
+  queued(): boolean {
+    return this.expander.pending();
+  }
+
+  /** Deliveries for up to `limit` events written by the triggers; returns how many were taken. */
+  expand(limit: number): number {
+    const n = this.expander.expand(limit);
+    if (n > 0) this.checkpoint();
+    return n;
+  }
+
+  private lastCheckpoint = 0;
+
+  /**
+   * The WAL pages our writes add, copied into the database here (PASSIVE: no writer waits for
+   * it), at most every 250 ms: SQLite would otherwise run that copy on whichever connection
+   * commits once the WAL passes 1000 pages, often the pipeline's, on the monitor's event loop.
+   */
+  private checkpoint(): void {
+    const now = Date.now();
+    if (now - this.lastCheckpoint < 250) return;
+    this.lastCheckpoint = now;
+    this.db.pragma('wal_checkpoint(PASSIVE)');
   }
 
   /** Write what became of a batch of attempts, in one transaction. */
   apply(rows: Settled[]): void {
-    if (rows.length > 0) this.applyBatch(rows);
+    if (rows.length === 0) return;
+    this.applyBatch(rows);
+    this.checkpoint();
   }
 
   /** The endpoint answers again: everything waiting out a backoff is due now. Returns how many. */

@@ -1,9 +1,19 @@
 // Worker thread of the webhooks subsystem: sends the outbox of usage.db to the endpoints, so
 // that HTTP, signing and the outbox's reads never run on the event loop that ingests usage and
 // answers /turncredential, and a slow or dead endpoint can only ever occupy this thread.
+import { readlinkSync } from 'node:fs';
+import os from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
 import { Dispatcher } from './dispatcher.js';
 import type { FromThread, ThreadConfig, ToThread } from './protocol.js';
+
+// Nice 10 for this thread alone (Linux: a thread id is a pid to setpriority): when the host is
+// busy, ingest and the credential API go first and deliveries catch up after.
+try {
+  os.setPriority(Number(readlinkSync('/proc/thread-self').split('/').pop()), 10);
+} catch {
+  /* not Linux, or not allowed: same priority as the rest */
+}
 
 const port = parentPort!;
 const post = (m: FromThread) => port.postMessage(m);

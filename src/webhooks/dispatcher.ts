@@ -1,33 +1,23 @@
 import { DeliveryStore, type DueRow, type Settled } from './delivery-store.js';
-import { EndpointClient, MAX_IN_FLIGHT } from './http-send.js';
-import type { DeliveryResult, EndpointFigures, FromThread, ThreadConfig, ThreadEndpoint } from './protocol.js';
-import { nextAttemptAt, type Outcome } from './retry-policy.js';
+import { isDown, judge, newEndpoint, type Endpoint } from './endpoint-state.js';
+import { MAX_IN_FLIGHT } from './http-send.js';
+import { QueueTurner } from './queue-turner.js';
+import type { DeliveryResult, EndpointFigures, FromThread, ThreadConfig } from './protocol.js';
+import type { Outcome } from './retry-policy.js';
 
-/** Failed attempts in a row after which an endpoint counts as down: it is probed, one request at a time. */
-const DOWN_AFTER = 3;
-/** Between the probes of a down endpoint: 1 s doubling up to 5 s (a success resumes everything). */
-const probeGapMs = (streak: number) => Math.min(5000, 1000 * 2 ** Math.min(streak - DOWN_AFTER, 10));
-const FAR_AHEAD = Number.MAX_SAFE_INTEGER;
-/** An endpoint failing this long is worth an operator's look (/health degraded, one warning). */
-export const FAILING_WARN_MS = 60_000;
+export { FAILING_WARN_MS } from './endpoint-state.js';
+
 const PRUNE_EVERY_MS = 3_600_000;
-
-interface Endpoint {
-  cfg: ThreadEndpoint;
-  client: EndpointClient;
-  /** Deliveries sent and not yet written back (in flight, or settled and waiting for the batch). */
-  busy: Set<number>;
-  inFlight: number;
-  /** Retryable failures in a row. */
-  streak: number;
-  pausedUntil: number;
-  failingSince: number | null;
-  warnedFailing: boolean;
-  lastError: string | null;
-  lastDeliveredAt: number | null;
-  lastFailedWarnAt: number;
-  figures: { pending: number; failed: number; oldestPendingAt: number | null };
-}
+const FAR_AHEAD = Number.MAX_SAFE_INTEGER;
+/** Outcomes written per transaction (each well under a millisecond of usage.db's write lock). */
+const WRITE_CHUNK = 50;
+/** Due rows read per query: one query serves this many sends. */
+const READ_AHEAD = 64;
+/**
+ * Outcomes are written together, at most this long after the first of them: few, short write
+ * transactions, so the pipeline's own commits rarely wait for the lock.
+ */
+const WRITE_DELAY_MS = 50;
 
 /**
  * The delivery loop of the webhook outbox, on its own thread. Per endpoint: up to MAX_IN_FLIGHT
@@ -40,6 +30,7 @@ interface Endpoint {
 export class Dispatcher {
   private readonly store: DeliveryStore;
   private readonly endpoints: Endpoint[];
+  private readonly turner: QueueTurner;
   private settled: Settled[] = [];
   private revive = new Set<Endpoint>();
   private writeScheduled = false;
@@ -54,23 +45,14 @@ export class Dispatcher {
     private readonly cfg: ThreadConfig,
     private readonly post: (m: FromThread) => void,
   ) {
-    this.store = new DeliveryStore(cfg.file);
-    this.endpoints = cfg.endpoints.map((e) => ({
-      cfg: e,
-      client: new EndpointClient({ url: e.url, secret: e.secret, timeoutMs: e.timeoutMs, userAgent: cfg.userAgent }),
-      busy: new Set(),
-      inFlight: 0,
-      // Not known to answer yet: probed first, so that what an earlier monitor left backing off is
-      // sent at once when the endpoint answers now, and not when each event's own retry comes due.
-      streak: DOWN_AFTER,
-      pausedUntil: 0,
-      failingSince: null,
-      warnedFailing: false,
-      lastError: null,
-      lastDeliveredAt: null,
-      lastFailedWarnAt: 0,
-      figures: { pending: 0, failed: 0, oldestPendingAt: null },
-    }));
+    this.store = new DeliveryStore(cfg.file, cfg.hostId);
+    this.endpoints = cfg.endpoints.map((e) => newEndpoint(e, cfg.userAgent));
+    this.turner = new QueueTurner(
+      this.store,
+      () => this.poke(),
+      (err) =>
+        this.log('error', { event: 'webhook-expand-failed', err: err.message }, 'reading the webhook queue failed'),
+    );
   }
 
   start(): void {
@@ -91,6 +73,7 @@ export class Dispatcher {
     if (this.stopped) return;
     const now = Date.now();
     if (this.settled.length > 0) this.write();
+    this.turner.tick(now);
     for (const ep of this.endpoints) this.pump(ep);
     if (now >= this.nextPruneAt) {
       this.nextPruneAt = now + PRUNE_EVERY_MS;
@@ -102,7 +85,10 @@ export class Dispatcher {
   /** Sendable rows not already taken, due by `at`. */
   private take(ep: Endpoint, at: number, limit: number): DueRow[] {
     try {
-      return this.store.due(ep.cfg.id, at, limit + ep.busy.size).filter((r) => !ep.busy.has(r.seq));
+      return this.store
+        .due(ep.cfg.id, at, limit + ep.busy.size)
+        .filter((r) => !ep.busy.has(r.seq))
+        .slice(0, limit);
     } catch (err) {
       this.log(
         'error',
@@ -113,28 +99,48 @@ export class Dispatcher {
     }
   }
 
+  /** Rows read ahead go back (the endpoint went down): the probe decides what goes next. */
+  private release(ep: Endpoint): void {
+    for (const r of ep.ready) ep.busy.delete(r.seq);
+    ep.ready = [];
+  }
+
   private pump(ep: Endpoint): void {
     if (this.stopped) return;
     const now = Date.now();
     if (now < ep.pausedUntil) return;
-    if (ep.streak >= DOWN_AFTER) {
+    if (isDown(ep)) {
       // Down (or not known to answer): one probe, a due event if there is one, else the next to
       // come due (whose failure is not counted against it: its own schedule stands).
+      this.release(ep);
       if (ep.inFlight > 0) return;
       const probe = this.take(ep, now, 1)[0] ?? this.take(ep, FAR_AHEAD, 1)[0];
       if (probe) this.send(ep, probe);
       return;
     }
-    const capacity = MAX_IN_FLIGHT - ep.inFlight;
-    if (capacity <= 0) return;
-    for (const row of this.take(ep, now, capacity).slice(0, capacity)) this.send(ep, row);
+    while (ep.inFlight < MAX_IN_FLIGHT) {
+      if (ep.ready.length === 0) {
+        ep.ready = this.take(ep, now, READ_AHEAD);
+        for (const r of ep.ready) ep.busy.add(r.seq);
+        if (ep.ready.length === 0) return;
+      }
+      this.send(ep, ep.ready.shift()!);
+    }
   }
 
   private send(ep: Endpoint, row: DueRow): void {
     ep.busy.add(row.seq);
     ep.inFlight++;
     const due = row.nextAt <= Date.now();
-    void ep.client.deliver(row.id, row.body).then((outcome) => this.settle(ep, row, outcome, due));
+    const message = row.message();
+    if (message === null) {
+      // An allocation event whose record was pruned before it could be sent: nothing to send.
+      queueMicrotask(() =>
+        this.settle(ep, row, { kind: 'failed', error: 'its allocation record is gone (pruned)' }, true),
+      );
+      return;
+    }
+    void ep.client.deliver(message.id, message.body).then((outcome) => this.settle(ep, row, outcome, due));
   }
 
   private count(ep: Endpoint, result: DeliveryResult): void {
@@ -146,100 +152,32 @@ export class Dispatcher {
     ep.inFlight--;
     // Stopped past its deadline: nothing is written, the next start sends it again (same id).
     if (this.stopped) return;
-    const now = Date.now();
-    const base = { endpointId: ep.cfg.id, seq: row.seq };
-    if (o.kind === 'delivered') {
-      if (ep.streak >= DOWN_AFTER) this.revive.add(ep);
-      if (ep.warnedFailing)
-        this.log('info', { event: 'webhook-recovered', endpoint: ep.cfg.name }, 'webhook endpoint answers again');
-      Object.assign(ep, { streak: 0, pausedUntil: 0, failingSince: null, warnedFailing: false, lastError: null });
-      ep.lastDeliveredAt = now;
-      this.count(ep, 'delivered');
-      this.latencies.push((now - row.queuedAt) / 1000);
-      this.settled.push({ ...base, kind: 'delivered' });
-    } else {
-      ep.failingSince ??= now;
-      ep.lastError = o.error;
-      const attempts = row.attempts + 1;
-      const fields = { endpoint: ep.cfg.name, eventId: row.id, attempts, err: o.error };
-      if (!due && o.kind === 'retry') {
-        // A probe ahead of the event's own schedule: the endpoint is still down, the event unchanged.
-        ep.streak++;
-        ep.pausedUntil = now + (o.retryAfterMs ?? probeGapMs(ep.streak));
-        ep.busy.delete(row.seq);
-        this.count(ep, 'retry');
-        this.log('debug', { event: 'webhook-probe-failed', ...fields }, 'webhook endpoint still failing');
-        this.warnFailing(ep, now, o.error);
-        return;
-      }
-      const next =
-        o.kind === 'retry'
-          ? nextAttemptAt({
-              now,
-              attempts,
-              queuedAt: row.queuedAt,
-              maxAgeMs: this.cfg.maxAgeMs,
-              retryAfterMs: o.retryAfterMs,
-            })
-          : null;
-      if (next !== null) {
-        ep.streak++;
-        if (o.kind === 'retry' && o.retryAfterMs !== null)
-          ep.pausedUntil = Math.max(ep.pausedUntil, now + o.retryAfterMs);
-        else if (ep.streak >= DOWN_AFTER) ep.pausedUntil = now + probeGapMs(ep.streak);
-        this.count(ep, 'retry');
-        this.settled.push({ ...base, kind: 'retry', nextAt: next, error: o.error });
-        this.log(
-          'debug',
-          { event: 'webhook-retry', ...fields, retryInMs: next - now },
-          'webhook attempt failed: retrying',
-        );
-      } else {
-        const error =
-          o.kind === 'retry'
-            ? `gave up after ${attempts} attempt(s) over ${Math.round(this.cfg.maxAgeMs / 3_600_000)} h: ${o.error}`
-            : o.error;
-        // The receiver answered (a 4xx): it is up, whatever it thinks of this event.
-        if (o.kind === 'failed') ep.streak = 0;
-        this.count(ep, 'failed');
-        this.settled.push({ ...base, kind: 'failed', error, at: now });
-        // One warning a minute per endpoint; the rest at debug.
-        const warn = now - ep.lastFailedWarnAt >= 60_000;
-        if (warn) ep.lastFailedWarnAt = now;
-        this.log(
-          warn ? 'warn' : 'debug',
-          { event: 'webhook-event-failed', ...fields, err: error },
-          'webhook event failed: kept for a replay (turn-monitor webhooks --replay-failed)',
-        );
-      }
-      this.warnFailing(ep, now, o.error);
-    }
-    this.scheduleWrite();
+    const j = judge(ep, row, o, due, Date.now(), this.cfg.maxAgeMs);
+    for (const l of j.logs) this.log(l.level, l.fields, l.msg);
+    this.count(ep, j.result);
+    if (j.latencySec !== null) this.latencies.push(j.latencySec);
+    if (j.revive) this.revive.add(ep);
+    if (j.settled) {
+      this.settled.push(j.settled);
+      this.scheduleWrite();
+    } else ep.busy.delete(row.seq);
+    // Its place in flight is free: the next event goes now, not after the write.
+    this.pump(ep);
   }
 
-  private warnFailing(ep: Endpoint, now: number, error: string): void {
-    if (ep.warnedFailing || ep.failingSince === null || now - ep.failingSince <= FAILING_WARN_MS) return;
-    ep.warnedFailing = true;
-    this.log(
-      'warn',
-      { event: 'webhook-endpoint-failing', endpoint: ep.cfg.name, err: error },
-      'webhook endpoint failing for over a minute: its events wait in usage.db and are retried',
-    );
-  }
-
-  private scheduleWrite(): void {
+  private scheduleWrite(delayMs = WRITE_DELAY_MS): void {
     if (this.writeScheduled) return;
     this.writeScheduled = true;
-    setImmediate(() => {
+    setTimeout(() => {
       this.writeScheduled = false;
       this.write();
-    });
+    }, delayMs);
   }
 
   /** Outcomes into usage.db in one transaction; the rows are free to be taken again after it. */
   private write(): void {
-    if (this.settled.length === 0) return;
-    const batch = this.settled;
+    if (this.settled.length === 0 || this.stopped) return;
+    const batch = this.settled.slice(0, WRITE_CHUNK);
     try {
       this.store.apply(batch);
     } catch (err) {
@@ -251,7 +189,9 @@ export class Dispatcher {
       );
       return;
     }
-    this.settled = [];
+    this.settled = this.settled.slice(batch.length);
+    // More: the next chunk in a moment, so the pipeline's commits get the lock in between.
+    if (this.settled.length > 0) this.scheduleWrite(2);
     const touched = new Set<Endpoint>();
     for (const s of batch) {
       const ep = this.endpoints.find((e) => e.cfg.id === s.endpointId)!;
@@ -324,12 +264,14 @@ export class Dispatcher {
     };
   }
 
-  /** Whether nothing is in flight and nothing is due. */
+  /** Whether nothing is in flight, queued or due. */
   private idle(): boolean {
     const now = Date.now();
+    if (this.store.queued()) return false;
     return this.endpoints.every(
       (ep) =>
         ep.inFlight === 0 &&
+        ep.ready.length === 0 &&
         (now < ep.pausedUntil || this.store.due(ep.cfg.id, now, ep.busy.size + 1).length <= ep.busy.size),
     );
   }
@@ -341,9 +283,13 @@ export class Dispatcher {
   async stop(drainMs: number): Promise<void> {
     const deadline = Date.now() + drainMs;
     while (Date.now() < deadline && !this.idle()) await new Promise((r) => setTimeout(r, 20));
-    this.write();
+    for (let left = Infinity; this.settled.length > 0 && this.settled.length < left;) {
+      left = this.settled.length;
+      this.write();
+    }
     this.report(Date.now());
     this.stopped = true;
+    this.turner.stop();
     if (this.timer) clearInterval(this.timer);
     for (const ep of this.endpoints) ep.client.close();
     this.store.close();

@@ -1,5 +1,6 @@
 import { existsSync } from 'node:fs';
 import Database from 'better-sqlite3';
+import { ALLOCATION_EVENT_ID } from './outbox-sql.js';
 
 export interface EndpointSummary {
   url: string;
@@ -20,6 +21,11 @@ export interface FailedEvent {
   attempts: number;
   error: string | null;
 }
+
+/** The events with a failed delivery, by id (an allocation event's id is made from its record). */
+const FAILED_IDS = `SELECT DISTINCT ev.seq AS seq, coalesce(ev.id, ${ALLOCATION_EVENT_ID}) AS id
+  FROM webhook_deliveries d JOIN webhook_events ev ON ev.seq = d.event_seq LEFT JOIN allocations a ON a.id = ev.alloc_id
+  WHERE d.status = 'failed'`;
 
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
 
@@ -73,9 +79,10 @@ export class OutboxAdmin {
   failed(endpoint: string | null = null): FailedEvent[] {
     const rows = this.db
       .prepare(
-        `SELECT ev.id AS id, ev.type AS type, e.url AS endpoint, ev.created_at AS createdAt, d.next_at AS failedAt,
-                d.attempts AS attempts, d.last_error AS error
+        `SELECT coalesce(ev.id, ${ALLOCATION_EVENT_ID}) AS id, ev.type AS type, e.url AS endpoint,
+                ev.created_at AS createdAt, d.next_at AS failedAt, d.attempts AS attempts, d.last_error AS error
            FROM webhook_deliveries d JOIN webhook_events ev ON ev.seq = d.event_seq JOIN webhook_endpoints e ON e.id = d.endpoint_id
+           LEFT JOIN allocations a ON a.id = ev.alloc_id
           WHERE d.status = 'failed' AND (@endpoint IS NULL OR e.url = @endpoint)
           ORDER BY d.event_seq`,
       )
@@ -91,19 +98,22 @@ export class OutboxAdmin {
     if (opts.endpoints.length === 0) return 0;
     const now = Date.now();
     const marks = opts.endpoints.map(() => '?').join(', ');
-    const byId = opts.id === undefined ? '' : 'AND event_seq = (SELECT seq FROM webhook_events WHERE id = ?)';
+    const byId = opts.id === undefined ? '' : 'AND event_seq IN (SELECT seq FROM failed_ids WHERE id = ?)';
     const args = opts.id === undefined ? [now, now, ...opts.endpoints] : [now, now, ...opts.endpoints, opts.id];
     return this.db
       .prepare(
-        `UPDATE webhook_deliveries SET status = 'pending', attempts = 0, next_at = ?, queued_at = ?, last_error = NULL
+        `WITH failed_ids AS (${FAILED_IDS})
+         UPDATE webhook_deliveries SET status = 'pending', attempts = 0, next_at = ?, queued_at = ?, last_error = NULL
           WHERE status = 'failed' AND endpoint_id IN (SELECT id FROM webhook_endpoints WHERE url IN (${marks})) ${byId}`,
       )
       .run(...args).changes;
   }
 
-  /** Whether an event of this id is in the outbox at all (pending or failed). */
+  /** Whether a failed delivery of an event of this id is in the outbox. */
   has(id: string): boolean {
-    return this.db.prepare(`SELECT 1 FROM webhook_events WHERE id = ?`).get(id) !== undefined;
+    return (
+      this.db.prepare(`WITH failed_ids AS (${FAILED_IDS}) SELECT 1 FROM failed_ids WHERE id = ?`).get(id) !== undefined
+    );
   }
 
   close(): void {

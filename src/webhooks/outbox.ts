@@ -1,6 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import Database from 'better-sqlite3';
 import { patternMatches, WEBHOOK_EVENT_TYPES, type WebhookEventType } from '../config/webhooks.js';
+import { eventBody, EventWriter } from './event-writer.js';
 import { hostTag, NOW_MS, TABLES, TRIGGER_NAMES, triggerSql } from './outbox-sql.js';
 
 export interface OutboxEndpoint {
@@ -24,7 +25,8 @@ const REMOVED = 'endpoint no longer configured';
 /**
  * The monitor's side of the outbox in usage.db (see outbox-sql.ts): installs the tables,
  * subscriptions and triggers at start, and writes the events that belong to no record (host,
- * turnserver, certificate, client) when they happen. Delivery runs elsewhere (delivery-thread).
+ * turnserver, certificate, client) when they happen. The triggers' queue is turned into events,
+ * and everything delivered, by the delivery thread.
  */
 export class WebhookOutbox {
   private readonly db: Database.Database;
@@ -32,9 +34,6 @@ export class WebhookOutbox {
   /** Endpoint ids by name, as stored. */
   readonly endpointIds = new Map<string, number>();
   private readonly subscribed = new Set<string>();
-  private readonly insertEvent: Database.Statement;
-  private readonly insertDeliveries: Database.Statement;
-  private readonly lastOfOrder: Database.Statement;
   private readonly writeEvent: (id: string, type: string, order: string | null, at: number, body: string) => boolean;
 
   /** `file` must already hold the stats schema (the stats subsystem starts first). */
@@ -47,23 +46,11 @@ export class WebhookOutbox {
     this.db.pragma('busy_timeout = 5000');
     this.tag = hostTag(hostId);
     this.db.transaction(() => this.install(endpoints))();
-    this.insertEvent = this.db.prepare(
-      `INSERT INTO webhook_events (id, type, okey, created_at, body) VALUES (?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`,
+    const writer = new EventWriter(this.db);
+    this.writeEvent = this.db.transaction(
+      (id: string, type: string, order: string | null, at: number, body: string) =>
+        writer.write({ id, type, order, at, body }) !== null,
     );
-    this.lastOfOrder = this.db.prepare(`SELECT max(seq) FROM webhook_events WHERE okey = ? AND seq < ?`).pluck();
-    this.insertDeliveries = this.db.prepare(
-      `INSERT INTO webhook_deliveries (event_seq, endpoint_id, status, next_at, queued_at, attempts, after_seq)
-       SELECT @seq, endpoint_id, 'pending', @at, @at, 0, @after FROM webhook_subscriptions WHERE type = @type
-       ON CONFLICT DO NOTHING`,
-    );
-    this.writeEvent = this.db.transaction((id, type, order, at, body) => {
-      const r = this.insertEvent.run(id, type, order, at, body);
-      if (r.changes === 0) return false;
-      const seq = Number(r.lastInsertRowid);
-      const after = order === null ? null : (this.lastOfOrder.get(order, seq) as number | null);
-      this.insertDeliveries.run({ seq, at, after, type });
-      return true;
-    });
   }
 
   private install(endpoints: readonly OutboxEndpoint[]): void {
@@ -89,8 +76,11 @@ export class WebhookOutbox {
       `UPDATE webhook_deliveries SET status = 'failed', next_at = ${NOW_MS}, last_error = ?
         WHERE status = 'pending' AND endpoint_id NOT IN (${ids.map(() => '?').join(', ') || 'NULL'})`,
     ).run(REMOVED, ...ids);
+    db.prepare(
+      `INSERT INTO webhook_meta (key, value) VALUES ('host_tag', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
+    ).run(this.tag);
     for (const name of TRIGGER_NAMES) db.exec(`DROP TRIGGER IF EXISTS ${name}`);
-    db.exec(triggerSql(this.hostId));
+    db.exec(triggerSql({ started: this.wants('allocation.started'), ended: this.wants('allocation.ended') }));
   }
 
   /** Webhooks turned off (no endpoint): the triggers go, so stats writes cost nothing extra. Kept: the tables. */
@@ -121,7 +111,7 @@ export class WebhookOutbox {
         ? randomBytes(12).toString('hex')
         : createHash('sha256').update(`${type}\n${opts.key}`).digest('hex').slice(0, 24);
     const id = `evt_${this.tag}_${suffix}`;
-    const body = JSON.stringify({ type, id, timestamp: new Date(at).toISOString(), hostId: this.hostId, data });
+    const body = eventBody(type, id, at, this.hostId, data);
     return this.writeEvent(id, type, opts.order ?? null, at, body) ? id : null;
   }
 

@@ -12,6 +12,8 @@ export interface ThreadEndpoint {
 
 export interface ThreadConfig {
   file: string;
+  /** This host's name in every event. */
+  hostId: string;
   endpoints: ThreadEndpoint[];
   maxAgeMs: number;
   retentionMs: number;

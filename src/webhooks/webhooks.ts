@@ -102,6 +102,7 @@ export class Webhooks implements Subsystem {
     );
     this.threadConfig = {
       file,
+      hostId: this.deps.hostId,
       endpoints: this.endpoints(this.outbox.endpointIds),
       maxAgeMs: w.maxAgeHours * 3_600_000,
       retentionMs: w.retentionDays * 86_400_000,

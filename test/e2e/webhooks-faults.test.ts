@@ -174,7 +174,7 @@ harnessTest(
       'evt_nope',
     ]);
     assert.equal(bad.code, 1);
-    assert.match(bad.output, /no event evt_nope in the outbox/);
+    assert.match(bad.output, /no failed event evt_nope in the outbox/);
     assert.equal((await m.stop()).code, 0);
   },
   { timeout: 60_000 },

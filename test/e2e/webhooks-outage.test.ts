@@ -7,6 +7,7 @@ import { runUclient, startPeer } from '../harness/services.js';
 import { STATS_USER as USER, statsConfig, usage } from '../harness/statsdb.js';
 import { WebhookReceiver } from '../harness/webhook-receiver.js';
 import { waitUntil } from '../../src/process/wait.js';
+import { ALLOCATION_EVENT_ID } from '../../src/webhooks/outbox-sql.js';
 
 // A receiver that is away, and a monitor killed with events waiting: nothing is lost, order holds.
 
@@ -106,7 +107,16 @@ harnessTest(
     await m.exited;
     // What was waiting at the kill, read from usage.db itself.
     const db = new Database(path.join(m.dataDir, 'usage.db'), { readonly: true });
-    const waiting = (db.prepare(`SELECT id FROM webhook_events`).pluck().all() as string[]).filter(Boolean);
+    // Every event written (allocation events by the triggers, with the id they are sent with),
+    // also those still in the triggers' queue.
+    const waiting = db
+      .prepare(
+        `SELECT coalesce(ev.id, ${ALLOCATION_EVENT_ID}) FROM webhook_events ev LEFT JOIN allocations a ON a.id = ev.alloc_id
+         UNION ALL
+         SELECT ${ALLOCATION_EVENT_ID} FROM webhook_queue ev JOIN allocations a ON a.id = ev.alloc_id`,
+      )
+      .pluck()
+      .all() as string[];
     db.close();
     assert.ok(waiting.length >= 100, `${waiting.length} events pending at the kill`);
 
