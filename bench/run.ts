@@ -25,6 +25,7 @@ import { sessions } from './sessions.js';
 import { statsIngest } from './stats-ingest.js';
 import { statsIngestLog } from './stats-ingest-log.js';
 import { tlsReload } from './tls-reload.js';
+import { webhooksBench } from './webhooks.js';
 
 const ALL: Benchmark[] = [
   statsIngest,
@@ -43,6 +44,7 @@ const ALL: Benchmark[] = [
   sessions,
   exportBench,
   history,
+  webhooksBench,
 ];
 
 // quiesce() collects the harness's own garbage before a timed window, not during it.
