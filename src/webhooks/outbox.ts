@@ -88,7 +88,8 @@ export class WebhookOutbox {
     const db = new Database(file, { fileMustExist: true });
     try {
       db.pragma('busy_timeout = 5000');
-      for (const name of TRIGGER_NAMES) db.exec(`DROP TRIGGER IF EXISTS ${name}`);
+      const present = db.prepare(`SELECT name FROM sqlite_master WHERE type = 'trigger' AND name LIKE 'webhook_%'`);
+      for (const name of present.pluck().all() as string[]) db.exec(`DROP TRIGGER IF EXISTS ${name}`);
     } finally {
       db.close();
     }
