@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import { LOCK_KEY, SCHEMA } from './pg-schema.js';
+import { LOCK_KEY, SCHEMA, slowQuery } from './pg-schema.js';
 
 /**
  * Partition maintenance of turn_monitor.allocations, run by whichever monitor ships (at start,
@@ -67,7 +67,7 @@ export async function maintainPartitions(client: pg.Client, opts: MaintenanceOpt
   const report: MaintenanceReport = { created: [], moved: 0, dropped: [], keptOpen: [], rollupDeleted: 0, failed: [] };
   await client.query('BEGIN');
   try {
-    await client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [LOCK_KEY]);
+    await slowQuery(client, 'SELECT pg_advisory_xact_lock(hashtext($1))', [LOCK_KEY]);
     const existing = await listPartitions(client);
     const wanted = new Map<string, Date>();
     for (let i = 0; i <= (opts.ahead ?? 2); i++) {
@@ -88,7 +88,8 @@ export async function maintainPartitions(client: pg.Client, opts: MaintenanceOpt
           `SELECT count(*) AS n FROM ${SCHEMA}.allocations_default WHERE started_at >= $1 AND started_at < $2`,
           [m, monthStart(m.getTime(), 1)],
         );
-        const { rows } = await client.query<{ part: string | null }>(
+        const { rows } = await slowQuery<{ part: string | null }>(
+          client,
           `SELECT ${SCHEMA}.create_allocations_month($1) AS part`,
           [m],
         );
@@ -114,7 +115,7 @@ export async function maintainPartitions(client: pg.Client, opts: MaintenanceOpt
           report.keptOpen.push(name);
           continue;
         }
-        await client.query(`ALTER TABLE ${SCHEMA}.allocations DETACH PARTITION ${SCHEMA}.${table}`);
+        await slowQuery(client, `ALTER TABLE ${SCHEMA}.allocations DETACH PARTITION ${SCHEMA}.${table}`);
         await client.query(`DROP TABLE ${SCHEMA}.${table}`);
         await client.query(
           `INSERT INTO ${SCHEMA}.dropped_partitions (month) VALUES ($1::timestamp) ON CONFLICT DO NOTHING`,
@@ -131,7 +132,7 @@ export async function maintainPartitions(client: pg.Client, opts: MaintenanceOpt
         ['client_usage_hourly', 'hour'],
         ['client_usage_monthly', 'month'],
       ]) {
-        const r = await client.query(`DELETE FROM ${SCHEMA}.${table} WHERE ${col} < $1::timestamp`, [utc]);
+        const r = await slowQuery(client, `DELETE FROM ${SCHEMA}.${table} WHERE ${col} < $1::timestamp`, [utc]);
         report.rollupDeleted += r.rowCount ?? 0;
       }
     }

@@ -253,11 +253,27 @@ export const MIGRATIONS: string[] = [
   v3,
 ];
 
+/**
+ * For the statements that may rightly take long (waiting for the lock another host holds while it
+ * migrates, the v3 migration of a large v1 table, moving or deleting a month of rows): a deadline
+ * of an hour instead of the shipper's per-query one, which would abort them again and again.
+ */
+export const SLOW_QUERY_MS = 3_600_000;
+
+/** A query with SLOW_QUERY_MS as its deadline (pg reads `query_timeout` per query; its types do not list it). */
+export function slowQuery<R extends pg.QueryResultRow = pg.QueryResultRow>(
+  client: pg.Client,
+  text: string,
+  values?: unknown[],
+): Promise<pg.QueryResult<R>> {
+  return client.query<R>({ text, values, query_timeout: SLOW_QUERY_MS } as pg.QueryConfig);
+}
+
 /** Create or migrate the schema; safe to run from every host at once. Returns versions applied. */
 export async function migrate(client: pg.Client): Promise<number> {
   await client.query('BEGIN');
   try {
-    await client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [LOCK_KEY]);
+    await slowQuery(client, 'SELECT pg_advisory_xact_lock(hashtext($1))', [LOCK_KEY]);
     // Up to date: no DDL at all, so a role that may only write rows (the schema migrated by its
     // owner) connects too.
     const known = await client.query<{ t: string | null }>(`SELECT to_regclass('${SCHEMA}.migrations')::text AS t`);
@@ -270,7 +286,7 @@ export async function migrate(client: pg.Client): Promise<number> {
     const { rows } = await client.query<{ v: number | null }>(`SELECT max(version) AS v FROM ${SCHEMA}.migrations`);
     const current = rows[0]?.v ?? 0;
     for (let v = current; v < MIGRATIONS.length; v++) {
-      await client.query(MIGRATIONS[v]);
+      await slowQuery(client, MIGRATIONS[v]);
       await client.query(`INSERT INTO ${SCHEMA}.migrations (version) VALUES ($1)`, [v + 1]);
     }
     await client.query('COMMIT');

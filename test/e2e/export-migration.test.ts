@@ -132,3 +132,34 @@ harnessTest(
   },
   { timeout: 120_000 },
 );
+
+harnessTest(
+  "a migration longer than the shipper's per-query deadline completes (not aborted and retried forever)",
+  async (h) => {
+    const pg = await startPostgres(h);
+    await pg.query(`CREATE SCHEMA ${SCHEMA}`);
+    await pg.query(
+      `CREATE TABLE ${SCHEMA}.migrations (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())`,
+    );
+    for (const [i, sql] of MIGRATIONS.slice(0, 2).entries()) {
+      await pg.query(sql);
+      await pg.query(`INSERT INTO ${SCHEMA}.migrations (version) VALUES ($1)`, [i + 1]);
+    }
+    await pg.query(
+      `INSERT INTO ${SCHEMA}.allocations (host_id, allocation_id, run, kind, realm, username, client_id, started_at,
+         last_event_at, ${COUNTER_COLUMNS.join(', ')}, complete)
+       SELECT 'old', lpad(i::text, 18, '0'), 'r', 'allocation', 'test.local', 'u' || (i % 1000), 'u' || (i % 1000),
+              timestamptz '2026-10-01 00:00+00' + i * interval '10 seconds', timestamptz '2026-10-01 00:00+00' + i * interval '10 seconds',
+              1, 2, 3, 4, 5, 6, 7, 8, true
+         FROM generate_series(1, 300000) i`,
+    );
+    // Every query of this shipper has a 300 ms deadline; the migration takes seconds.
+    const s = localShipper(h, pg, 'new-host', { timeoutMs: 300, now: () => Date.UTC(2026, 10, 1) });
+    const t0 = performance.now();
+    assert.equal(await s.ship(), 0);
+    assert.ok(performance.now() - t0 > 300, 'the migration outlasted the deadline');
+    assert.deepEqual(await pg.query(`SELECT max(version) AS v FROM ${SCHEMA}.migrations`), [{ v: MIGRATIONS.length }]);
+    assert.deepEqual(await pg.query(`SELECT count(*)::int AS n FROM ${SCHEMA}.allocations`), [{ n: 300_000 }]);
+  },
+  { timeout: 120_000 },
+);
