@@ -12,6 +12,7 @@ import { credentialApi } from './credential-api.js';
 import { discovery } from './discovery.js';
 import { drain } from './drain.js';
 import { exportBench } from './export.js';
+import { fleetStore } from './fleet-store.js';
 import { history } from './history.js';
 import { idle } from './idle.js';
 import { summarize, type Benchmark, type Summary } from './lib.js';
@@ -43,6 +44,7 @@ const ALL: Benchmark[] = [
   drain,
   sessions,
   exportBench,
+  fleetStore,
   history,
   webhooksBench,
 ];
