@@ -27,6 +27,7 @@ try {
 }
 port.on('message', (m: ToThread) => {
   if (m.type === 'poke') dispatcher.poke();
+  else if (m.type === 'busy') dispatcher.setBusy(m.busy);
   else if (m.type === 'stop')
     void dispatcher.stop(m.drainMs).finally(() => {
       post({ type: 'stopped' });

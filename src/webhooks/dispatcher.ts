@@ -11,6 +11,8 @@ const PRUNE_EVERY_MS = 3_600_000;
 const FAR_AHEAD = Number.MAX_SAFE_INTEGER;
 /** Outcomes written per transaction (each well under a millisecond of usage.db's write lock). */
 const WRITE_CHUNK = 50;
+/** The longest events wait for an ingest burst to end. */
+const BURST_HOLD_MS = 1000;
 /** Due rows read per query: one query serves this many sends. */
 const READ_AHEAD = 64;
 /**
@@ -60,6 +62,23 @@ export class Dispatcher {
     this.tick();
   }
 
+  /** Since when the monitor's event loop has been saturated (an ingest burst), or null. */
+  private busySince: number | null = null;
+
+  /** The monitor's event loop is saturated (true) or not any more. */
+  setBusy(busy: boolean): void {
+    this.busySince = busy ? (this.busySince ?? Date.now()) : null;
+    if (!busy) this.poke();
+  }
+
+  /**
+   * While the monitor's event loop is saturated (a burst: every client reconnecting after a
+   * restart), events wait, for a second at most: ingest has the machine to itself meanwhile.
+   */
+  private held(now: number): boolean {
+    return this.busySince !== null && now - this.busySince < BURST_HOLD_MS;
+  }
+
   /** Look for work now (an event was just written). */
   poke(): void {
     if (!this.stopped) for (const ep of this.endpoints) this.pump(ep);
@@ -73,7 +92,7 @@ export class Dispatcher {
     if (this.stopped) return;
     const now = Date.now();
     if (this.settled.length > 0) this.write();
-    this.turner.tick(now);
+    if (!this.held(now)) this.turner.turn();
     for (const ep of this.endpoints) this.pump(ep);
     if (now >= this.nextPruneAt) {
       this.nextPruneAt = now + PRUNE_EVERY_MS;
@@ -108,7 +127,7 @@ export class Dispatcher {
   private pump(ep: Endpoint): void {
     if (this.stopped) return;
     const now = Date.now();
-    if (now < ep.pausedUntil) return;
+    if (now < ep.pausedUntil || this.held(now)) return;
     if (isDown(ep)) {
       // Down (or not known to answer): one probe, a due event if there is one, else the next to
       // come due (whose failure is not counted against it: its own schedule stands).

@@ -36,7 +36,11 @@ export interface EndpointFigures {
 
 export type DeliveryResult = 'delivered' | 'retry' | 'failed';
 
-export type ToThread = { type: 'poke' } | { type: 'stop'; drainMs: number };
+export type ToThread =
+  | { type: 'poke' }
+  /** The monitor's event loop is saturated (an ingest burst), or not any more. */
+  | { type: 'busy'; busy: boolean }
+  | { type: 'stop'; drainMs: number };
 
 export type FromThread =
   | { type: 'ready' }

@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { performance } from 'node:perf_hooks';
 import { Worker } from 'node:worker_threads';
 import type { Registry } from 'prom-client';
 import { packageVersion } from '../config/package.js';
@@ -14,6 +15,9 @@ import { WebhookOutbox, type RecordOptions } from './outbox.js';
 import type { EndpointFigures, FromThread, ThreadConfig, ThreadEndpoint, ToThread } from './protocol.js';
 
 const threadEntry = workerEntry(import.meta.url, 'delivery-thread');
+/** How often the event loop's utilization is looked at, and above what it counts as saturated. */
+const BUSY_SAMPLE_MS = 50;
+const BUSY_UTILIZATION = 0.8;
 /** A graceful stop keeps delivering (the events of the stop itself) for at most this long. */
 const STOP_DRAIN_MS = 2000;
 /** Events that could not be written (disk full) wait in memory for another try, this many at most. */
@@ -50,6 +54,7 @@ export class Webhooks implements Subsystem {
   private unwritten: { type: WebhookEventType; data: Record<string, unknown>; opts: RecordOptions }[] = [];
   private retryTimer: NodeJS.Timeout | null = null;
   private readonly now: () => number;
+  private busyTimer: NodeJS.Timeout | null = null;
 
   constructor(private readonly deps: WebhooksDeps) {
     this.log = deps.logger.child({ component: 'webhooks' });
@@ -120,6 +125,7 @@ export class Webhooks implements Subsystem {
     }));
     await this.spawn();
     this.retryUnwritten();
+    this.watchEventLoop();
     this.log.info(
       { event: 'webhooks-started', endpoints: this.figures.map((f) => f.name), hostId: this.deps.hostId },
       'webhooks on',
@@ -153,6 +159,24 @@ export class Webhooks implements Subsystem {
         }, delay).unref();
       });
     });
+  }
+
+  /**
+   * Tell the delivery thread when this event loop is saturated (an ingest burst): it holds
+   * deliveries back meanwhile (a second at most), so they take no CPU from ingest.
+   */
+  private watchEventLoop(): void {
+    let last = performance.eventLoopUtilization();
+    let busy = false;
+    this.busyTimer = setInterval(() => {
+      const now = performance.eventLoopUtilization();
+      const u = performance.eventLoopUtilization(now, last).utilization;
+      last = now;
+      if (u > BUSY_UTILIZATION === busy) return;
+      busy = !busy;
+      this.tell({ type: 'busy', busy });
+    }, BUSY_SAMPLE_MS);
+    this.busyTimer.unref();
   }
 
   private onMessage(m: FromThread): void {
@@ -204,6 +228,7 @@ export class Webhooks implements Subsystem {
 
   private async shutdown(drainMs: number): Promise<void> {
     if (this.retryTimer) clearTimeout(this.retryTimer);
+    if (this.busyTimer) clearInterval(this.busyTimer);
     const worker = this.worker;
     if (worker) {
       const done = new Promise<void>((resolve) => {
