@@ -35,7 +35,11 @@ function postgresIds(): { uid: number; gid: number } {
  * password can be tested) and trust on its unix socket, then the postmaster as a direct tracked
  * child running as the postgres user, so it is stopped by PID.
  */
-export async function startPostgres(h: Harness): Promise<Postgres> {
+export async function startPostgres(
+  h: Harness,
+  /** Extra server settings (`-c name=value`), e.g. shared_buffers for a benchmark. */
+  settings: Record<string, string> = {},
+): Promise<Postgres> {
   const port = await freePort();
   const ids = postgresIds();
   // The harness dir is root's 0700: let the postgres user traverse it into its own folder.
@@ -87,7 +91,10 @@ export async function startPostgres(h: Harness): Promise<Postgres> {
           tracked = h.spawn(
             'postgres',
             `${BIN}/postgres`,
-            ['-D', data, '-p', String(port), '-k', dir, '-c', 'listen_addresses=127.0.0.1', '-c', 'fsync=off'],
+            [
+              ...['-D', data, '-p', String(port), '-k', dir, '-c', 'listen_addresses=127.0.0.1', '-c', 'fsync=off'],
+              ...Object.entries(settings).flatMap(([k, v]) => ['-c', `${k}=${v}`]),
+            ],
             { ...ids, cwd: dir },
           );
         }
