@@ -2,6 +2,7 @@ import { DeliveryStore, type DueRow, type Settled } from './delivery-store.js';
 import { isDown, judge, newEndpoint, type Endpoint } from './endpoint-state.js';
 import { MAX_IN_FLIGHT } from './http-send.js';
 import { QueueTurner } from './queue-turner.js';
+import { BurstGate } from './burst-gate.js';
 import type { DeliveryResult, EndpointFigures, FromThread, ThreadConfig } from './protocol.js';
 import type { Outcome } from './retry-policy.js';
 
@@ -11,8 +12,6 @@ const PRUNE_EVERY_MS = 3_600_000;
 const FAR_AHEAD = Number.MAX_SAFE_INTEGER;
 /** Outcomes written per transaction (each well under a millisecond of usage.db's write lock). */
 const WRITE_CHUNK = 50;
-/** The longest events wait for an ingest burst to end. */
-const BURST_HOLD_MS = 1000;
 /** Due rows read per query: one query serves this many sends. */
 const READ_AHEAD = 64;
 /**
@@ -33,6 +32,7 @@ export class Dispatcher {
   private readonly store: DeliveryStore;
   private readonly endpoints: Endpoint[];
   private readonly turner: QueueTurner;
+  private readonly gate = new BurstGate();
   private settled: Settled[] = [];
   private revive = new Set<Endpoint>();
   private writeScheduled = false;
@@ -62,21 +62,15 @@ export class Dispatcher {
     this.tick();
   }
 
-  /** Since when the monitor's event loop has been saturated (an ingest burst), or null. */
-  private busySince: number | null = null;
-
   /** The monitor's event loop is saturated (true) or not any more. */
   setBusy(busy: boolean): void {
-    this.busySince = busy ? (this.busySince ?? Date.now()) : null;
+    this.gate.setBusy(busy);
     if (!busy) this.poke();
   }
 
-  /**
-   * While the monitor's event loop is saturated (a burst: every client reconnecting after a
-   * restart), events wait, for a second at most: ingest has the machine to itself meanwhile.
-   */
+  /** Events wait for an ingest burst to end (a second at most): see BurstGate. */
   private held(now: number): boolean {
-    return this.busySince !== null && now - this.busySince < BURST_HOLD_MS;
+    return this.gate.held(now);
   }
 
   /** Look for work now (an event was just written). */
@@ -92,6 +86,7 @@ export class Dispatcher {
     if (this.stopped) return;
     const now = Date.now();
     if (this.settled.length > 0) this.write();
+    this.gate.sawQueue(this.store.waiting()?.rows ?? 0, now);
     if (!this.held(now)) this.turner.turn();
     for (const ep of this.endpoints) this.pump(ep);
     if (now >= this.nextPruneAt) {
