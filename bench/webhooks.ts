@@ -5,7 +5,17 @@ import { startRedis, type Service } from '../test/harness/services.js';
 import { newSecret } from '../test/harness/webhook-receiver.js';
 import { killPid } from '../src/process/pids.js';
 import { allocationEvents } from './events.js';
-import { alternate, percentile, quiesce, rateFigures, sleep, type Benchmark, type Side, type Timed } from './lib.js';
+import {
+  alternate,
+  median,
+  percentile,
+  quiesce,
+  rateFigures,
+  sleep,
+  type Benchmark,
+  type Side,
+  type Timed,
+} from './lib.js';
 import { RespPublisher } from './resp-publisher.js';
 
 // webhooks: the stats ingest load with webhooks on (triggers in usage.db, the delivery thread
@@ -203,17 +213,28 @@ async function lag(h: Harness, round: number): Promise<number> {
 }
 
 const WARMUP = 1;
-const PAIRS = 8;
+const PAIRS = 12;
 
 /**
  * `ingest_ratio`: events/s into committed SQLite with webhooks on (every allocation's two events
- * written by the triggers and delivered meanwhile) over webhooks off, ABBA pairs of drains as in
- * stats_ingest, fresh workers every round. `events_per_s`: a backlog of 20,000 events delivered
- * to one endpoint. `ended_p99_ms`: allocation closed → its allocation.ended at the receiver.
+ * written by the triggers, then delivered: held back while the ingest saturates the event loop,
+ * a second at most) over webhooks off, ABBA pairs of drains as in stats_ingest, fresh workers
+ * every round, each side's rate from its summed time. `ingest_pair_ratio`: the median of the
+ * pairs' own ratios (two drains a fraction of a second apart: a swing of the VM's speed between
+ * pairs, which moved whole rounds by ±20 % here, falls on both). `events_per_s`: a backlog of
+ * 20,000 events delivered to one endpoint. `ended_p99_ms`: allocation closed → its
+ * allocation.ended at the receiver, paced at 10k coturn events/s.
  */
 export const webhooksBench: Benchmark = {
   name: 'webhooks',
-  goals: { ingest_ratio: '≥ 0.95', events_per_s: '-', ended_p99_ms: '≤ 500', ours_ev_s: '-', bare_ev_s: '-' },
+  goals: {
+    ingest_ratio: '≥ 0.95',
+    ingest_pair_ratio: '≥ 0.95',
+    events_per_s: '-',
+    ended_p99_ms: '≤ 500',
+    ours_ev_s: '-',
+    bare_ev_s: '-',
+  },
   warmup: WARMUP,
   rounds: 5,
   async setup(h) {
@@ -235,7 +256,8 @@ export const webhooksBench: Benchmark = {
       await quiesce();
     });
     const { ratio, ours_ev_s, bare_ev_s } = rateFigures('ev', EVENTS, pairs);
-    const figures: Record<string, number> = { ingest_ratio: ratio, ours_ev_s, bare_ev_s };
+    const ingest_pair_ratio = median(pairs.map((p) => p.bare.wall / p.ours.wall));
+    const figures: Record<string, number> = { ingest_ratio: ratio, ingest_pair_ratio, ours_ev_s, bare_ev_s };
     if (round >= WARMUP && round < WARMUP + 3) {
       for (const kind of ['ours', 'bare'] as const) await killPid(sides[kind].worker!.pid);
       for (const kind of ['ours', 'bare'] as const) sides[kind].worker = null;
