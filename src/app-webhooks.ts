@@ -76,8 +76,13 @@ export function wireWebhooks(webhooks: Webhooks, s: WebhookSources): void {
       { key: c.fingerprint, order: 'certificate' },
     ),
   );
-  // Said every hour while it lasts; the key (certificate, UTC day) makes it one event a day.
-  s.tls.on('expiring', (c) =>
+  // Said every hour while it lasts: one event a day (certificate, UTC day); a restart on the same
+  // day sends it again with the same id (receivers deduplicate).
+  let lastExpiring = '';
+  s.tls.on('expiring', (c) => {
+    const key = `${c.fingerprint}\n${new Date().toISOString().slice(0, 10)}`;
+    if (key === lastExpiring) return;
+    lastExpiring = key;
     webhooks.record(
       'certificate.expiring',
       {
@@ -88,7 +93,7 @@ export function wireWebhooks(webhooks: Webhooks, s: WebhookSources): void {
         daysLeft: c.daysLeft,
         warnDays: c.warnDays,
       },
-      { key: `${c.fingerprint}\n${new Date().toISOString().slice(0, 10)}`, order: 'certificate' },
-    ),
-  );
+      { key, order: 'certificate' },
+    );
+  });
 }

@@ -2,10 +2,12 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { harnessTest } from '../harness/harness.js';
+import { linkPair, makePair } from '../harness/certs.js';
 import { monitorBin, startMonitor, testConfig } from '../harness/monitor.js';
 import { spawnUclient, startPeer } from '../harness/services.js';
 import { STATS_API_KEY, statsConfig } from '../harness/statsdb.js';
 import { newSecret, WebhookReceiver } from '../harness/webhook-receiver.js';
+import { freePort } from '../../src/process/ports.js';
 import { waitUntil } from '../../src/process/wait.js';
 
 // The events that belong to no record: a revoke, a drain, a turnserver crash. And the secret: in
@@ -157,3 +159,32 @@ harnessTest('bad webhook config: exit 2 naming the key, the secret never echoed'
   );
   assert.equal(out.output.includes('hunter2'), false);
 });
+
+harnessTest(
+  'TLS: certificate.expiring while daysLeft < warnDays (the same id after a restart the same day), certificate.reloaded on a renewal',
+  async (h) => {
+    const r = await WebhookReceiver.start(h);
+    const soon = makePair(path.join(h.dir, 'archive'), 'soon', { days: 5 });
+    const live = linkPair(path.join(h.dir, 'live'), soon);
+    const m = await startMonitor(h, {
+      turnserver: { tls: { ...live, port: await freePort(), serverName: 'turn.test' } },
+      webhooks: { endpoints: [{ url: r.url, secret: r.secret, events: ['certificate.*'] }] },
+    });
+    await r.waitFor('certificate.expiring', () => r.ofType('certificate.expiring').length === 1);
+    const [expiring] = r.ofType('certificate.expiring');
+    assert.equal(expiring.event.data.fingerprint, soon.fingerprint);
+    assert.ok(expiring.event.data.daysLeft < 14 && expiring.event.data.warnDays === 14);
+    assert.equal((await m.stop()).code, 0);
+
+    const m2 = await startMonitor(h, {}, { rawConfig: m.config, configFile: m.configFile });
+    await r.waitFor('said again after the restart', () => r.ofType('certificate.expiring').length === 2);
+    assert.equal(r.ofType('certificate.expiring')[1].id, expiring.id, 'the same webhook-id: one event a day');
+    const renewed = makePair(path.join(h.dir, 'archive'), 'renewed', { days: 90 });
+    linkPair(path.join(h.dir, 'live'), renewed);
+    await r.waitFor('certificate.reloaded', () => r.ofType('certificate.reloaded').length === 1, 15_000);
+    assert.equal(r.ofType('certificate.reloaded')[0].event.data.fingerprint, renewed.fingerprint);
+    assert.equal((await m2.stop()).code, 0);
+    assert.equal(r.ofType('certificate.expiring').length, 2);
+  },
+  { timeout: 60_000 },
+);
