@@ -47,9 +47,16 @@ async function rawRows(client: pg.Client, kind: string, f: FleetFilter, from: nu
   };
   if (f.user !== undefined) add('(client_id = ? OR username = ?)', f.user);
   if (f.hostId !== undefined) add('host_id = ?', f.hostId);
+  // The oldest start among allocations live at `from`, in two probes an index answers: open ones
+  // (the partial index, first entry per partition), closed ones ending at or after `from` (BRIN
+  // on ended_at; OFFSET 0 keeps min() from walking the started_at index of every partition,
+  // which read whole partitions: 6.9 s on 8 M rows).
   const lo = await client.query<{ lo: Date | null }>(
-    `SELECT min(started_at) AS lo FROM ${SCHEMA}.allocations WHERE ${where.join(' AND ')} AND started_at < $2`,
-    params,
+    `SELECT least(
+       (SELECT min(started_at) FROM ${SCHEMA}.allocations WHERE ended_at IS NULL AND started_at < $1),
+       (SELECT min(s) FROM (SELECT started_at AS s FROM ${SCHEMA}.allocations
+                             WHERE ended_at >= $1 AND started_at < $1 OFFSET 0) closed)) AS lo`,
+    [new Date(from)],
   );
   params.push(lo.rows[0]?.lo && lo.rows[0].lo.getTime() < from ? lo.rows[0].lo : new Date(from));
   where.push(`started_at >= $${params.length}`);
