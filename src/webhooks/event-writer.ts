@@ -1,5 +1,6 @@
 import type Database from 'better-sqlite3';
 import { rowFromDb, type AllocationRow, type DbRow } from '../stats/allocation-row.js';
+import { INSERT_DELIVERIES_SQL } from './outbox-sql.js';
 
 /** The JSON of one event, keys in the documented order. */
 export function eventBody(type: string, id: string, at: number | string, hostId: string, data: object): string {
@@ -55,11 +56,7 @@ export class EventWriter {
        ON CONFLICT (id) WHERE id IS NOT NULL DO NOTHING`,
     );
     this.lastOfOrder = db.prepare(`SELECT max(seq) FROM webhook_events WHERE okey = ? AND seq < ?`).pluck();
-    this.insertDeliveries = db.prepare(
-      `INSERT INTO webhook_deliveries (event_seq, endpoint_id, status, next_at, queued_at, attempts, after_seq)
-       SELECT @seq, endpoint_id, 'pending', @at, @at, 0, @after FROM webhook_subscriptions WHERE type = @type
-       ON CONFLICT DO NOTHING`,
-    );
+    this.insertDeliveries = db.prepare(INSERT_DELIVERIES_SQL);
   }
 
   /** The event's seq, or null when an event of that id exists already. */

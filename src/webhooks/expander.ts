@@ -1,4 +1,5 @@
 import type Database from 'better-sqlite3';
+import { INSERT_DELIVERIES_SQL } from './outbox-sql.js';
 
 /**
  * Moves the triggers' queue into events with their deliveries (delivery thread): a batch in
@@ -23,11 +24,7 @@ export class Expander {
     this.startedOf = db
       .prepare(`SELECT seq FROM webhook_events WHERE alloc_id = ? AND type = 'allocation.started'`)
       .pluck();
-    this.insertDeliveries = db.prepare(
-      `INSERT INTO webhook_deliveries (event_seq, endpoint_id, status, next_at, queued_at, attempts, after_seq)
-       SELECT @seq, endpoint_id, 'pending', @at, @at, 0, @after FROM webhook_subscriptions WHERE type = @type
-       ON CONFLICT DO NOTHING`,
-    );
+    this.insertDeliveries = db.prepare(INSERT_DELIVERIES_SQL);
     this.dropEvent = db.prepare(`DELETE FROM webhook_events WHERE seq = ?`);
     this.dropQueued = db.prepare(`DELETE FROM webhook_queue WHERE seq <= ?`);
     this.pendingStmt = db.prepare(`SELECT EXISTS (SELECT 1 FROM webhook_queue)`).pluck();

@@ -102,3 +102,8 @@ export function triggerSql(types: { started: boolean; ended: boolean }): string 
       BEGIN ${queue('allocation.ended', '1')} END;`);
   return out.join('\n');
 }
+
+/** One pending delivery of event @seq per endpoint subscribed to its @type, due at @at, after event @after. */
+export const INSERT_DELIVERIES_SQL = `INSERT INTO webhook_deliveries (event_seq, endpoint_id, status, next_at, queued_at, attempts, after_seq)
+  SELECT @seq, endpoint_id, 'pending', @at, @at, 0, @after FROM webhook_subscriptions WHERE type = @type
+  ON CONFLICT DO NOTHING`;

@@ -2,24 +2,28 @@ import assert from 'node:assert/strict';
 import PG from 'pg';
 import { harnessTest } from '../harness/harness.js';
 import { allocationRecord, localShipper, rollupMismatches } from '../harness/export.js';
-import { startPostgres } from '../harness/postgres.js';
+import { startPostgres, type Postgres } from '../harness/postgres.js';
 import { COUNTER_COLUMNS, migrate, MIGRATIONS, SCHEMA } from '../../src/export/pg-schema.js';
 
 const ROWS = 40_000;
+
+/** The landed schema of an existing install: versions 1 and 2 as they were applied. */
+async function landedSchema(pg: Postgres): Promise<void> {
+  await pg.query(`CREATE SCHEMA ${SCHEMA}`);
+  await pg.query(
+    `CREATE TABLE ${SCHEMA}.migrations (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())`,
+  );
+  for (const [i, sql] of MIGRATIONS.slice(0, 2).entries()) {
+    await pg.query(sql);
+    await pg.query(`INSERT INTO ${SCHEMA}.migrations (version) VALUES ($1)`, [i + 1]);
+  }
+}
 
 harnessTest(
   'v1 → partitioned: a populated v1 table migrates in one transaction under the lock, rows, counts and counters kept, rollups equal to them',
   async (h) => {
     const pg = await startPostgres(h);
-    // The landed schema of an existing install: versions 1 and 2 as they were applied.
-    await pg.query(`CREATE SCHEMA ${SCHEMA}`);
-    await pg.query(
-      `CREATE TABLE ${SCHEMA}.migrations (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())`,
-    );
-    for (const [i, sql] of MIGRATIONS.slice(0, 2).entries()) {
-      await pg.query(sql);
-      await pg.query(`INSERT INTO ${SCHEMA}.migrations (version) VALUES ($1)`, [i + 1]);
-    }
+    await landedSchema(pg);
     // Four months of rows from five hosts and three runs each: open ones, unattributed ones,
     // incomplete ones, rows without a realm.
     await pg.query(
@@ -137,14 +141,7 @@ harnessTest(
   "a migration longer than the shipper's per-query deadline completes (not aborted and retried forever)",
   async (h) => {
     const pg = await startPostgres(h);
-    await pg.query(`CREATE SCHEMA ${SCHEMA}`);
-    await pg.query(
-      `CREATE TABLE ${SCHEMA}.migrations (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())`,
-    );
-    for (const [i, sql] of MIGRATIONS.slice(0, 2).entries()) {
-      await pg.query(sql);
-      await pg.query(`INSERT INTO ${SCHEMA}.migrations (version) VALUES ($1)`, [i + 1]);
-    }
+    await landedSchema(pg);
     await pg.query(
       `INSERT INTO ${SCHEMA}.allocations (host_id, allocation_id, run, kind, realm, username, client_id, started_at,
          last_event_at, ${COUNTER_COLUMNS.join(', ')}, complete)
