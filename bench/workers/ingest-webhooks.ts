@@ -9,10 +9,9 @@ import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { buildConfig } from '../../src/config/load.js';
 import { newRecord } from '../../src/stats/allocation-record.js';
-import { UsagePipeline } from '../../src/stats/pipeline.js';
-import { RedisSource } from '../../src/stats/sources/redis/redis-source.js';
 import { WebhookOutbox } from '../../src/webhooks/outbox.js';
 import { Webhooks } from '../../src/webhooks/webhooks.js';
+import { benchPipeline, drainLoop } from './ingest-loop.js';
 
 const [port, dbFile, expected, url, secret] = [
   Number(process.argv[2]),
@@ -23,17 +22,7 @@ const [port, dbFile, expected, url, secret] = [
 ];
 const prefill = process.argv[7] === '--prefill' ? Number(process.argv[8]) : 0;
 const log = pino({ level: 'silent' });
-const pipeline = new UsagePipeline({
-  dbFile,
-  source: 'redis',
-  checkpointMs: 1000,
-  deleteGraceMs: 2000,
-  registry: new Registry(),
-  log,
-  now: Date.now,
-});
-pipeline.open();
-pipeline.setRun('bench');
+const pipeline = benchPipeline(dbFile, log);
 
 if (url !== 'off') {
   const config = buildConfig(
@@ -76,20 +65,4 @@ if (url !== 'off') {
   await webhooks.start();
 }
 
-const source = new RedisSource({ host: '127.0.0.1', port, db: 0, password: null, tls: false }, pipeline, log, Date.now);
-await source.start();
-process.stdout.write('ready\n');
-let target = expected;
-setInterval(() => {
-  if (source.received >= target) tick();
-}, 2);
-setInterval(tick, 50);
-function tick(): void {
-  const count = source.received;
-  const done = count >= target;
-  pipeline.flush(done);
-  if (done) {
-    process.stdout.write(`done ${count}\n`);
-    target += expected;
-  }
-}
+await drainLoop(port, pipeline, log, expected);
