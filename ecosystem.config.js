@@ -3,12 +3,13 @@
 // turn-monitor sends 'ready' to pm2 once turnserver answers STUN and every subsystem is up.
 import { readFileSync } from 'node:fs';
 
-// pm2 runs the launcher through `node`, which ignores its shebang: pass the flags that line gives.
+// pm2 runs the launcher through `node`, which ignores its shebang: pass the environment
+// (NAME=value before `node`) and the flags that line gives.
 const shebang = readFileSync(new URL('./bin/turn-monitor', import.meta.url), 'utf8').split('\n')[0];
-const nodeArgs = shebang
-  .replace(/^#!\S*env -S node\s*/, '')
-  .split(/\s+/)
-  .filter((a) => a.startsWith('--'));
+const words = shebang.replace(/^#!\S*env -S\s*/, '').split(/\s+/);
+const nodeAt = words.indexOf('node');
+const launcherEnv = Object.fromEntries(words.slice(0, nodeAt).map((w) => w.split('=', 2)));
+const nodeArgs = words.slice(nodeAt + 1).filter((a) => a.startsWith('--'));
 
 export const apps = [
   {
@@ -17,6 +18,7 @@ export const apps = [
     args: ['start', '--config', process.env.TURN_MONITOR_CONFIG || 'config/local.json'],
     interpreter: 'node',
     node_args: nodeArgs,
+    env: launcherEnv,
     exec_mode: 'fork',
     instances: 1,
     // Start-up waits for turnserver's first STUN answer (up to readyTimeoutMs, 10 s by default).

@@ -1,6 +1,6 @@
 import path from 'node:path';
 import type { Harness } from '../test/harness/harness.js';
-import { monitorNodeArgs, startMonitor, type MonitorProcess } from '../test/harness/monitor.js';
+import { spawnLikeMonitor, startMonitor, type MonitorProcess } from '../test/harness/monitor.js';
 import { alternate, median, percentile, type Benchmark, type Side } from './lib.js';
 import { freePort } from '../src/process/ports.js';
 import { waitUntil } from '../src/process/wait.js';
@@ -92,8 +92,7 @@ export const credentialApi: Benchmark = {
     monitor = await startMonitor(h, { logLevel: 'info', http: { apiKeys: [KEY], rateLimitPerMinute: 100_000_000 } });
     const size = (await monitor.get('/turncredential', { headers: { authorization: `Bearer ${KEY}` } })).text.length;
     const port = await freePort();
-    const t = h.spawn('bare-http', process.execPath, [
-      ...monitorNodeArgs,
+    const t = spawnLikeMonitor(h, 'bare-http', [
       '--import',
       'tsx',
       path.join(import.meta.dirname, 'workers', 'bare-http.ts'),

@@ -1,7 +1,7 @@
 import { statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Harness, Tracked } from '../test/harness/harness.js';
-import { monitorNodeArgs } from '../test/harness/monitor.js';
+import { spawnLikeMonitor } from '../test/harness/monitor.js';
 import { waitUntil } from '../src/process/wait.js';
 import { pinToCpu, SIDES_CPU, type Benchmark, type Side } from './lib.js';
 import { timeSlices } from './time-slices.js';
@@ -58,7 +58,7 @@ let bytesPerLine = 0;
 /** A worker reading the file over and over, stopped once it has started. */
 async function startWorker(h: Harness, mode: Side, file: string): Promise<Tracked> {
   // Both run with the monitor's own node flags (its launcher's shebang): the same runtime.
-  const t = h.spawn(`log-${mode}`, process.execPath, [...monitorNodeArgs, '--import', 'tsx', worker, mode, file]);
+  const t = spawnLikeMonitor(h, `log-${mode}`, ['--import', 'tsx', worker, mode, file]);
   await waitUntil(`log-${mode} ready`, () => t.output().includes('ready'), 30_000);
   process.kill(t.pid, 'SIGSTOP');
   // Both workers on one core, each running where the other ran a moment ago (rounds spread by

@@ -1,6 +1,6 @@
 import path from 'node:path';
 import type { Harness, Tracked } from '../test/harness/harness.js';
-import { monitorNodeArgs } from '../test/harness/monitor.js';
+import { spawnLikeMonitor } from '../test/harness/monitor.js';
 import { startRedis, type Service } from '../test/harness/services.js';
 import { allocationEvents } from './events.js';
 import { alternate, percentile, quiesce, rateFigures, sleep, type Benchmark, type Side, type Timed } from './lib.js';
@@ -58,7 +58,7 @@ async function freshWorker(h: Harness, kind: Side, round: number): Promise<void>
       ? [worker('ingest-ours.ts'), String(side.redis.port), path.join(h.dir, `ingest-${round}.db`), String(EVENTS)]
       : [worker('ingest-bare.ts'), String(side.redis.port), String(EVENTS)];
   // Both run with the monitor's own node flags (its launcher's shebang): one runtime.
-  side.worker = h.spawn(`ingest-${kind}`, process.execPath, [...monitorNodeArgs, '--import', 'tsx', ...args]);
+  side.worker = spawnLikeMonitor(h, `ingest-${kind}`, ['--import', 'tsx', ...args]);
   side.drains = 0;
   await waitLines(side.worker, 'ready');
   await publishBacklog(kind);
@@ -109,8 +109,7 @@ async function drain(kind: Side): Promise<Timed> {
 /** Paced 10k events/s; lag from each allocation's `new` PUBLISH to its first commit. */
 async function lag(h: Harness, round: number): Promise<number> {
   const allocations = 500;
-  const t = h.spawn('ingest-lag', process.execPath, [
-    ...monitorNodeArgs,
+  const t = spawnLikeMonitor(h, 'ingest-lag', [
     '--import',
     'tsx',
     worker('ingest-ours.ts'),

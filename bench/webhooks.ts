@@ -1,6 +1,6 @@
 import path from 'node:path';
 import type { Harness, Tracked } from '../test/harness/harness.js';
-import { monitorNodeArgs } from '../test/harness/monitor.js';
+import { spawnLikeMonitor } from '../test/harness/monitor.js';
 import { startRedis, type Service } from '../test/harness/services.js';
 import { newSecret } from '../test/harness/webhook-receiver.js';
 import { killPid } from '../src/process/pids.js';
@@ -132,7 +132,7 @@ function spawnWorker(h: Harness, name: string, port: number, db: string, on: boo
     secret,
     ...extra,
   ];
-  return h.spawn(name, process.execPath, [...monitorNodeArgs, '--import', 'tsx', ...args]);
+  return spawnLikeMonitor(h, name, ['--import', 'tsx', ...args]);
 }
 
 async function publishBacklog(kind: Side): Promise<void> {

@@ -31,6 +31,9 @@ harnessTest(
     assert.equal(list.length, 1);
     assert.equal(list[0].pm2_env.status, 'online');
     assert.equal(list[0].pm2_env.restart_time, 0);
+    // The launcher's environment (its shebang) reaches the monitor under pm2 too.
+    const environ = readFileSync(`/proc/${list[0].pid as number}/environ`, 'utf8').split('\0');
+    assert.ok(environ.includes('MALLOC_ARENA_MAX=2'), 'MALLOC_ARENA_MAX from the launcher');
     const http = config.http as { host: string; port: number };
     const health = await fetch(`http://${http.host}:${http.port}/health`);
     assert.equal(health.status, 200);

@@ -10,10 +10,20 @@ import { isAlive, killPid } from '../../src/process/pids.js';
 
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const monitorBin = path.join(repoRoot, 'bin', 'turn-monitor');
+const pm2App = (
+  (await import(pathToFileURL(path.join(repoRoot, 'ecosystem.config.js')).href)) as {
+    apps: { node_args: string[]; env: Record<string, string> }[];
+  }
+).apps[0];
 /** The node flags ops run the monitor with (pm2's node_args, read from the launcher's shebang there). */
-export const monitorNodeArgs = (
-  (await import(pathToFileURL(path.join(repoRoot, 'ecosystem.config.js')).href)) as { apps: { node_args: string[] }[] }
-).apps[0].node_args;
+export const monitorNodeArgs = pm2App.node_args;
+/** The environment the launcher sets (pm2's env, from the same line), e.g. MALLOC_ARENA_MAX. */
+export const monitorEnv = pm2App.env;
+
+/** A node process (a benchmark's worker) in the monitor's own runtime: its node flags and environment. */
+export function spawnLikeMonitor(h: Harness, name: string, args: string[]): Tracked {
+  return h.spawn(name, process.execPath, [...monitorNodeArgs, ...args], { env: { ...process.env, ...monitorEnv } });
+}
 
 /** One JSON log line of the monitor. */
 export type LogEntry = Record<string, unknown> & { level: string; msg: string; component?: string; event?: string };
@@ -214,7 +224,7 @@ export async function startMonitor(
     process.execPath,
     [...monitorNodeArgs, monitorBin, 'start', '--config', configFile, ...(opts.args ?? [])],
     {
-      env: { ...process.env, ...opts.env },
+      env: { ...process.env, ...monitorEnv, ...opts.env },
     },
   );
   tracked.child.stdout?.setEncoding('utf8');
