@@ -17,6 +17,8 @@ import { HttpServer, type HealthReport } from './http/http-server.js';
 import { credentialHandler, rotateRoute } from './http/routes/credentials.js';
 import { tlsRoutes } from './http/routes/tls.js';
 import { sessionRoutes } from './http/routes/sessions.js';
+import { quotaRoutes } from './http/routes/quota.js';
+import { Quotas } from './quotas/quotas.js';
 import { usageRoutes } from './http/routes/usage.js';
 import type { Subsystem } from './lifecycle.js';
 import type { Logger } from './log/logger.js';
@@ -150,6 +152,20 @@ export class App {
     // After stats (the triggers go on its tables), stopped after turnserver: the stop's own events are sent.
     const webhooks = createWebhooks(this.ctx, { hostId });
     wireWebhooks(webhooks, { supervisor, drain: this.drain, credentials, tls, usage: stats.usage });
+    // After the deny list and control it acts through, and webhooks it tells.
+    const quotas = new Quotas({
+      config,
+      logger,
+      registry,
+      hostId,
+      now: this.ctx.now,
+      deny: (clientId, until) => control.revokeClient(clientId, { reason: 'quota', until }),
+      lift: (clientId) => control.liftRevoke(clientId),
+      denied: (clientId) => credentials.revoked(clientId),
+      deniedAll: () => credentials.denyList.active(this.ctx.now()),
+      record: (type, data, opts) => void webhooks.record(type, data, opts),
+    });
+    http.addRoutes(quotaRoutes(quotas, logger.child({ component: 'quotas' })));
     this.subsystems = [
       tls,
       credentials,
@@ -159,6 +175,7 @@ export class App {
       webhooks,
       admin,
       control,
+      quotas,
       supervisor,
       http,
       discovery,
