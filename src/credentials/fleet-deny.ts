@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
 import path from 'node:path';
-import zookeeper from 'node-zookeeper-client';
+import type zookeeper from 'node-zookeeper-client';
 import { Gauge } from 'prom-client';
 import type { AppContext } from '../context.js';
 import { createNode, ensurePath } from '../discovery/zk-nodes.js';
@@ -59,8 +59,6 @@ export class FleetDenyList extends EventEmitter<FleetDenyEvents> implements Subs
   private readonly log: Logger;
   private readonly session: ZkSession;
   private readonly root: string;
-  /** Children whose data watch is set (a watch fires once; re-set on the next read). */
-  private readonly watched = new Set<string>();
   private chain: Promise<void> = Promise.resolve();
   private queued = false;
   private timer: NodeJS.Timeout | null = null;
@@ -96,11 +94,8 @@ export class FleetDenyList extends EventEmitter<FleetDenyEvents> implements Subs
     });
   }
 
-  private readonly onConnected = ({ sameSession }: { sameSession: boolean }) => {
-    // A new session has none of the old one's watches.
-    if (!sameSession) this.watched.clear();
-    void this.sync('zk-connected');
-  };
+  // Every (re)connect reads the whole list again: a new session has none of the old one's watches.
+  private readonly onConnected = () => void this.sync('zk-connected');
 
   async start(): Promise<void> {
     this.session.on('connected', this.onConnected);
@@ -182,8 +177,12 @@ export class FleetDenyList extends EventEmitter<FleetDenyEvents> implements Subs
       });
   }
 
+  /**
+   * A watch fired (a child added or removed, a node's data changed): read again, which sets the
+   * watches anew (a watch fires once; the library and the server keep one per path and kind).
+   */
   private readonly onWatch = (e: zookeeper.Event) => {
-    if (e.getType() !== zookeeper.Event.NODE_CHILDREN_CHANGED) this.watched.delete(e.getPath());
+    this.log.debug({ event: 'fleet-deny-watch', path: e.getPath(), type: e.getName() }, 'deny list changed');
     void this.sync('watch');
   };
 
@@ -205,20 +204,15 @@ export class FleetDenyList extends EventEmitter<FleetDenyEvents> implements Subs
     const remote: DeniedClient[] = [];
     for (const clientId of await this.children()) {
       const p = this.nodePath(clientId);
-      const watch = !this.watched.has(p);
       let got: { data: Buffer | undefined; version: number };
       try {
-        got = await this.session.call('getData', (c, done) => {
-          const cb = (err: unknown, data?: Buffer, stat?: zookeeper.Stat) =>
-            done(err, { data, version: stat?.version ?? -1 });
-          if (watch) c.getData(p, this.onWatch, cb);
-          else c.getData(p, cb);
-        });
+        got = await this.session.call('getData', (c, done) =>
+          c.getData(p, this.onWatch, (err, data, stat) => done(err, { data, version: stat?.version ?? -1 })),
+        );
       } catch (err) {
         if (zkErrorCode(err) === ZkCode.NO_NODE) continue; // removed meanwhile: the watch says so
         throw err;
       }
-      if (watch) this.watched.add(p);
       const d = decodeDenied(clientId, got.data);
       if (!d) {
         this.log.debug({ event: 'fleet-deny-bad-node', path: p }, 'skipping a deny node that is not one');
