@@ -202,25 +202,34 @@ export class FleetDenyList extends EventEmitter<FleetDenyEvents> implements Subs
   private async read(): Promise<void> {
     const now = this.ctx.now();
     const remote: DeniedClient[] = [];
-    for (const clientId of await this.children()) {
-      const p = this.nodePath(clientId);
-      let got: { data: Buffer | undefined; version: number };
-      try {
-        got = await this.session.call('getData', (c, done) =>
-          c.getData(p, this.onWatch, (err, data, stat) => done(err, { data, version: stat?.version ?? -1 })),
-        );
-      } catch (err) {
-        if (zkErrorCode(err) === ZkCode.NO_NODE) continue; // removed meanwhile: the watch says so
-        throw err;
-      }
-      const d = decodeDenied(clientId, got.data);
+    // All nodes at once: the client pipelines the requests on its one connection.
+    const nodes = await Promise.all(
+      (await this.children()).map(async (clientId) => {
+        const p = this.nodePath(clientId);
+        try {
+          const got = await this.session.call<{ data: Buffer | undefined; version: number }>('getData', (c, done) =>
+            c.getData(p, this.onWatch, (err, data, stat) => done(err, { data, version: stat?.version ?? -1 })),
+          );
+          return { clientId, p, ...got };
+        } catch (err) {
+          if (zkErrorCode(err) === ZkCode.NO_NODE) return null; // removed meanwhile: the watch says so
+          throw err;
+        }
+      }),
+    );
+    for (const n of nodes) {
+      if (!n) continue;
+      const d = decodeDenied(n.clientId, n.data);
       if (!d) {
-        this.log.debug({ event: 'fleet-deny-bad-node', path: p }, 'skipping a deny node that is not one');
+        this.log.debug({ event: 'fleet-deny-bad-node', path: n.p }, 'skipping a deny node that is not one');
         continue;
       }
       if (d.until <= now) {
-        await this.remove(p, got.version);
-        this.log.info({ event: 'fleet-deny-expired', clientId }, 'expired entry removed from the fleet deny list');
+        await this.remove(n.p, n.version);
+        this.log.info(
+          { event: 'fleet-deny-expired', clientId: n.clientId },
+          'expired entry removed from the fleet deny list',
+        );
         continue;
       }
       remote.push(d);

@@ -41,7 +41,6 @@ export class LocalQuotaStore implements QuotaStore {
     };
     w.on('error', fail);
     w.on('exit', () => fail(new Error('the quota usage thread exited')));
-    w.unref();
     this.worker = w;
     return w;
   }
