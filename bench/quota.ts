@@ -1,11 +1,10 @@
 import path from 'node:path';
-import { coturnSessions } from '../test/harness/coturn-cli.js';
 import type { Harness, Tracked } from '../test/harness/harness.js';
 import { startMonitor, type MonitorProcess } from '../test/harness/monitor.js';
 import { startPostgres, type Postgres } from '../test/harness/postgres.js';
 import { spawnUclient, startPeer, startZookeeper, type Service } from '../test/harness/services.js';
 import { waitUntil } from '../src/process/wait.js';
-import { sleep, type Benchmark } from './lib.js';
+import { median, sleep, type Benchmark } from './lib.js';
 
 const KEY = 'bench-api-key-0123456789';
 const auth = { headers: { authorization: `Bearer ${KEY}` } };
@@ -20,8 +19,9 @@ let pg: Postgres;
 let peer: Service;
 let hosts: MonitorProcess[] = [];
 
+/** The client's live allocations on a host, with coturn's rates (GET /sessions: coturn's `ps`). */
 const liveOf = async (m: MonitorProcess, clientId: string) =>
-  [...(await coturnSessions(m)).ids.values()].filter((u) => u.endsWith(`:${clientId}`)).length;
+  (await m.get(`/sessions?clientId=${clientId}`, auth)).body as { rate: { total: number } | null }[];
 
 /**
  * 100,000 clients in the current month of the rollup, all under their warning threshold (a default
@@ -44,11 +44,11 @@ async function generate(): Promise<void> {
 
 /**
  * One crossing: a client with a 2 MB quota relays at a fixed rate (uclient -z 1 -l 200: a
- * message a millisecond, echoed) through two hosts at once. Its allocations' first appearance and
- * their disappearance are watched in coturn's own `ps` (every 20 ms); its bytes per host are read
- * from PostgreSQL once the cut allocations closed. Each host's rate = its bytes over its
- * allocation's lifetime; the crossing is when the two rates together reach the quota; the
- * overshoot is what was relayed past it (bytes, and seconds to the last allocation gone), against
+ * message a millisecond, echoed) through two hosts at once. Its allocations are watched in
+ * coturn's own `ps` (through GET /sessions, every 20 ms: when each is gone, and coturn's rates);
+ * its bytes per host are read from PostgreSQL once the cut allocations closed. The overshoot is
+ * what was relayed past the quota (bytes, and the time from the crossing, found by walking back
+ * from the last cut at each host's rate, to the last allocation gone), against
  * the bound rate × (export.postgres.intervalSec + quotas.checkIntervalSec + 1 s).
  */
 export const quota: Benchmark = {
@@ -104,16 +104,19 @@ export const quota: Benchmark = {
         }),
       );
     }
-    // Each host: when its allocation appeared, when the last one was gone.
+    // Each host: when its allocation appeared, when the last one was gone, coturn's rates meanwhile.
     const first: (number | null)[] = hosts.map(() => null);
     const gone: (number | null)[] = hosts.map(() => null);
+    const seenRates: number[][] = hosts.map(() => []);
     const deadline = Date.now() + 60_000;
     while (gone.some((g) => g === null) && Date.now() < deadline) {
-      const counts = await Promise.all(hosts.map((m) => liveOf(m, clientId)));
+      const views = await Promise.all(hosts.map((m) => liveOf(m, clientId)));
       const now = Date.now();
-      counts.forEach((n, i) => {
-        if (n > 0 && first[i] === null) first[i] = now;
-        if (n === 0 && first[i] !== null && gone[i] === null) gone[i] = now;
+      views.forEach((v, i) => {
+        if (v.length > 0 && first[i] === null) first[i] = now;
+        if (v.length === 0 && first[i] !== null && gone[i] === null) gone[i] = now;
+        const total = v.reduce((a, x) => a + (x.rate?.total ?? 0), 0);
+        if (total > 0) seenRates[i].push(total);
       });
       await sleep(20);
     }
@@ -134,27 +137,28 @@ export const quota: Benchmark = {
       },
       30_000,
     );
-    const rates = perHost.map((b, i) => b / Math.max(0.001, (gone[i]! - first[i]!) / 1000));
+    // Each host's rate: coturn's own (the median of its `ps` rates while relaying), else its bytes
+    // over its allocation's lifetime (lower if uclient idled before sending: a larger overshoot).
+    const rates = perHost.map((b, i) =>
+      seenRates[i].length > 0 ? median(seenRates[i]) : b / Math.max(0.001, (gone[i]! - first[i]!) / 1000),
+    );
     const rate = rates.reduce((a, b) => a + b, 0);
-    // The crossing: the first moment sum(rate_i × (t − first_i)) reaches the quota.
-    let cross = Math.min(...(first as number[]));
-    for (let t = cross; t <= Math.max(...(gone as number[])); t += 5) {
-      const used = rates.reduce((a, r, i) => a + r * Math.max(0, (t - first[i]!) / 1000), 0);
-      if (used >= QUOTA) {
-        cross = t;
-        break;
-      }
-    }
     const total = perHost.reduce((a, b) => a + b, 0);
+    const overshoot = Math.max(0, total - QUOTA);
+    // The crossing: walking back from the last cut, where the bytes past the quota began (each host
+    // relaying at its rate until its own cut).
     const lastGone = Math.max(...(gone as number[]));
+    let cross = lastGone;
+    for (let left = overshoot; left > 0 && cross > Math.min(...(first as number[])); cross -= 5)
+      left -= rates.reduce((a, r, i) => a + (cross <= gone[i]! ? r * 0.005 : 0), 0);
     const bound = rate * (SHIP_SEC + CHECK_SEC + 1);
     const health = (await Promise.all(hosts.map((m) => m.health()))).find((r) => r.body.quotas.enforcer)?.body.quotas;
     return {
       rate_Bps: Math.round(rate),
-      overshoot_bytes: Math.max(0, total - QUOTA),
+      overshoot_bytes: overshoot,
       bound_bytes: Math.round(bound),
-      overshoot_ratio: Math.max(0, total - QUOTA) / bound,
-      overshoot_s: Math.max(0, total - QUOTA) / rate,
+      overshoot_ratio: overshoot / bound,
+      overshoot_s: (lastGone - cross) / 1000,
       cut_ms: lastGone - cross,
       check_ms: health?.lastCheckMs ?? NaN,
     };
