@@ -103,7 +103,7 @@ harnessTest(
     assert.equal(cli.code, 0, cli.output);
     assert.match(cli.output, /state\s+exceeded/);
     assert.match((await a.get('/metrics')).text, /^turn_monitor_quota_exceeded_clients 1$/m);
-    const health = (await a.health()).body.quotas;
+    const health = (await Promise.all(fleet.map(async (m) => (await m.health()).body.quotas))).find((q) => q.enforcer);
     assert.deepEqual(health.badRows, [{ realm: 'test.local', clientId: 'broken', why: 'period_bytes is negative' }]);
 
     // A monitor started afterwards refuses alice too.
