@@ -235,11 +235,10 @@ export class SessionControl implements Subsystem {
     opts: { reason?: 'revoked' | 'quota'; until?: number } = {},
   ): Promise<{ cancelled: number; until: string; fleet: 'written' | 'queued' | null }> {
     const entry = await this.deps.credentials.revokeClient(clientId, opts);
-    const fleet = await this.toFleet(() =>
-      this.deps.credentials.unsynced().writes.some((d) => d.clientId === clientId),
-    );
+    // The fleet write runs beside the local cut (it never rejects: a failure leaves it queued).
+    const fleet = this.toFleet(() => this.deps.credentials.unsynced().writes.some((d) => d.clientId === clientId));
     const cancelled = await this.cancelClients([clientId]);
-    return { cancelled, until: new Date(entry.until).toISOString(), fleet };
+    return { cancelled, until: new Date(entry.until).toISOString(), fleet: await fleet };
   }
 
   /** Fleet mode: write to ZooKeeper now (bounded); whether it is still pending after. */
