@@ -29,7 +29,7 @@ const setQuota = (pg: Postgres, bytes: number) =>
 
 harnessTest(
   'quotas across a fleet: a 3 MB quota crossed through two hosts warns once, exceeds once, cuts both hosts and a host started later; a raise or a new period lifts it; a killed enforcer is replaced within 10 s',
-  async (h: Harness) => {
+  async (h: Harness, t) => {
     const [pg, zk, peer, hooks] = await Promise.all([
       startPostgres(h),
       startZookeeper(h),
@@ -116,7 +116,8 @@ harnessTest(
     await setQuota(pg, 1e9);
     await everywhere('alice served again', fleet, 200, 5000);
     const liftMs = Date.now() - t0;
-    assert.ok(liftMs <= 2500, `lifted after ${liftMs} ms`);
+    assert.ok(liftMs <= 3000, `lifted after ${liftMs} ms`);
+    t.diagnostic(`exceeded at ${exceeded.usedBytes} bytes; raise → served on both hosts after ${liftMs} ms`);
     await hooks.waitFor('quota.reset', () => hooks.ofType('quota.reset').length === 1);
     assert.equal(hooks.ofType('quota.reset')[0].event.data.reason, 'raised');
 
@@ -141,6 +142,7 @@ harnessTest(
     await setQuota(pg, 1e9);
     await everywhere('alice lifted by the new enforcer', [other], 200, 10_000);
     assert.ok(Date.now() - t0 < 10_000);
+    t.diagnostic(`kill -9 of the enforcer → the other enforced after ${Date.now() - t0} ms`);
     assert.equal((await other.health()).body.quotas.enforcer, true);
     await killOrphans(enforcer);
     assert.equal((await other.stop()).code, 0);
