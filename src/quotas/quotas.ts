@@ -74,6 +74,8 @@ export class Quotas implements Subsystem {
   private lastError: string | null = null;
   private lastCheckAt: number | null = null;
   private lastCheckMs: number | null = null;
+  /** Of it, reading usage and state (what grows with the clients in the period). */
+  private lastQueryMs: number | null = null;
   private badRows: BadRow[] = [];
   private readonly checks: Counter;
   private readonly secrets: string[];
@@ -162,6 +164,7 @@ export class Quotas implements Subsystem {
       const t0 = performance.now();
       const input = this.input();
       const [over, states] = await Promise.all([store.over(input), store.states()]);
+      this.lastQueryMs = Math.round((performance.now() - t0) * 10) / 10;
       const plan = planCheck(over, states, input.start);
       for (const a of plan.actions) await this.act(a, input);
       await store.save(plan.save, plan.drop);
@@ -261,6 +264,7 @@ export class Quotas implements Subsystem {
       periodEnd: iso(input.end),
       lastCheckAt: this.lastCheckAt ? iso(this.lastCheckAt) : null,
       lastCheckMs: this.lastCheckMs,
+      lastQueryMs: this.lastQueryMs,
       exceeded: this.deps.deniedAll().filter((d) => d.reason === 'quota').length,
       badRows: this.badRows,
       error: problem,
