@@ -149,3 +149,38 @@ harnessTest(
   },
   { timeout: 180_000 },
 );
+
+harnessTest(
+  'quotas on a single host without PostgreSQL: overrides from quotas.clients, usage from its own usage.db',
+  async (h: Harness) => {
+    const peer = await startPeer(h);
+    const m = await startMonitor(h, {
+      http: { apiKeys: [KEY] },
+      credentials: { mode: 'secret', validitySec: 600 },
+      quotas: { checkIntervalSec: 0.5, clients: { alice: 200_000, bob: null } },
+    });
+    const c = (await m.get('/turncredential?user=alice', auth)).body as { username: string; password: string };
+    const relay = spawnUclient(h, {
+      turnPort: m.turnPort,
+      peerPort: peer.port,
+      user: c.username,
+      password: c.password,
+      messages: 20_000,
+      length: 200,
+      extraArgs: ['-z', '1'],
+    });
+    await waitUntil('alice refused', async () => (await status(m, 'alice')) === 403, 30_000, 50);
+    await waitUntil('alice cut', async () => (await held(m, 'alice')) === 0, 3000);
+    relay.child.kill('SIGKILL');
+    const view = (await m.get('/clients/alice/quota', auth)).body;
+    assert.equal(view.state, 'exceeded');
+    assert.equal(view.quotaBytes, 200_000);
+    assert.equal((await m.get('/clients/bob/quota', auth)).body.quotaBytes, null);
+    const q = (await m.health()).body.quotas;
+    assert.equal(q.store, 'local');
+    assert.equal(q.enforcer, true);
+    assert.equal(q.exceeded, 1);
+    assert.equal((await m.stop()).code, 0);
+  },
+  { timeout: 60_000 },
+);
