@@ -78,7 +78,10 @@ test('quotas: defaults, and overrides per client in secret mode', () => {
     checkIntervalSec: 2,
     clients: {},
   });
-  const c = buildConfig({ credentials: { mode: 'secret' }, quotas: { clients: { alice: 3_000_000, bob: null } } }, '/x');
+  const c = buildConfig(
+    { credentials: { mode: 'secret' }, quotas: { clients: { alice: 3_000_000, bob: null } } },
+    '/x',
+  );
   assert.deepEqual(c.quotas.clients, { alice: 3_000_000, bob: null });
   assert.equal(c.zookeeper.deniedPath, '/turn/denied');
 });
