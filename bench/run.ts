@@ -18,6 +18,7 @@ import { idle } from './idle.js';
 import { summarize, type Benchmark, type Summary } from './lib.js';
 import { memory } from './memory.js';
 import { monitorRestart } from './monitor-restart.js';
+import { quota } from './quota.js';
 import { recovery } from './recovery.js';
 import { relay } from './relay.js';
 import { relayTls } from './relay-tls.js';
@@ -47,6 +48,7 @@ const ALL: Benchmark[] = [
   fleetStore,
   history,
   webhooksBench,
+  quota,
 ];
 
 // quiesce() collects the harness's own garbage before a timed window, not during it.

@@ -56,15 +56,22 @@ export function wireWebhooks(webhooks: Webhooks, s: WebhookSources): void {
   s.drain.on('finished', (o) =>
     webhooks.record('host.drained', { then: o.then, cancelled: o.cancelled, aborted: o.aborted }, { order: 'host' }),
   );
-  s.credentials.on('client-revoked', (d) =>
-    webhooks.record(
-      'client.revoked',
-      { clientId: d.clientId, revokedAt: iso(d.revokedAt), until: iso(d.until) },
-      { key: `${d.clientId}\n${d.revokedAt}`, order: `client:${d.clientId}`, at: d.revokedAt },
-    ),
+  // A quota's denial is told by quota.exceeded (its lift by quota.reset).
+  s.credentials.on(
+    'client-revoked',
+    (d) =>
+      d.reason === 'revoked' &&
+      webhooks.record(
+        'client.revoked',
+        { clientId: d.clientId, revokedAt: iso(d.revokedAt), until: iso(d.until) },
+        { key: `${d.clientId}\n${d.revokedAt}`, order: `client:${d.clientId}`, at: d.revokedAt },
+      ),
   );
-  s.credentials.on('client-unrevoked', (d) =>
-    webhooks.record('client.unrevoked', { clientId: d.clientId }, { order: `client:${d.clientId}`, at: d.at }),
+  s.credentials.on(
+    'client-unrevoked',
+    (d) =>
+      d.reason !== 'quota' &&
+      webhooks.record('client.unrevoked', { clientId: d.clientId }, { order: `client:${d.clientId}`, at: d.at }),
   );
   s.credentials.on('credential-revoked', (d) =>
     webhooks.record('credential.revoked', { revokedUsers: d.users }, { order: 'credential', at: d.at }),

@@ -6,6 +6,7 @@ import { SessionControl } from './control/session-control.js';
 import { wireWebhooks } from './app-webhooks.js';
 import type { AppContext } from './context.js';
 import { createCredentials } from './credentials/index.js';
+import { FleetDenyList } from './credentials/fleet-deny.js';
 import { createDiscovery } from './discovery/index.js';
 import { nodeNameFor } from './discovery/identity.js';
 import { createExport } from './export/index.js';
@@ -16,6 +17,8 @@ import { HttpServer, type HealthReport } from './http/http-server.js';
 import { credentialHandler, rotateRoute } from './http/routes/credentials.js';
 import { tlsRoutes } from './http/routes/tls.js';
 import { sessionRoutes } from './http/routes/sessions.js';
+import { quotaRoutes } from './http/routes/quota.js';
+import { Quotas } from './quotas/quotas.js';
 import { usageRoutes } from './http/routes/usage.js';
 import type { Subsystem } from './lifecycle.js';
 import type { Logger } from './log/logger.js';
@@ -69,7 +72,11 @@ export class App {
     });
     registerTlsMetrics(registry, tls);
     if (tls.enabled) supervisor.on('ready', () => void tls.onTurnserverReady());
-    const credentials = createCredentials(this.ctx);
+    // This host's name in exported rows, webhook events and the deny entries it makes.
+    const hostId = config.export.postgres.hostId ?? nodeNameFor(config, os.hostname());
+    const credentials = createCredentials(this.ctx, { hostId });
+    // Secret mode with ZooKeeper: revokes are fleet state (every monitor applies every entry).
+    const fleetDeny = credentials.fleetMode ? new FleetDenyList(this.ctx, credentials) : null;
     const stats = createStats(this.ctx);
     // The admin CLI renders its cli-* lines (a new password each start) and reconnects after every start.
     const admin = new Admin({ config, logger, registry, turnserver: supervisor, confFile: turnPaths(config).conf });
@@ -79,11 +86,13 @@ export class App {
     const control = new SessionControl({
       admin,
       credentials,
+      fleet: fleetDeny,
       pipeline: stats.pipeline,
       registry,
       logger,
       now: this.ctx.now,
     });
+    fleetDeny?.on('applied', (entries) => control.applyFleetEntries(entries.map((d) => d.clientId)));
     if (stats.choice.source === 'redis') {
       // Redis alone cannot replay what was published while no monitor ran: ask coturn what is still live.
       supervisor.on('adopted', () => {
@@ -139,12 +148,38 @@ export class App {
     http.addRoutes(sessionRoutes(control, config.credentials.mode, logger.child({ component: 'sessions' })));
     http.addRoutes(drainRoutes(this.drain, config.lifecycle.drainTimeoutSec));
     // After stats (its tables exist) and stopped after turnserver, so the closes of the stop ship.
-    const hostId = config.export.postgres.hostId ?? nodeNameFor(config, os.hostname());
     const exporter = createExport(this.ctx, { hostId });
     // After stats (the triggers go on its tables), stopped after turnserver: the stop's own events are sent.
     const webhooks = createWebhooks(this.ctx, { hostId });
     wireWebhooks(webhooks, { supervisor, drain: this.drain, credentials, tls, usage: stats.usage });
-    this.subsystems = [tls, credentials, stats, exporter, webhooks, admin, control, supervisor, http, discovery];
+    // After the deny list and control it acts through, and webhooks it tells.
+    const quotas = new Quotas({
+      config,
+      logger,
+      registry,
+      hostId,
+      now: this.ctx.now,
+      deny: (clientId, until) => control.revokeClient(clientId, { reason: 'quota', until }),
+      lift: (clientId) => control.liftRevoke(clientId),
+      denied: (clientId) => credentials.revoked(clientId),
+      deniedAll: () => credentials.denyList.active(this.ctx.now()),
+      record: (type, data, opts) => void webhooks.record(type, data, opts),
+    });
+    http.addRoutes(quotaRoutes(quotas, logger.child({ component: 'quotas' })));
+    this.subsystems = [
+      tls,
+      credentials,
+      ...(fleetDeny ? [fleetDeny] : []),
+      stats,
+      exporter,
+      webhooks,
+      admin,
+      control,
+      quotas,
+      supervisor,
+      http,
+      discovery,
+    ];
   }
 
   /** Start everything; on a start-up failure stop what did start and rethrow. */

@@ -59,6 +59,17 @@ function checkCombined(c: ParsedConfig): string[] {
     if (tls.port >= t.minPort && tls.port <= t.maxPort)
       errors.push('config key "turnserver.tls.port": must lie outside the relay range minPort..maxPort');
   }
+  // In userdb mode every client shares one user: a per-client quota cannot be told apart.
+  if (c.credentials.mode !== 'secret') {
+    if (c.quotas.defaultBytes !== null)
+      errors.push(
+        'config key "quotas.defaultBytes": quotas need credentials.mode "secret" (userdb mode has one shared user)',
+      );
+    if (Object.keys(c.quotas.clients).length > 0)
+      errors.push(
+        'config key "quotas.clients": quotas need credentials.mode "secret" (userdb mode has one shared user)',
+      );
+  }
   return errors;
 }
 

@@ -104,6 +104,11 @@ const zookeeper = z.strictObject({
     .regex(/^\/[^\0]*[^/]$/, 'must be an absolute znode path without trailing slash')
     .default('/turn/servers'),
   sessionTimeoutMs: positiveInt.default(10_000),
+  // The fleet deny list (secret mode): one persistent node per revoked client id.
+  deniedPath: z
+    .string()
+    .regex(/^\/[^\0]*[^/]$/, 'must be an absolute znode path without trailing slash')
+    .default('/turn/denied'),
 });
 
 const discovery = z.strictObject({
@@ -168,6 +173,18 @@ const exportConfig = z.strictObject({
     .prefault({}),
 });
 
+// Byte quotas per client and period (secret mode): see README, Quotas. A quota is bytes
+// (client_bytes = rcvb + sentb), a non-negative integer; null = no quota.
+const quotaBytes = z.number().int('must be a whole number of bytes').min(0, 'must not be negative').nullable();
+const quotas = z.strictObject({
+  period: z.enum(['month', 'day']).default('month'),
+  defaultBytes: quotaBytes.default(null),
+  warnAt: z.number().gt(0).max(1).default(0.8),
+  checkIntervalSec: z.number().positive().default(2),
+  // Overrides per client id on a single host without PostgreSQL (client_quotas in a fleet).
+  clients: z.record(z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'must be a client id'), quotaBytes).default({}),
+});
+
 const lifecycle = z.strictObject({
   // SIGTERM/SIGINT drain for at most this long before turnserver is stopped; fits pm2's
   // kill_timeout (25 s) with the stop after it (discovery.drainMs + turnserver.stopTimeoutMs).
@@ -187,6 +204,7 @@ export const configSchema = z.strictObject({
   stats: stats.prefault({}),
   export: exportConfig.prefault({}),
   lifecycle: lifecycle.prefault({}),
+  quotas: quotas.prefault({}),
   webhooks: webhooksSchema.prefault({}),
 });
 

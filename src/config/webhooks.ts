@@ -16,6 +16,9 @@ export const WEBHOOK_EVENT_TYPES = [
   'turnserver.ready',
   'certificate.reloaded',
   'certificate.expiring',
+  'quota.warning',
+  'quota.exceeded',
+  'quota.reset',
 ] as const;
 export type WebhookEventType = (typeof WEBHOOK_EVENT_TYPES)[number];
 

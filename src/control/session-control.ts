@@ -43,9 +43,19 @@ export interface SessionFilter {
   clientId?: string;
 }
 
+/** The fleet deny list as control sees it (fleet-deny.ts): write what is unsynced now. */
+export interface FleetDenySync {
+  sync(reason?: string): Promise<void>;
+}
+
+/** How long a revoke waits for ZooKeeper before it answers with the entry queued. */
+const FLEET_WRITE_WAIT_MS = 2000;
+
 export interface ControlDeps {
   admin: Admin;
   credentials: Credentials;
+  /** With `zookeeper.connect` (secret mode): revokes and lifts are fleet state. */
+  fleet?: FleetDenySync | null;
   pipeline: UsagePipeline;
   registry: Registry;
   logger: Logger;
@@ -220,16 +230,63 @@ export class SessionControl implements Subsystem {
    * admin channel outage) and cancel every allocation it holds. Rejects with AdminUnavailableError
    * when the channel cannot answer: the deny list then applies once it is back.
    */
-  async revokeClient(clientId: string): Promise<{ cancelled: number; until: string }> {
-    const entry = await this.deps.credentials.revokeClient(clientId);
-    const live = await this.deps.admin.sessions({ usernamePart: clientId });
-    const ids = live.filter((s) => clientIdOf(s.username) === clientId).map((s) => s.allocationId);
-    await this.cancel(ids, 'revoked');
-    return { cancelled: ids.length, until: new Date(entry.until).toISOString() };
+  async revokeClient(
+    clientId: string,
+    opts: { reason?: 'revoked' | 'quota'; until?: number } = {},
+  ): Promise<{ cancelled: number; until: string; fleet: 'written' | 'queued' | null }> {
+    const entry = await this.deps.credentials.revokeClient(clientId, opts);
+    // The fleet write runs beside the local cut (it never rejects: a failure leaves it queued).
+    const fleet = this.toFleet(() => this.deps.credentials.unsynced().writes.some((d) => d.clientId === clientId));
+    const cancelled = await this.cancelClients([clientId]);
+    return { cancelled, until: new Date(entry.until).toISOString(), fleet: await fleet };
   }
 
-  liftRevoke(clientId: string): Promise<boolean> {
-    return this.deps.credentials.liftRevoke(clientId);
+  /** Fleet mode: write to ZooKeeper now (bounded); whether it is still pending after. */
+  private async toFleet(pending: () => boolean): Promise<'written' | 'queued' | null> {
+    const fleet = this.deps.fleet;
+    if (!fleet) return null;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([fleet.sync('revoke'), new Promise((r) => (timer = setTimeout(r, FLEET_WRITE_WAIT_MS)))]);
+    clearTimeout(timer);
+    return pending() ? 'queued' : 'written';
+  }
+
+  /** Cancel every live allocation of these client ids (a deny entry that reached this host). */
+  async cancelClients(clientIds: string[]): Promise<number> {
+    const want = new Set(clientIds);
+    const live =
+      clientIds.length === 1
+        ? await this.deps.admin.sessions({ usernamePart: clientIds[0] })
+        : await this.deps.admin.sessions();
+    const ids = live.filter((s) => want.has(clientIdOf(s.username))).map((s) => s.allocationId);
+    if (ids.length > 0) await this.cancel(ids, 'revoked');
+    return ids.length;
+  }
+
+  /** Deny entries read from the fleet list: cut the clients' allocations here (logged, never thrown). */
+  applyFleetEntries(clientIds: string[]): void {
+    // Not connected yet (start-up, a turnserver restart): the sweep after the connect cuts them.
+    if (this.deps.admin.status !== 'connected') return;
+    this.cancelClients(clientIds)
+      .then((n) => {
+        if (n > 0)
+          this.log.warn(
+            { event: 'fleet-deny-cut', clientIds, cancelled: n },
+            'cancelled allocations of clients denied fleet-wide',
+          );
+      })
+      .catch((err: Error) =>
+        this.log.error(
+          { event: 'cancel-failed', clientIds, err: err.message },
+          'cancelling allocations of denied clients failed: retried when the admin channel reconnects',
+        ),
+      );
+  }
+
+  async liftRevoke(clientId: string): Promise<boolean> {
+    const had = await this.deps.credentials.liftRevoke(clientId);
+    await this.toFleet(() => this.deps.credentials.unsynced().lifts.includes(clientId));
+    return had;
   }
 
   /** userdb mode: new credential, old users deleted, and every allocation made with them cancelled. */

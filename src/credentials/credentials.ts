@@ -9,7 +9,7 @@ import type { Subsystem, SubsystemHealth, TurnConfContributor } from '../lifecyc
 import type { Logger } from '../log/logger.js';
 import { turnUrisFor } from '../util/addresses.js';
 import { Backoff } from '../process/backoff.js';
-import { DenyList, registerDenyListGauge } from './deny-list.js';
+import { DenyList, mergeFleet, registerDenyListGauge, type DenyOptions } from './deny-list.js';
 import { loadState, saveState, type CredentialEntry, type CredentialState, type DeniedClient } from './state-store.js';
 import { Turnadmin } from './turnadmin.js';
 
@@ -34,7 +34,7 @@ export interface CredentialsEvents {
   /** Secret mode: a client id went on the deny list. */
   'client-revoked': [DeniedClient];
   /** Secret mode: a revoke was lifted. */
-  'client-unrevoked': [{ clientId: string; at: number }];
+  'client-unrevoked': [{ clientId: string; at: number; reason: DeniedClient['reason'] | null }];
   /** userdb mode: these users were deleted from the userdb at once (a leaked shared credential). */
   'credential-revoked': [{ users: string[]; at: number }];
 }
@@ -68,8 +68,16 @@ export class Credentials extends EventEmitter<CredentialsEvents> implements Subs
   /** Secret mode: revoked client ids, kept in the state file. */
   readonly denyList: DenyList;
 
-  constructor(private readonly ctx: AppContext) {
+  /** Secret mode with ZooKeeper: the deny list is fleet state (fleet-deny.ts writes and reads it). */
+  readonly fleetMode: boolean;
+
+  constructor(
+    private readonly ctx: AppContext,
+    /** This host's name, as `by` of the deny entries it makes. */
+    private readonly hostId: string | null = null,
+  ) {
     super();
+    this.fleetMode = ctx.config.credentials.mode === 'secret' && ctx.config.zookeeper.connect !== null;
     const { config } = ctx;
     this.log = ctx.logger.child({ component: 'credentials' });
     this.stateFile = path.join(config.dataDir, 'credential.json');
@@ -109,7 +117,14 @@ export class Credentials extends EventEmitter<CredentialsEvents> implements Subs
     return this.ctx.config.credentials.rotateIntervalSec * 1000;
   }
   private emptyState(): CredentialState {
-    return { version: 1, mode: this.mode, realm: this.ctx.config.turnserver.realm, entries: [], denied: [] };
+    return {
+      version: 1,
+      mode: this.mode,
+      realm: this.ctx.config.turnserver.realm,
+      entries: [],
+      denied: [],
+      liftsUnsynced: [],
+    };
   }
 
   turnConfLines(): string[] {
@@ -254,34 +269,91 @@ export class Credentials extends EventEmitter<CredentialsEvents> implements Subs
     return this.mode === 'secret' ? this.denyList.find(clientId, this.ctx.now()) : null;
   }
 
-  /** Secret mode: put a client on the deny list (persisted before it resolves). */
-  async revokeClient(clientId: string): Promise<DeniedClient> {
+  /**
+   * Secret mode: put a client on the deny list (persisted before it resolves). A revoke lasts
+   * until every credential issued before it has expired; a quota passes its own `until`. In fleet
+   * mode the entry is marked unsynced until ZooKeeper has it.
+   */
+  async revokeClient(clientId: string, opts: Omit<DenyOptions, 'unsynced'> = {}): Promise<DeniedClient> {
     if (this.mode !== 'secret') throw new Error('revoking a client needs credentials.mode "secret"');
-    return this.exclusive(() => this.deny(clientId));
+    return this.exclusive(() => this.deny(clientId, opts));
   }
 
-  private async deny(clientId: string): Promise<DeniedClient> {
-    const entry = this.denyList.add(clientId, this.ctx.now());
+  private async deny(clientId: string, opts: Omit<DenyOptions, 'unsynced'>): Promise<DeniedClient> {
+    const entry = this.denyList.add(clientId, this.ctx.now(), {
+      ...opts,
+      by: opts.by ?? this.hostId,
+      unsynced: this.fleetMode,
+    });
+    this.state.liftsUnsynced = this.state.liftsUnsynced.filter((c) => c !== clientId);
     await saveState(this.stateFile, this.state);
     this.schedule(this.nextDue());
-    this.log.warn({ event: 'client-revoked', clientId, until: new Date(entry.until).toISOString() }, 'client revoked');
+    this.log.warn(
+      { event: 'client-revoked', clientId, reason: entry.reason, until: new Date(entry.until).toISOString() },
+      'client revoked',
+    );
     this.emit('client-revoked', entry);
     return entry;
   }
 
-  /** Lift a client's revoke; false when it was not revoked. */
+  /** Lift a client's revoke; false when it was not revoked (in fleet mode the lift goes to ZooKeeper either way). */
   liftRevoke(clientId: string): Promise<boolean> {
     return this.exclusive(() => this.lift(clientId));
   }
 
   private async lift(clientId: string): Promise<boolean> {
-    const had = this.denyList.remove(clientId, this.ctx.now());
+    const was = this.denyList.find(clientId, this.ctx.now());
+    this.denyList.remove(clientId, this.ctx.now());
+    if (this.fleetMode && !this.state.liftsUnsynced.includes(clientId)) this.state.liftsUnsynced.push(clientId);
     await saveState(this.stateFile, this.state);
-    if (had) {
-      this.log.warn({ event: 'revoke-lifted', clientId }, 'client revoke lifted');
-      this.emit('client-unrevoked', { clientId, at: this.ctx.now() });
+    if (was) {
+      this.log.warn({ event: 'revoke-lifted', clientId, reason: was.reason }, 'client revoke lifted');
+      this.emit('client-unrevoked', { clientId, at: this.ctx.now(), reason: was.reason });
     }
-    return had;
+    return was !== null;
+  }
+
+  /** Fleet mode: what ZooKeeper has not got yet (entries made here, lifts made here). */
+  unsynced(): { writes: DeniedClient[]; lifts: string[] } {
+    return { writes: this.state.denied.filter((d) => d.unsynced), lifts: [...this.state.liftsUnsynced] };
+  }
+
+  /** ZooKeeper has this entry (same revokedAt) or this lift: no longer pending. */
+  markSynced(what: { write: DeniedClient } | { lift: string }): Promise<void> {
+    return this.exclusive(async () => {
+      if ('write' in what) {
+        const e = this.state.denied.find((d) => d.clientId === what.write.clientId && d.unsynced);
+        if (!e || e.revokedAt !== what.write.revokedAt) return;
+        e.unsynced = false;
+      } else {
+        if (!this.state.liftsUnsynced.includes(what.lift)) return;
+        this.state.liftsUnsynced = this.state.liftsUnsynced.filter((c) => c !== what.lift);
+      }
+      await saveState(this.stateFile, this.state);
+    });
+  }
+
+  /**
+   * Fleet mode: the entries ZooKeeper holds now become the local copy (see mergeFleet); resolves
+   * with what newly denies a client here (to cut its allocations) and the client ids lifted.
+   */
+  applyFleet(remote: DeniedClient[]): Promise<{ added: DeniedClient[]; lifted: string[] }> {
+    return this.exclusive(async () => {
+      const now = this.ctx.now();
+      const before = new Map(this.denyList.active(now).map((d) => [d.clientId, d]));
+      const next = mergeFleet(this.state.denied, remote, this.state.liftsUnsynced, now);
+      const added = next.filter((d) => {
+        const b = before.get(d.clientId);
+        return !b || b.revokedAt !== d.revokedAt || b.until !== d.until;
+      });
+      const lifted = [...before.keys()].filter((c) => !next.some((d) => d.clientId === c));
+      const same = JSON.stringify(next) === JSON.stringify(this.state.denied);
+      if (same) return { added: [], lifted: [] };
+      this.state.denied = next;
+      await saveState(this.stateFile, this.state);
+      this.schedule(this.nextDue());
+      return { added, lifted };
+    });
   }
 
   /**

@@ -13,6 +13,35 @@ export function registerDenyListGauge(registry: Registry, count: () => number): 
   });
 }
 
+export interface DenyOptions {
+  until?: number;
+  reason?: DeniedClient['reason'];
+  by?: string | null;
+  unsynced?: boolean;
+}
+
+/**
+ * The deny list after a read of the fleet's (ZooKeeper's) entries: theirs, except that an entry
+ * made here and not yet written there wins over an older one, and a lift not yet written there
+ * keeps its client off. Pure (unit-tested).
+ */
+export function mergeFleet(
+  local: DeniedClient[],
+  remote: DeniedClient[],
+  liftsUnsynced: readonly string[],
+  now: number,
+): DeniedClient[] {
+  const lifted = new Set(liftsUnsynced);
+  const next = new Map<string, DeniedClient>();
+  for (const r of remote) if (r.until > now && !lifted.has(r.clientId)) next.set(r.clientId, { ...r, unsynced: false });
+  for (const l of local) {
+    if (!l.unsynced || l.until <= now) continue;
+    const r = next.get(l.clientId);
+    if (!r || r.revokedAt <= l.revokedAt) next.set(l.clientId, l);
+  }
+  return [...next.values()].sort((a, b) => a.clientId.localeCompare(b.clientId));
+}
+
 /**
  * Revoked client ids (secret mode). A client stays denied until every credential issued to it
  * before the revoke has expired (revokedAt + validitySec): until then a credential it still holds
@@ -31,9 +60,16 @@ export class DenyList {
     return this.entries().find((d) => d.clientId === clientId && d.until > now) ?? null;
   }
 
-  /** Deny a client (again): its window starts now. */
-  add(clientId: string, now: number): DeniedClient {
-    const entry = { clientId, revokedAt: now, until: now + this.validityMs };
+  /** Deny a client (again): its window starts now (and ends `until`, default now + validity). */
+  add(clientId: string, now: number, opts: DenyOptions = {}): DeniedClient {
+    const entry: DeniedClient = {
+      clientId,
+      revokedAt: now,
+      until: opts.until ?? now + this.validityMs,
+      reason: opts.reason ?? 'revoked',
+      by: opts.by ?? null,
+      unsynced: opts.unsynced ?? false,
+    };
     this.setEntries([...this.entries().filter((d) => d.clientId !== clientId), entry]);
     return entry;
   }

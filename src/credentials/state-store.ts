@@ -12,11 +12,19 @@ const entrySchema = z.object({
   expiresAt: z.number().nullable(),
 });
 
-/** A revoked client id (secret mode): refused until every credential issued to it before the revoke has expired. */
+/**
+ * A denied client id (secret mode): refused until `until` (a revoke: every credential issued to
+ * it before has expired; a quota: the period's end). With the fleet deny list on, `unsynced`
+ * marks an entry made here that ZooKeeper has not got yet (written when it is back).
+ */
 const deniedSchema = z.object({
   clientId: z.string().min(1),
   revokedAt: z.number(),
   until: z.number(),
+  reason: z.enum(['revoked', 'quota']).default('revoked'),
+  /** The host that made it (null in files written before the fleet deny list). */
+  by: z.string().nullable().default(null),
+  unsynced: z.boolean().default(false),
 });
 
 const stateSchema = z.object({
@@ -27,6 +35,8 @@ const stateSchema = z.object({
   entries: z.array(entrySchema),
   /** Files written before revocation existed have none. */
   denied: z.array(deniedSchema).default([]),
+  /** Fleet deny list: client ids whose lift ZooKeeper has not got yet. */
+  liftsUnsynced: z.array(z.string()).default([]),
 });
 
 export type CredentialEntry = z.infer<typeof entrySchema>;

@@ -251,6 +251,27 @@ export const MIGRATIONS: string[] = [
   );
   CREATE INDEX unattributed_hourly_hour ON ${SCHEMA}.unattributed_hourly (hour);`,
   v3,
+  // v4, quotas (src/quotas): per-client overrides a billing system edits, and what the enforcer
+  // did per client and period (so a new enforcer neither warns twice nor forgets a denial). No
+  // CHECK constraints on client_quotas: a bad row is skipped and reported, never refused.
+  `CREATE TABLE ${SCHEMA}.client_quotas (
+    realm text NOT NULL,
+    client_id text NOT NULL,
+    period_bytes bigint,
+    note text,
+    PRIMARY KEY (realm, client_id)
+  );
+  CREATE TABLE ${SCHEMA}.quota_state (
+    realm text NOT NULL,
+    client_id text NOT NULL,
+    period_start timestamp NOT NULL,
+    warned boolean NOT NULL DEFAULT false,
+    exceeded boolean NOT NULL DEFAULT false,
+    used_bytes bigint,
+    quota_bytes bigint,
+    updated_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (realm, client_id)
+  );`,
 ];
 
 /**

@@ -74,7 +74,7 @@ harnessTest(
     const t0 = performance.now();
     const applied = await Promise.all([migrate(c1), migrate(c2)]);
     const ms = performance.now() - t0;
-    assert.deepEqual(applied.sort(), [0, 1]);
+    assert.deepEqual(applied.sort(), [0, MIGRATIONS.length - 2], 'from v2 to the latest, once');
     assert.deepEqual(await pg.query(`SELECT max(version) AS v FROM ${SCHEMA}.migrations`), [{ v: MIGRATIONS.length }]);
     console.log(`migrated ${ROWS} v1 rows in ${Math.round(ms)} ms`);
 

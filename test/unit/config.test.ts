@@ -46,6 +46,14 @@ const bad: [unknown, RegExp][] = [
   [{ http: { host: '0.0.0.0' } }, /http\.apiKeys/],
   [{ zookeeper: { path: 'relative' } }, /zookeeper\.path/],
   [{ stats: { source: 'kafka' } }, /stats\.source/],
+  [{ zookeeper: { deniedPath: '/turn/denied/' } }, /zookeeper\.deniedPath/],
+  [{ credentials: { mode: 'secret' }, quotas: { defaultBytes: -1 } }, /quotas\.defaultBytes.*negative/],
+  [{ credentials: { mode: 'secret' }, quotas: { defaultBytes: 1.5 } }, /quotas\.defaultBytes.*whole/],
+  [{ credentials: { mode: 'secret' }, quotas: { clients: { alice: -5 } } }, /quotas\.clients\.alice/],
+  [{ credentials: { mode: 'secret' }, quotas: { clients: { 'a/b': 5 } } }, /quotas\.clients/],
+  [{ credentials: { mode: 'secret' }, quotas: { warnAt: 0 } }, /quotas\.warnAt/],
+  [{ quotas: { defaultBytes: 1000 } }, /quotas\.defaultBytes.*secret/],
+  [{ quotas: { clients: { alice: 1000 } } }, /quotas\.clients.*secret/],
 ];
 
 test('bad values: a ConfigError (exit 2) naming the key', () => {
@@ -60,6 +68,22 @@ test('bad values: a ConfigError (exit 2) naming the key', () => {
       },
     );
   }
+});
+
+test('quotas: defaults, and overrides per client in secret mode', () => {
+  assert.deepEqual(buildConfig({}, '/x').quotas, {
+    period: 'month',
+    defaultBytes: null,
+    warnAt: 0.8,
+    checkIntervalSec: 2,
+    clients: {},
+  });
+  const c = buildConfig(
+    { credentials: { mode: 'secret' }, quotas: { clients: { alice: 3_000_000, bob: null } } },
+    '/x',
+  );
+  assert.deepEqual(c.quotas.clients, { alice: 3_000_000, bob: null });
+  assert.equal(c.zookeeper.deniedPath, '/turn/denied');
 });
 
 test('a public bind is allowed with an API key or an explicit opt-out', () => {

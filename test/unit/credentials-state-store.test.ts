@@ -10,7 +10,8 @@ const sample: CredentialState = {
   mode: 'userdb',
   realm: 'example.org',
   entries: [{ id: 'tm-a', secret: 'pw-a', issuedAt: 1000, expiresAt: 61_000 }],
-  denied: [{ clientId: 'alice', revokedAt: 1000, until: 8_200_000 }],
+  denied: [{ clientId: 'alice', revokedAt: 1000, until: 8_200_000, reason: 'revoked', by: null, unsynced: false }],
+  liftsUnsynced: [],
 };
 
 async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
@@ -65,4 +66,16 @@ test('a state file written before revocation existed loads with an empty deny li
     const { denied: _denied, ...old } = sample;
     await writeFile(file, JSON.stringify(old));
     assert.deepEqual(await loadState(file), { state: { ...old, denied: [] } });
+  }));
+
+test('a file written before the fleet deny list loads with the new fields defaulted', () =>
+  withDir(async (dir) => {
+    const file = path.join(dir, 'credential.json');
+    const old = { ...sample, denied: [{ clientId: 'alice', revokedAt: 1000, until: 8_200_000 }] } as Record<
+      string,
+      unknown
+    >;
+    delete old.liftsUnsynced;
+    await writeFile(file, JSON.stringify(old));
+    assert.deepEqual(await loadState(file), { state: sample });
   }));
