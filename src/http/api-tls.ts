@@ -4,7 +4,7 @@ import type { SecureContextOptions } from 'node:tls';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../log/logger.js';
 import { CertificateError, daysLeft, readAndCheckPair, type CertificateInfo } from '../tls/certificate.js';
-import { CertWatcher } from '../tls/cert-watcher.js';
+import { CertWatcher, pathIdentity } from '../tls/cert-watcher.js';
 
 const POLL_MS = 250;
 
@@ -24,17 +24,26 @@ export class ApiTls {
   lastError: string | null = null;
   private apply: ((options: SecureContextOptions) => void) | null = null;
   private reloading: Promise<void> = Promise.resolve();
+  /** The files' identity when the first pair was read (a renewal before watch() is not missed). */
+  private loadedIdentity: string | null = null;
+  private readonly files: string[];
 
   constructor(
     private readonly tls: HttpTls,
     logger: Logger,
   ) {
     this.log = logger.child({ component: 'http' });
-    this.watcher = new CertWatcher([tls.cert, tls.key, ...(tls.ca ? [tls.ca] : [])], POLL_MS);
+    this.files = [tls.cert, tls.key, ...(tls.ca ? [tls.ca] : [])];
+    this.watcher = new CertWatcher(this.files, POLL_MS);
+  }
+
+  private async identity(): Promise<string> {
+    return (await Promise.all(this.files.map(pathIdentity))).join('\n');
   }
 
   /** The checked pair (and CA) as server options; CertificateError naming the file otherwise. */
   async load(): Promise<SecureContextOptions & { info: CertificateInfo }> {
+    this.loadedIdentity ??= await this.identity();
     const pair = await readAndCheckPair({ certFile: this.tls.cert, keyFile: this.tls.key });
     let ca: string | undefined;
     if (this.tls.ca) {
@@ -59,6 +68,8 @@ export class ApiTls {
     this.apply = apply;
     this.watcher.on('change', this.onChange);
     await this.watcher.start();
+    // Files renewed between the first read (before the other subsystems started) and now.
+    if (this.loadedIdentity !== null && (await this.identity()) !== this.loadedIdentity) this.onChange();
   }
 
   private readonly onChange = () => {
