@@ -49,6 +49,12 @@ export type RouteInstaller = (router: Router, tools: RouteTools) => void;
 export type FastHandler = (req: IncomingMessage, res: ServerResponse) => void;
 type FastMethod = 'GET' | 'POST';
 
+/** The warning a non-loopback API without TLS gets at start (null: loopback, TLS, or allowPlaintext). */
+export function plaintextWarning(http: Pick<Config['http'], 'host' | 'tls' | 'allowPlaintext'>): string | null {
+  if (http.tls || isLoopback(http.host) || http.allowPlaintext) return null;
+  return `the HTTP API listens on ${http.host} without http.tls: API keys and TURN credentials cross the network in clear text (set http.tls, or http.allowPlaintext when a proxy in front terminates TLS)`;
+}
+
 /** The monitor's REST API: /health, /metrics and whatever the subsystems install. */
 export class HttpServer implements Subsystem {
   readonly name = 'http';
@@ -228,12 +234,8 @@ export class HttpServer implements Subsystem {
       const https = server as HttpsServer;
       await this.apiTls.watch(tls.info, (options) => https.setSecureContext(options));
     }
-    const { host, allowPlaintext } = this.config.http;
-    if (!tls && !isLoopback(host) && !allowPlaintext)
-      this.log.warn(
-        { event: 'plaintext', host },
-        `the HTTP API listens on ${host} without http.tls: API keys and TURN credentials cross the network in clear text (set http.tls, or http.allowPlaintext when a proxy in front terminates TLS)`,
-      );
+    const plaintext = plaintextWarning(this.config.http);
+    if (plaintext) this.log.warn({ event: 'plaintext', host: this.config.http.host }, plaintext);
     this.log.info(
       { event: 'listening', ...this.address, scheme: tls ? 'https' : 'http', clientCertificates: !!tls?.ca },
       `HTTP API listening (${tls ? 'https' : 'http'})`,

@@ -3,7 +3,7 @@ import { Writable } from 'node:stream';
 import { test } from 'node:test';
 import { Registry } from 'prom-client';
 import { buildConfig } from '../../src/config/load.js';
-import { HttpServer } from '../../src/http/http-server.js';
+import { HttpServer, plaintextWarning } from '../../src/http/http-server.js';
 import { createLogger } from '../../src/log/logger.js';
 
 const USAGE = 'usage-key-0123456789ab';
@@ -76,4 +76,17 @@ test('no key configured: requests are "anonymous" in metrics and the access log;
   } finally {
     await s.server.stop();
   }
+});
+
+test('a non-loopback host without http.tls is warned about (credentials in clear text) unless allowPlaintext', () => {
+  const tls = { cert: 'c', key: 'k', ca: null };
+  assert.match(
+    plaintextWarning({ host: '10.0.0.5', tls: null, allowPlaintext: false }) ?? '',
+    /10\.0\.0\.5 without http\.tls: API keys and TURN credentials cross the network in clear text/,
+  );
+  assert.ok(plaintextWarning({ host: '0.0.0.0', tls: null, allowPlaintext: false }));
+  assert.equal(plaintextWarning({ host: '10.0.0.5', tls, allowPlaintext: false }), null);
+  assert.equal(plaintextWarning({ host: '10.0.0.5', tls: null, allowPlaintext: true }), null);
+  for (const host of ['127.0.0.1', '::1', 'localhost'])
+    assert.equal(plaintextWarning({ host, tls: null, allowPlaintext: false }), null);
 });
