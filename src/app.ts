@@ -137,7 +137,7 @@ export class App {
       'GET',
       '/turncredential',
       credentialHandler(credentials, {
-        authorized: http.tools.authorized,
+        gate: http.tools.gate('credentials'),
         limitPerMinute: rateLimitPerMinute,
         unavailable,
       }),
@@ -184,6 +184,8 @@ export class App {
 
   /** Start everything; on a start-up failure stop what did start and rethrow. */
   async start(): Promise<void> {
+    // The API's certificate is checked before anything runs, as turnserver's is (exit 2 naming the file).
+    await this.http.checkTls();
     for (const subsystem of this.subsystems) {
       if (this.stopping) break;
       try {

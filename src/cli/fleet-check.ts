@@ -73,12 +73,14 @@ export function registerFleetCheck(program: Command): void {
         const to = f.to ?? Date.now();
         const from = f.from ?? to - DEFAULT_DAYS * 86_400_000;
         const secrets = secretsOf(url);
-        const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 10_000 });
-        client.on('error', () => undefined);
+        let client: pg.Client;
         try {
+          // pg reads sslrootcert & co. when the client is made: inside the try, so errors name them.
+          client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 10_000 });
+          client.on('error', () => undefined);
           await client.connect();
         } catch (err) {
-          throw new Error(describePgError(err, secrets));
+          throw new Error(describePgError(err, secrets, url));
         }
         try {
           const report = await fleetCheck(client, { from, to, repair: opts.repair ?? false });
@@ -90,7 +92,7 @@ export function registerFleetCheck(program: Command): void {
           process.exitCode = left.differ.length + left.months.length + left.hosts.length === 0 ? 0 : 1;
         } catch (err) {
           const e = err as { code?: string };
-          throw new Error(e.code ? describePgError(err, secrets) : (err as Error).message);
+          throw new Error(e.code ? describePgError(err, secrets, url) : (err as Error).message);
         } finally {
           await client.end().catch(() => undefined);
         }

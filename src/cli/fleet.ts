@@ -1,5 +1,8 @@
 import type { Command } from 'commander';
+import { hostUrl } from '../discovery/payload.js';
 import { createSelector, type TurnHost } from '../discovery/selector.js';
+import { forbiddenMessage } from './api-client.js';
+import { clientCertFromEnv, httpRequest, readPem, type ClientTls } from './http-request.js';
 
 interface FleetOptions {
   zookeeper: string;
@@ -8,6 +11,7 @@ interface FleetOptions {
   timeout: string;
   drainTimeout: string;
   json?: boolean;
+  cacert?: string;
 }
 
 /** What one host answered (or why it did not). */
@@ -59,30 +63,43 @@ export function fleetRequest(action: string, target: string | undefined, drainTi
 
 /** Call one host's API; never waits longer than `timeoutMs`, never throws. */
 export async function callHost(
-  host: Pick<TurnHost, 'name' | 'restAddr'>,
+  host: Pick<TurnHost, 'name' | 'restAddr'> & Partial<Pick<TurnHost, 'restUrl'>>,
   req: FleetRequest,
   key: string | null,
   timeoutMs: number,
+  tls?: ClientTls,
 ): Promise<HostResult> {
   const base = { host: host.name, restAddr: host.restAddr };
   const headers: Record<string, string> = {};
   if (key) headers.authorization = `Bearer ${key}`;
   if (req.body !== undefined) headers['content-type'] = 'application/json';
   try {
-    const res = await fetch(`http://${host.restAddr}${req.path}`, {
+    // restUrl carries the scheme (https with http.tls on); nodes of older monitors have restAddr only.
+    const res = await httpRequest(`${hostUrl(host)}${req.path}`, {
       method: req.method,
       headers,
       body: req.body === undefined ? undefined : JSON.stringify(req.body),
-      signal: AbortSignal.timeout(timeoutMs),
+      timeoutMs,
+      tls,
     });
-    const text = await res.text();
+    const text = res.text;
     let body: unknown = text;
     try {
       body = JSON.parse(text);
     } catch {
       /* not JSON: keep the text */
     }
-    if (!res.ok) {
+    if (res.status === 403 && (body as { code?: unknown } | null)?.code === 'forbidden') {
+      const scope = (body as { scope?: unknown }).scope;
+      return {
+        ...base,
+        ok: false,
+        status: 403,
+        detail: `HTTP 403: ${forbiddenMessage(req.method, req.path, scope, key ? '--key' : null)}`,
+        body,
+      };
+    }
+    if (res.status < 200 || res.status >= 300) {
       const why = (body as { error?: unknown } | null)?.error;
       return {
         ...base,
@@ -94,11 +111,8 @@ export async function callHost(
     }
     return { ...base, ok: true, status: res.status, detail: req.summarize(body), body };
   } catch (err) {
-    const e = err as Error & { cause?: { code?: string; message?: string } };
-    const detail =
-      e.name === 'TimeoutError' || e.name === 'AbortError'
-        ? `no answer within ${timeoutMs / 1000} s`
-        : (e.cause?.code ?? e.cause?.message ?? e.message);
+    const e = err as Error & { code?: string };
+    const detail = e.code === 'ETIMEDOUT' ? `no answer within ${timeoutMs / 1000} s` : (e.code ?? e.message);
     return { ...base, ok: false, status: null, detail, body: null };
   }
 }
@@ -140,7 +154,17 @@ async function runFleet(action: string, target: string | undefined, opts: FleetO
   }
   if (hosts.length === 0) return fail(`no TURN hosts in the registry (${opts.path})`, 1);
   const key = opts.key ?? process.env.TURN_MONITOR_API_KEY ?? null;
-  const results = (await Promise.all(hosts.map((h) => callHost(h, req, key, timeoutMs)))).sort((a, b) =>
+  let tls: ClientTls;
+  try {
+    tls = {
+      ca: opts.cacert ? [readPem(opts.cacert, '--cacert')] : [],
+      pinnedFingerprint: null,
+      ...clientCertFromEnv(),
+    };
+  } catch (err) {
+    return fail((err as Error).message, 2);
+  }
+  const results = (await Promise.all(hosts.map((h) => callHost(h, req, key, timeoutMs, tls)))).sort((a, b) =>
     a.host.localeCompare(b.host),
   );
   process.stdout.write(opts.json ? `${JSON.stringify(results)}\n` : renderResults(results));
@@ -161,6 +185,7 @@ export function registerFleet(program: Command): void {
     .option('--timeout <sec>', 'how long to wait for ZooKeeper and for each host', '5')
     .option('--drain-timeout <sec>', 'drain: how long the host may drain before it stops', '300')
     .option('--json', 'print the results as one JSON array')
+    .option('--cacert <file>', "CA certificate(s) to trust for hosts serving HTTPS (besides the system's)")
     .action(async (action: string, target: string | undefined, opts: FleetOptions) => {
       process.exitCode = await runFleet(action, target, opts);
     });

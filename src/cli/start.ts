@@ -2,7 +2,7 @@ import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { App } from '../app.js';
-import { ConfigError, loadConfig } from '../config/load.js';
+import { ConfigError, configWarnings, loadConfig } from '../config/load.js';
 import { StartupError } from '../lifecycle.js';
 import { createLogger } from '../log/logger.js';
 
@@ -28,6 +28,8 @@ export async function runStart(configFile: string | undefined): Promise<number> 
   }
   const logger = createLogger(config.logLevel);
   const log = logger.child({ component: 'main' });
+  for (const warning of configWarnings(config))
+    logger.child({ component: 'config' }).warn({ event: 'secret-file-mode' }, warning);
   const app = new App(config, logger);
 
   let signals = 0;

@@ -3,21 +3,20 @@ import { isIP } from 'node:net';
 import path from 'node:path';
 import type { z } from 'zod';
 import { packageRoot } from './package.js';
+import { ConfigError } from './errors.js';
 import { configSchema, type Config, type ParsedConfig } from './schema.js';
+import { readSecretFiles } from './secret-files.js';
 
 export { packageRoot } from './package.js';
+export { ConfigError } from './errors.js';
 
-/** A configuration problem: the monitor exits with status 2 before starting anything. */
-export class ConfigError extends Error {
-  readonly exitCode = 2;
-  constructor(message: string) {
-    super(message);
-    this.name = 'ConfigError';
+function describeIssue(issue: z.core.$ZodIssue, prefix: PropertyKey[] = []): string {
+  if (issue.code === 'invalid_union') {
+    // A string key or an entry object: report the branch the value's type chose.
+    const branch = issue.errors.find((e) => e.length > 0 && !(e[0].code === 'invalid_type' && e[0].path.length === 0));
+    if (branch) return branch.map((i) => describeIssue(i, [...prefix, ...issue.path])).join('\n');
   }
-}
-
-function describeIssue(issue: z.core.$ZodIssue): string {
-  const where = issue.path.map(String).join('.');
+  const where = [...prefix, ...issue.path].map(String).join('.');
   if (issue.code === 'unrecognized_keys') {
     return issue.keys.map((k) => `config key "${where ? `${where}.${k}` : k}": unknown key`).join('\n');
   }
@@ -34,13 +33,14 @@ function freeze<T>(value: T): T {
   return value;
 }
 
-const isLoopback = (host: string) =>
+export const isLoopback = (host: string) =>
   host === 'localhost' || host === '::1' || (isIP(host) === 4 && host.startsWith('127.'));
 
 /** Cross-key rules that need the whole object. */
 function checkCombined(c: ParsedConfig): string[] {
   const errors: string[] = [];
-  if (!isLoopback(c.http.host) && c.http.apiKeys.length === 0 && !c.http.allowUnauthenticated) {
+  const noKeys = c.http.apiKeys.length === 0 && c.http.apiKeysFile === undefined;
+  if (!isLoopback(c.http.host) && noKeys && !c.http.allowUnauthenticated) {
     errors.push(
       'config key "http.apiKeys": binding http.host to a non-loopback address needs at least one API key (or set http.allowUnauthenticated)',
     );
@@ -73,11 +73,22 @@ function checkCombined(c: ParsedConfig): string[] {
   return errors;
 }
 
-/** Validate a plain object (already parsed JSON) into the frozen Config. */
+/** Validate a plain object (already parsed JSON) into the frozen Config. Secret files are not read. */
 export function buildConfig(raw: unknown, configDir: string): Config {
+  return freeze(parseConfig(raw, configDir));
+}
+
+const warningsOf = new WeakMap<Config, readonly string[]>();
+
+/** What loading the config found worth a warning (secret files others may read): logged at start. */
+export function configWarnings(config: Config): readonly string[] {
+  return warningsOf.get(config) ?? [];
+}
+
+function parseConfig(raw: unknown, configDir: string): ParsedConfig & { configDir: string } {
   const result = configSchema.safeParse(raw ?? {});
   if (!result.success) {
-    throw new ConfigError(result.error.issues.map(describeIssue).join('\n'));
+    throw new ConfigError(result.error.issues.map((i) => describeIssue(i)).join('\n'));
   }
   const c = result.data;
   const errors = checkCombined(c);
@@ -102,7 +113,18 @@ export function buildConfig(raw: unknown, configDir: string): Config {
   c.discovery.procNetRoute = resolve(c.discovery.procNetRoute);
   c.stats.dbFile = path.resolve(c.dataDir, c.stats.dbFile);
   for (const e of c.webhooks.endpoints) if (e.secretFile !== null) e.secretFile = resolve(e.secretFile);
-  return freeze({ ...c, configDir });
+  const resolveOrNull = (p: string | null) => (p === null ? null : resolve(p));
+  // The `…File` twins stay absent unless set (the defaults of a section are as they were).
+  if (c.http.apiKeysFile !== undefined) c.http.apiKeysFile = resolve(c.http.apiKeysFile);
+  if (c.http.tls) {
+    c.http.tls.cert = resolve(c.http.tls.cert);
+    c.http.tls.key = resolve(c.http.tls.key);
+    c.http.tls.ca = resolveOrNull(c.http.tls.ca);
+  }
+  if (c.redis.urlFile !== undefined) c.redis.urlFile = resolve(c.redis.urlFile);
+  if (c.export.postgres.urlFile !== undefined) c.export.postgres.urlFile = resolve(c.export.postgres.urlFile);
+  if (c.zookeeper.authFile !== undefined) c.zookeeper.authFile = resolve(c.zookeeper.authFile);
+  return { ...c, configDir };
 }
 
 /** Read and validate the JSON config file (or defaults when no file is given). */
@@ -123,5 +145,10 @@ export function loadConfig(file: string | undefined): Config {
     const at = /position (\d+)/.exec((err as Error).message)?.[1];
     throw new ConfigError(`config file ${absolute} is not valid JSON${at ? ` (at character ${at})` : ''}`);
   }
-  return buildConfig(raw, path.dirname(absolute));
+  const c = parseConfig(raw, path.dirname(absolute));
+  // Every `…File` twin is read here, once: the monitor and the CLI see the secret in its key.
+  const warnings = readSecretFiles(c);
+  const config = freeze(c);
+  warningsOf.set(config, warnings);
+  return config;
 }

@@ -54,13 +54,101 @@ const turnserver = z
   })
   .refine((t) => t.minPort <= t.maxPort, { message: 'minPort must not exceed maxPort', path: ['minPort'] });
 
-const http = z.strictObject({
-  host: z.string().min(1).default('127.0.0.1'),
-  port: z.number().int().min(0).max(65535).default(8080),
-  apiKeys: z.array(z.string().min(16, 'API keys must be at least 16 characters')).default([]),
-  allowUnauthenticated: z.boolean().default(false),
-  rateLimitPerMinute: positiveInt.default(600),
+/** What an API key may do (README, Security): every route declares one of these. */
+export const API_SCOPES = ['credentials', 'usage', 'control', 'admin'] as const;
+export type ApiScope = (typeof API_SCOPES)[number];
+
+export const API_KEY_RULE = 'API keys must be at least 16 characters';
+/** A key's name: in access logs and metrics instead of the key. */
+export const KEY_NAME = /^[A-Za-z0-9._-]{1,64}$/;
+
+// An http.apiKeys entry: a string (every scope, as before scopes existed) or a named, scoped key
+// given as itself or as the hex SHA-256 of it (so the config file need not hold the key).
+export const apiKeyEntry = z
+  .strictObject({
+    name: z.string().regex(KEY_NAME, 'must be 1-64 characters of A-Z a-z 0-9 . _ -'),
+    key: z.string().min(16, API_KEY_RULE).nullable().default(null),
+    sha256: z
+      .string()
+      .regex(/^[0-9a-fA-F]{64}$/, 'must be the hex SHA-256 of the key (64 hex digits)')
+      .nullable()
+      .default(null),
+    scopes: z.array(z.enum(API_SCOPES)).min(1),
+    // Accepted only over a connection whose client certificate verified against http.tls.ca.
+    requireClientCert: z.boolean().default(false),
+  })
+  .refine((e) => (e.key === null) !== (e.sha256 === null), {
+    message: 'needs exactly one of key or sha256',
+    path: ['key'],
+  });
+export const apiKey = z.union([z.string().min(16, API_KEY_RULE), apiKeyEntry]);
+export type ApiKeyParsed = z.output<typeof apiKey>;
+/** An http.apiKeys entry as the frozen Config holds it. */
+export type ApiKeyConfig =
+  | string
+  | {
+      readonly name: string;
+      readonly key: string | null;
+      readonly sha256: string | null;
+      readonly scopes: readonly ApiScope[];
+      readonly requireClientCert: boolean;
+    };
+
+/** The name a key has in logs and metrics: its own, or `keyN` for an unnamed one at position N (1-based). */
+export const keyNameOf = (k: ApiKeyConfig, index: number): string =>
+  typeof k === 'string' ? `key${index + 1}` : k.name;
+
+/** Rules across entries: unique names; requireClientCert only with a CA to verify against. */
+export function apiKeyProblems(
+  keys: readonly ApiKeyConfig[],
+  hasCa: boolean,
+): { index: number; field: string; message: string }[] {
+  const out: { index: number; field: string; message: string }[] = [];
+  const seen = new Set<string>();
+  keys.forEach((k, index) => {
+    const name = keyNameOf(k, index);
+    if (seen.has(name))
+      out.push({ index, field: 'name', message: 'names must be unique (an unnamed key at position N is named keyN)' });
+    seen.add(name);
+    if (typeof k !== 'string' && k.requireClientCert && !hasCa)
+      out.push({ index, field: 'requireClientCert', message: 'needs http.tls.ca (mutual TLS)' });
+  });
+  return out;
+}
+
+// HTTPS for the API: the same checks and hot reload as turnserver's pair; ca = mutual TLS.
+const httpTls = z.strictObject({
+  cert: z.string().min(1),
+  key: z.string().min(1),
+  ca: z.string().min(1).nullable().default(null),
 });
+
+/** A secret and its `…File` twin: at most one of them (exit 2 naming the key otherwise). */
+const notBoth = (a: string, b: string) => ({
+  message: `set either ${a} or ${b}, not both`,
+  path: [b],
+});
+
+const http = z
+  .strictObject({
+    host: z.string().min(1).default('127.0.0.1'),
+    port: z.number().int().min(0).max(65535).default(8080),
+    apiKeys: z.array(apiKey).default([]),
+    // One key (a string) or one JSON entry per line; read at start instead of apiKeys.
+    apiKeysFile: z.string().min(1).optional(),
+    allowUnauthenticated: z.boolean().default(false),
+    rateLimitPerMinute: positiveInt.default(600),
+    // /health and /metrics need a key with the usage scope.
+    protectHealth: z.boolean().default(false),
+    tls: httpTls.nullable().default(null),
+    // A non-loopback host without tls logs a warning at start unless this is set.
+    allowPlaintext: z.boolean().default(false),
+  })
+  .refine((h) => h.apiKeys.length === 0 || h.apiKeysFile === undefined, notBoth('apiKeys', 'apiKeysFile'))
+  .superRefine((h, ctx) => {
+    for (const p of apiKeyProblems(h.apiKeys, h.tls?.ca != null))
+      ctx.addIssue({ code: 'custom', path: ['apiKeys', p.index, p.field], message: p.message });
+  });
 
 const credentials = z
   .strictObject({
@@ -84,32 +172,46 @@ const credentials = z
     path: ['maxAllocationsPerClient'],
   });
 
-const redis = z.strictObject({
-  url: z
-    .string()
-    .regex(/^rediss?:\/\//, 'must be a redis:// URL')
-    .nullable()
-    .default(null),
-  bin: z.string().min(1).default('redis-server'),
-});
+const redis = z
+  .strictObject({
+    url: z
+      .string()
+      .regex(/^rediss?:\/\//, 'must be a redis:// URL')
+      .nullable()
+      .default(null),
+    // A file holding the URL (it may carry a password), read at start.
+    urlFile: z.string().min(1).optional(),
+    bin: z.string().min(1).default('redis-server'),
+  })
+  .refine((r) => r.url === null || r.urlFile === undefined, notBoth('url', 'urlFile'));
 
-const zookeeper = z.strictObject({
-  connect: z
-    .string()
-    .refine((s) => connectStringProblem(s) === null, { message: 'must be host:port[,host:port…] (ports 1–65535)' })
-    .nullable()
-    .default(null),
-  path: z
-    .string()
-    .regex(/^\/[^\0]*[^/]$/, 'must be an absolute znode path without trailing slash')
-    .default('/turn/servers'),
-  sessionTimeoutMs: positiveInt.default(10_000),
-  // The fleet deny list (secret mode): one persistent node per revoked client id.
-  deniedPath: z
-    .string()
-    .regex(/^\/[^\0]*[^/]$/, 'must be an absolute znode path without trailing slash')
-    .default('/turn/denied'),
-});
+const zookeeper = z
+  .strictObject({
+    connect: z
+      .string()
+      .refine((s) => connectStringProblem(s) === null, { message: 'must be host:port[,host:port…] (ports 1–65535)' })
+      .nullable()
+      .default(null),
+    path: z
+      .string()
+      .regex(/^\/[^\0]*[^/]$/, 'must be an absolute znode path without trailing slash')
+      .default('/turn/servers'),
+    sessionTimeoutMs: positiveInt.default(10_000),
+    // The fleet deny list (secret mode): one persistent node per revoked client id.
+    deniedPath: z
+      .string()
+      .regex(/^\/[^\0]*[^/]$/, 'must be an absolute znode path without trailing slash')
+      .default('/turn/denied'),
+    // "user:password": the session authenticates (digest) and every node it creates gets the ACL
+    // "digest user: all, world: read".
+    auth: z
+      .string()
+      .regex(/^[^:\s]+:\S+$/, 'must be user:password')
+      .nullable()
+      .default(null),
+    authFile: z.string().min(1).optional(),
+  })
+  .refine((k) => k.auth === null || k.authFile === undefined, notBoth('auth', 'authFile'));
 
 const discovery = z.strictObject({
   interface: z
@@ -151,6 +253,8 @@ const exportPostgres = z.strictObject({
     .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// or postgresql:// connection string')
     .nullable()
     .default(null),
+  // A file holding the connection string, read at start.
+  urlFile: z.string().min(1).optional(),
   hostId: z.string().min(1).max(200).nullable().default(null),
   intervalSec: z.number().positive().default(5),
   batchSize: z.number().int().min(1).max(2000).default(500),
@@ -163,6 +267,7 @@ const exportPostgres = z.strictObject({
 
 const exportConfig = z.strictObject({
   postgres: exportPostgres
+    .refine((p) => p.url === null || p.urlFile === undefined, notBoth('url', 'urlFile'))
     // fleet-check compares the rollup with the raw rows: it must outlive them.
     .refine(
       (p) =>

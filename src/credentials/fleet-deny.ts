@@ -79,6 +79,8 @@ export class FleetDenyList extends EventEmitter<FleetDenyEvents> implements Subs
       connect: config.zookeeper.connect as string,
       sessionTimeoutMs: config.zookeeper.sessionTimeoutMs,
       logger: this.log,
+      // Its nodes get the same ACL as the host node (README, Security): only the monitors may change them.
+      auth: config.zookeeper.auth,
     });
     const pending = () => {
       const u = credentials.unsynced();

@@ -56,6 +56,7 @@ export class Discovery implements Subsystem {
       connect: config.zookeeper.connect as string,
       sessionTimeoutMs: config.zookeeper.sessionTimeoutMs,
       logger: this.log,
+      auth: config.zookeeper.auth,
     });
     this.publisher = new NodePublisher({
       session: this.session,
@@ -73,9 +74,11 @@ export class Discovery implements Subsystem {
   private payload(): HostPayload {
     const { config } = this.ctx;
     const figures = this.meter.figures;
+    const restAddr = restAddrFor(this.deps.httpAddress(), config, os.hostname());
     return {
       freeTraffic: figures.freeTraffic,
-      restAddr: restAddrFor(this.deps.httpAddress(), config, os.hostname()),
+      restAddr,
+      restUrl: `${config.http.tls ? 'https' : 'http'}://${restAddr}`,
       turnUris: turnUrisFor(config, os.hostname()),
       rxMbps: figures.rxMbps,
       txMbps: figures.txMbps,

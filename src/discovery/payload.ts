@@ -8,6 +8,11 @@ export interface HostPayload {
   freeTraffic: number;
   /** host:port of the monitor's HTTP API (GET /turncredential). */
   restAddr: string;
+  /**
+   * The same with its scheme: `https://host:port` with http.tls on, else `http://host:port`.
+   * Absent in nodes of monitors older than it: use hostUrl().
+   */
+  restUrl?: string;
   turnUris: string[];
   rxMbps: number | null;
   txMbps: number | null;
@@ -49,5 +54,11 @@ export function parseHostPayload(data: Buffer | string | null | undefined): Host
     serving: raw.serving !== false,
     updatedAt: typeof raw.updatedAt === 'string' ? raw.updatedAt : '',
     version: typeof raw.version === 'string' ? raw.version : '',
+    ...(typeof raw.restUrl === 'string' && /^https?:\/\/[^/]+$/.test(raw.restUrl) ? { restUrl: raw.restUrl } : {}),
   };
+}
+
+/** The base URL of a host's API: restUrl, or http:// and restAddr for a node without one. */
+export function hostUrl(h: Pick<HostPayload, 'restAddr' | 'restUrl'>): string {
+  return h.restUrl ?? `http://${h.restAddr}`;
 }

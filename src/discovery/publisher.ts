@@ -1,4 +1,3 @@
-import path from 'node:path';
 import zookeeper from 'node-zookeeper-client';
 import type { HostPayload } from './payload.js';
 import { ZkCode, zkErrorCode, ZkNotConnectedError, type MiniLogger, type ZkSession } from './zk-session.js';
@@ -128,14 +127,11 @@ export class NodePublisher {
   private async create(sid: string, reason: string): Promise<void> {
     const session = this.opts.session;
     const nodePath = this.opts.nodePath;
-    await session.call<string>('mkdirp', (c, done) => c.mkdirp(path.posix.dirname(nodePath), done));
     for (let attempt = 0; attempt < 3; attempt++) {
       const data = this.data();
       try {
         this.createUnanswered = true;
-        await session.call<string>('create', (c, done) =>
-          c.create(nodePath, data, zookeeper.CreateMode.EPHEMERAL, done),
-        );
+        await session.createNode(nodePath, data, zookeeper.CreateMode.EPHEMERAL);
         this.createUnanswered = false;
         this.wrote(sid, 0);
         const payload = JSON.parse(data.toString()) as HostPayload;

@@ -7,6 +7,7 @@ import { silentLogger, ZkCode, zkErrorCode, ZkSession, type MiniLogger } from '.
 
 export type { TurnHost };
 export type { HostPayload } from './payload.js';
+export { hostUrl } from './payload.js';
 
 export interface SelectorOptions {
   /** ZooKeeper connect string, e.g. "10.0.0.5:2181,10.0.0.6:2181". */

@@ -1,4 +1,6 @@
+import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
+import path from 'node:path';
 import zookeeper from 'node-zookeeper-client';
 import { Backoff } from '../process/backoff.js';
 import { connectStringProblem } from '../config/connect-string.js';
@@ -33,6 +35,30 @@ export interface ZkSessionOptions {
   /** Gap before a new client after a failed attempt: capped doubling (default 250 ms → 5 s). */
   backoffBaseMs?: number;
   backoffMaxMs?: number;
+  /**
+   * "user:password": every client of the session authenticates with the digest scheme (again
+   * after a new session), and every node created through createNode() gets digestAcl(user).
+   */
+  auth?: string | null;
+}
+
+/** ZooKeeper's digest id of `user:password`: `user:base64(sha1(user:password))`. */
+export function digestId(auth: string): string {
+  const user = auth.slice(0, auth.indexOf(':'));
+  return `${user}:${createHash('sha1').update(auth).digest('base64')}`;
+}
+
+/**
+ * The ACL of every node the monitor creates with zookeeper.auth set: the digest user may do
+ * everything, the world may read (signalling servers and the selector read without
+ * credentials). Without auth: open, as ZooKeeper's default.
+ */
+export function nodeAcl(auth: string | null | undefined): zookeeper.ACL[] {
+  if (!auth) return (zookeeper.ACL as unknown as { OPEN_ACL_UNSAFE: zookeeper.ACL[] }).OPEN_ACL_UNSAFE;
+  return [
+    new zookeeper.ACL(zookeeper.Permission.ALL, new zookeeper.Id('digest', digestId(auth))),
+    new zookeeper.ACL(zookeeper.Permission.READ, new zookeeper.Id('world', 'anyone')),
+  ];
 }
 
 /** A call that got no answer in time: the server is frozen or the link is dead. */
@@ -157,6 +183,7 @@ export class ZkSession extends EventEmitter<ZkSessionEvents> {
       retries: 0,
     });
     this.client = c;
+    if (this.opts.auth) c.addAuthInfo('digest', Buffer.from(this.opts.auth));
     guardSocketData(c, (err) =>
       this.opts.logger.warn(
         { event: 'zk-bad-data', reason: err.message },
@@ -322,6 +349,26 @@ export class ZkSession extends EventEmitter<ZkSessionEvents> {
         reject(err);
       }
     });
+  }
+
+  /**
+   * Create a node and any missing parent, all with this session's ACL (nodeAcl): every node the
+   * monitor creates goes through here, so none is left open when zookeeper.auth is set. (A
+   * parent that already exists keeps its ACL: README, Security, says how to set it.)
+   */
+  async createNode(nodePath: string, data: Buffer | null, mode: number): Promise<string> {
+    const acl = nodeAcl(this.opts.auth);
+    await this.ensurePath(path.posix.dirname(nodePath));
+    return this.call<string>('create', (c, done) =>
+      data === null ? c.create(nodePath, acl, mode, done) : c.create(nodePath, data, acl, mode, done),
+    );
+  }
+
+  /** `nodePath` and its missing parents as persistent nodes with this session's ACL (no error when it exists). */
+  async ensurePath(nodePath: string): Promise<void> {
+    if (nodePath === '/') return;
+    const acl = nodeAcl(this.opts.auth);
+    await this.call<string>('mkdirp', (c, done) => c.mkdirp(nodePath, acl, done));
   }
 
   /** Close the session (the server drops its ephemeral nodes); waits at most `timeoutMs`. */

@@ -125,22 +125,24 @@ export async function queryFleetUsage(
 ): Promise<Record<string, unknown>[]> {
   const secrets = secretsOf(url);
   // A day of the fleet's users groups ~20,000 hourly rows: in memory, not in a temporary file.
-  const client = new pg.Client({
-    connectionString: url,
-    connectionTimeoutMillis: 10_000,
-    query_timeout: 60_000,
-    options: '-c work_mem=64MB',
-  });
-  client.on('error', () => undefined);
+  let client: pg.Client | null = null;
   try {
+    // Inside the try: pg reads sslrootcert & co. when the client is made.
+    client = new pg.Client({
+      connectionString: url,
+      connectionTimeoutMillis: 10_000,
+      query_timeout: 60_000,
+      options: '-c work_mem=64MB',
+    });
+    client.on('error', () => undefined);
     await client.connect();
     const { from, to } = fleetWindow(f, now);
     if (view === 'user') return await userRows(client, f, from, to);
     const rows = await rawRows(client, view === 'unattributed' ? 'unattributed' : 'allocation', f, from, to);
     return usageFromRows(rows.map(fromPg), view, now);
   } catch (err) {
-    throw new Error(describePgError(err, secrets));
+    throw new Error(describePgError(err, secrets, url));
   } finally {
-    await client.end().catch(() => undefined);
+    await client?.end().catch(() => undefined);
   }
 }

@@ -114,7 +114,7 @@ export class Shipper {
         this.backoff.reset();
       } catch (err) {
         this.failures++;
-        this.lastError = describePgError(err, this.opts.secrets);
+        this.lastError = describePgError(err, this.opts.secrets, this.opts.url);
         this.on.failed(this.lastError, !this.failing);
         this.failing = true;
         this.drop();

@@ -1,23 +1,45 @@
 import { once } from 'node:events';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import express, { type RequestHandler, type Router } from 'express';
 import type { Registry } from 'prom-client';
-import type { Config } from '../config/schema.js';
+import { isLoopback } from '../config/load.js';
+import type { ApiScope, Config } from '../config/schema.js';
 import type { Logger } from '../log/logger.js';
 import { StartupError, type Subsystem, type SubsystemHealth } from '../lifecycle.js';
-import { apiKeyCheck, apiKeyMiddleware, type ApiKeyCheck } from './auth.js';
+import { CertificateError } from '../tls/certificate.js';
+import { ApiTls } from './api-tls.js';
+import {
+  apiKeyResolver,
+  apiKeysFrom,
+  requestKeyName,
+  scopeGate,
+  scopeMiddleware,
+  type ApiKeyCheck,
+  type KeyResolver,
+  type ScopedMiddleware,
+  type ScopeGate,
+} from './auth.js';
+import { registerHttpMetrics, type RequestCounter } from './metrics.js';
 import { sendJson } from './respond.js';
+import { HEALTH_SCOPE } from './scopes.js';
 
 export interface HealthReport {
   status: 'ok' | 'degraded' | 'down';
   [subsystem: string]: unknown;
 }
 
-/** What route installers get: the one API-key check, as express middleware and as a plain function. */
+/** What route installers get: the one API-key check, per scope, as express middleware and as a plain gate. */
 export interface RouteTools {
-  requireApiKey: RequestHandler;
+  /** Declares a route's scope: `router.get('/usage', guard('usage'), …)` (README, Security). */
+  guard(scope: ApiScope): ScopedMiddleware;
+  /** The same for a bare node:http handler: answers 401/403 itself and returns false. */
+  gate(scope: ApiScope): ScopeGate;
+  /** Whether a request presents any accepted key (no scope). */
   authorized: ApiKeyCheck;
+  /** A route not yet given a scope: the strictest one, admin (every string key has it). */
+  requireApiKey: RequestHandler;
 }
 
 /** A set of HTTP routes, mounted before the server listens. */
@@ -27,10 +49,19 @@ export type RouteInstaller = (router: Router, tools: RouteTools) => void;
 export type FastHandler = (req: IncomingMessage, res: ServerResponse) => void;
 type FastMethod = 'GET' | 'POST';
 
+/** The warning a non-loopback API without TLS gets at start (null: loopback, TLS, or allowPlaintext). */
+export function plaintextWarning(http: Pick<Config['http'], 'host' | 'tls' | 'allowPlaintext'>): string | null {
+  if (http.tls || isLoopback(http.host) || http.allowPlaintext) return null;
+  return `the HTTP API listens on ${http.host} without http.tls: API keys and TURN credentials cross the network in clear text (set http.tls, or http.allowPlaintext when a proxy in front terminates TLS)`;
+}
+
 /** The monitor's REST API: /health, /metrics and whatever the subsystems install. */
 export class HttpServer implements Subsystem {
   readonly name = 'http';
-  private server: Server | null = null;
+  private server: Server | HttpsServer | null = null;
+  private readonly apiTls: ApiTls | null;
+  private tlsOptions: Awaited<ReturnType<ApiTls['load']>> | null = null;
+  private readonly requests: RequestCounter;
   private stopping: Promise<void> | null = null;
   private readonly installers: RouteInstaller[] = [];
   private readonly fastRoutes = new Map<string, FastHandler>();
@@ -44,8 +75,44 @@ export class HttpServer implements Subsystem {
     private readonly deps: { health: () => HealthReport; registry: Registry },
   ) {
     this.log = logger.child({ component: 'http' });
-    const authorized = apiKeyCheck(config.http.apiKeys);
-    this.tools = { authorized, requireApiKey: apiKeyMiddleware(authorized) };
+    const resolve: KeyResolver = apiKeyResolver(apiKeysFrom(config.http.apiKeys));
+    const guard = (scope: ApiScope) => scopeMiddleware(resolve, scope);
+    this.tools = {
+      guard,
+      gate: (scope) => scopeGate(resolve, scope),
+      authorized: (authorization, queryKey, connection) => resolve(authorization, queryKey, connection) !== null,
+      requireApiKey: guard('admin'),
+    };
+    this.apiTls = config.http.tls ? new ApiTls(config.http.tls, logger) : null;
+    this.requests = registerHttpMetrics(deps.registry);
+  }
+
+  /** HTTPS on: check the pair (and CA) now, before anything starts; a bad one is exit 2 naming the file. */
+  async checkTls(): Promise<void> {
+    if (!this.apiTls || this.tlsOptions) return;
+    try {
+      this.tlsOptions = await this.apiTls.load();
+    } catch (err) {
+      if (err instanceof CertificateError) throw new StartupError(`http.tls: ${err.message}`, 2);
+      throw err;
+    }
+  }
+
+  /**
+   * One access-log line and one count per answered request: the route pattern (bounded), the
+   * status and the key's name (never the key, never the query string, which may carry ?key=).
+   * The credential fast path logs at debug: it answers every client connect.
+   */
+  private record(req: IncomingMessage, res: ServerResponse, route: string, started: number, fast: boolean): void {
+    const key = requestKeyName(req);
+    this.requests.count(route, res.statusCode, key);
+    const level = fast ? 'debug' : 'info';
+    if (!this.log.isLevelEnabled(level)) return;
+    this.log[level](
+      // keyName, not key: the logger redacts any field named key.
+      { event: 'request', method: req.method, route, status: res.statusCode, keyName: key, ms: Date.now() - started },
+      `${req.method} ${route} ${res.statusCode} (key ${key})`,
+    );
   }
 
   addRoutes(installer: RouteInstaller): void {
@@ -92,11 +159,13 @@ export class HttpServer implements Subsystem {
     const app = express();
     app.disable('x-powered-by');
     app.set('trust proxy', false);
-    app.get('/health', (_req, res) => {
+    // Open (they carry no secret), or behind the usage scope with http.protectHealth.
+    const open: RequestHandler[] = this.config.http.protectHealth ? [this.tools.guard(HEALTH_SCOPE)] : [];
+    app.get('/health', ...open, (_req, res) => {
       const report = this.deps.health();
       res.status(report.status === 'down' ? 503 : 200).json(report);
     });
-    app.get('/metrics', async (_req, res) => {
+    app.get('/metrics', ...open, async (_req, res) => {
       res.set('Content-Type', this.deps.registry.contentType).send(await this.deps.registry.metrics());
     });
     for (const [route, handler] of this.fastRoutes) {
@@ -123,16 +192,33 @@ export class HttpServer implements Subsystem {
   }
 
   async start(): Promise<void> {
+    await this.checkTls();
     const app = this.buildApp();
-    const server = createServer((req, res) => {
+    const handle = (req: IncomingMessage, res: ServerResponse) => {
+      const started = Date.now();
       const fast = this.fastRoute(req);
-      if (!fast) return void app(req, res);
+      if (!fast) {
+        res.once('finish', () =>
+          this.record(req, res, (req as express.Request).route?.path ?? 'unmatched', started, false),
+        );
+        return void app(req, res);
+      }
       try {
         fast(req, res);
       } catch (err) {
         this.failed(req, res, err);
       }
-    });
+      const route = req.url!.split('?')[0];
+      if (res.writableEnded) this.record(req, res, route, started, true);
+      else res.once('finish', () => this.record(req, res, route, started, true));
+    };
+    const tls = this.tlsOptions;
+    const server: Server | HttpsServer = tls
+      ? createHttpsServer(
+          { cert: tls.cert, key: tls.key, ca: tls.ca, requestCert: !!tls.ca, rejectUnauthorized: !!tls.ca },
+          handle,
+        )
+      : createServer(handle);
     server.listen(this.config.http.port, this.config.http.host);
     server.keepAliveTimeout = 5000;
     try {
@@ -144,11 +230,21 @@ export class HttpServer implements Subsystem {
       );
     }
     this.server = server;
-    this.log.info({ event: 'listening', ...this.address }, 'HTTP API listening');
+    if (tls && this.apiTls) {
+      const https = server as HttpsServer;
+      await this.apiTls.watch(tls.info, (options) => https.setSecureContext(options));
+    }
+    const plaintext = plaintextWarning(this.config.http);
+    if (plaintext) this.log.warn({ event: 'plaintext', host: this.config.http.host }, plaintext);
+    this.log.info(
+      { event: 'listening', ...this.address, scheme: tls ? 'https' : 'http', clientCertificates: !!tls?.ca },
+      `HTTP API listening (${tls ? 'https' : 'http'})`,
+    );
   }
 
   stop(): Promise<void> {
     this.stopping ??= new Promise<void>((resolve) => {
+      this.apiTls?.stop();
       if (!this.server) return resolve();
       this.server.close(() => resolve());
       this.server.closeAllConnections();
@@ -157,6 +253,8 @@ export class HttpServer implements Subsystem {
   }
 
   health(): SubsystemHealth {
-    return { status: this.server ? 'ok' : 'down', ...this.address };
+    const tls = this.apiTls?.health() ?? null;
+    const status = !this.server ? 'down' : this.apiTls?.lastError ? 'degraded' : 'ok';
+    return { status, ...this.address, scheme: this.config.http.tls ? 'https' : 'http', tls };
   }
 }

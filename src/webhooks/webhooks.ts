@@ -1,10 +1,10 @@
-import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { Worker } from 'node:worker_threads';
 import type { Registry } from 'prom-client';
 import { packageVersion } from '../config/package.js';
 import type { Config } from '../config/schema.js';
-import { endpointName, isWebhookSecret, WEBHOOK_SECRET_RULE, type WebhookEventType } from '../config/webhooks.js';
+import { readWebhookSecretFile } from '../config/secret-files.js';
+import { endpointName, type WebhookEventType } from '../config/webhooks.js';
 import { StartupError, type Subsystem, type SubsystemHealth } from '../lifecycle.js';
 import type { Logger } from '../log/logger.js';
 import { Backoff } from '../process/backoff.js';
@@ -71,20 +71,14 @@ export class Webhooks implements Subsystem {
     return this.deps.config.webhooks.endpoints.map((e, i) => {
       let secret = e.secret;
       if (secret === null) {
-        const key = `webhooks.endpoints.${i}.secretFile`;
+        // loadConfig reads secret files; a Config built without it (tests, embedding) is read here.
         try {
-          secret = readFileSync(e.secretFile!, 'utf8').trim();
+          const read = readWebhookSecretFile(e.secretFile!, i);
+          if (read.warning) this.log.warn({ event: 'secret-file-mode' }, read.warning);
+          secret = read.text;
         } catch (err) {
-          throw new StartupError(
-            `config key "${key}": cannot read ${e.secretFile} (${(err as NodeJS.ErrnoException).code ?? 'error'})`,
-            2,
-          );
+          throw new StartupError((err as Error).message, 2);
         }
-        if (!isWebhookSecret(secret))
-          throw new StartupError(
-            `config key "${key}": the file ${e.secretFile} ${WEBHOOK_SECRET_RULE.replace(/^must be/, 'must hold')}`,
-            2,
-          );
       }
       const name = endpointName(e.url);
       return { id: ids.get(name) ?? -1, name, url: e.url, secret, timeoutMs: e.timeoutMs };

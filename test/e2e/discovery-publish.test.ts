@@ -69,6 +69,7 @@ harnessTest(
       'capacityMbps',
       'freeTraffic',
       'restAddr',
+      'restUrl',
       'rxMbps',
       'serving',
       'turnUris',
@@ -77,6 +78,7 @@ harnessTest(
       'version',
     ]);
     assert.equal(first.json.restAddr, `127.0.0.1:${http.port}`);
+    assert.equal(first.json.restUrl, `http://127.0.0.1:${http.port}`, 'restAddr with its scheme');
     assert.deepEqual(first.json.turnUris, [
       `turn:127.0.0.1:${port}?transport=udp`,
       `turn:127.0.0.1:${port}?transport=tcp`,

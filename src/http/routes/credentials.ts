@@ -5,7 +5,7 @@
 // each come from one function (sendUnauthorized, sendRateLimited) that express routes share.
 import { parse as parseQuery, type ParsedUrlQuery } from 'node:querystring';
 import { ipKeyGenerator } from 'express-rate-limit';
-import { sendUnauthorized, type ApiKeyCheck } from '../auth.js';
+import { checkGate, type ApiKeyCheck, type ScopeGate } from '../auth.js';
 import type { FastHandler, RouteInstaller } from '../http-server.js';
 import { FixedWindowLimiter, rateLimitHeaders, sendRateLimited } from '../rate-limit.js';
 import { sendJson, sendJsonText } from '../respond.js';
@@ -32,8 +32,10 @@ function queryOf(url: string | undefined): ParsedUrlQuery {
 export const clientKey = (address = '') => (address.includes(':') ? ipKeyGenerator(address) : address);
 
 export interface CredentialHandlerOptions {
-  /** The server's API-key check (HttpServer.tools.authorized). */
-  authorized: ApiKeyCheck;
+  /** The credentials scope's gate (HttpServer.tools.gate('credentials')): 401 and 403 answered by it. */
+  gate?: ScopeGate;
+  /** Without a gate: a plain key check (any key), 401 only. */
+  authorized?: ApiKeyCheck;
   limitPerMinute: number;
   /** Clock of the rate limiter (tests). */
   now?: () => number;
@@ -42,7 +44,7 @@ export interface CredentialHandlerOptions {
 }
 
 /**
- * GET /turncredential on bare node:http. In order: API key (401), per-client-IP limit of
+ * GET /turncredential on bare node:http. In order: API key (401; 403 without the credentials scope), per-client-IP limit of
  * limitPerMinute per 60 s window with draft-7 RateLimit headers (429), `?user=` check (400),
  * draining (503 with Retry-After), a revoked client (403), credential (503 when none is valid),
  * `Cache-Control: no-store`.
@@ -51,11 +53,11 @@ export function credentialHandler(
   credentials: Pick<Credentials, 'issueJson'> & Partial<Pick<Credentials, 'revoked'>>,
   options: CredentialHandlerOptions,
 ): FastHandler {
-  const { authorized } = options;
+  const gate = options.gate ?? checkGate(options.authorized ?? (() => true));
   const limiter = new FixedWindowLimiter(options.limitPerMinute, 60_000, options.now);
   return (req, res) => {
     const query = queryOf(req.url);
-    if (!authorized(req.headers.authorization, query.key, req.socket)) return sendUnauthorized(res);
+    if (!gate(req, res, query.key)) return;
     const limit = limiter.hit(clientKey(req.socket.remoteAddress));
     if (limit.limited) return sendRateLimited(res, limit, 'too many credential requests');
     const rate = rateLimitHeaders(limit);
@@ -79,8 +81,8 @@ export function credentialHandler(
 
 /** POST /turncredential/rotate (express: rare, not worth a fast path). */
 export function rotateRoute(credentials: Credentials, log: Logger): RouteInstaller {
-  return (router, { requireApiKey }) => {
-    router.post('/turncredential/rotate', requireApiKey, async (_req, res) => {
+  return (router, { guard }) => {
+    router.post('/turncredential/rotate', guard('control'), async (_req, res) => {
       try {
         await credentials.rotateNow();
         log.warn({ event: 'rotated-on-request' }, 'credential rotated on request');

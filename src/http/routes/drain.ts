@@ -4,11 +4,11 @@ import type { Drain, DrainThen } from '../../drain/drain.js';
 
 /**
  * POST /drain {"timeoutSec": N, "then": "stop"|"restart"} (202 with the drain's status; 409 when
- * one runs) and POST /drain/cancel (200 {cancelled}), both behind the API key.
+ * one runs) and POST /drain/cancel (200 {cancelled}), both with the admin scope.
  */
 export function drainRoutes(drain: Drain, defaultTimeoutSec: number): RouteInstaller {
-  return (router, { requireApiKey }) => {
-    router.post('/drain', requireApiKey, express.json({ limit: '1kb' }), (req, res) => {
+  return (router, { guard }) => {
+    router.post('/drain', guard('admin'), express.json({ limit: '1kb' }), (req, res) => {
       const body = (req.body ?? {}) as { timeoutSec?: unknown; then?: unknown };
       const timeoutSec = body.timeoutSec ?? defaultTimeoutSec;
       const then = body.then ?? 'stop';
@@ -33,7 +33,7 @@ export function drainRoutes(drain: Drain, defaultTimeoutSec: number): RouteInsta
       void drain.run(timeoutSec, then as DrainThen).catch(() => undefined);
       res.status(202).json({ type: 'result', code: 'ok', draining: drain.status() });
     });
-    router.post('/drain/cancel', requireApiKey, async (_req, res) => {
+    router.post('/drain/cancel', guard('admin'), async (_req, res) => {
       res.json({ type: 'result', code: 'ok', cancelled: await drain.cancel() });
     });
   };

@@ -5,10 +5,10 @@ import { CLIENT_ID } from './credentials.js';
 
 const error = (code: string, message: string) => ({ type: 'error', code, error: message });
 
-/** GET /clients/{id}/quota: the client's usage, quota and state in the current period (API key). */
+/** GET /clients/{id}/quota: the client's usage, quota and state in the current period (usage scope). */
 export function quotaRoutes(quotas: Quotas, log: Logger): RouteInstaller {
-  return (router, { requireApiKey }) => {
-    router.get('/clients/:clientId/quota', requireApiKey, async (req, res) => {
+  return (router, { guard }) => {
+    router.get('/clients/:clientId/quota', guard('usage'), async (req, res) => {
       const clientId = req.params.clientId as string;
       if (!CLIENT_ID.test(clientId)) {
         res.status(400).json(error('bad_client', 'clientId must be 1-64 characters of A-Z a-z 0-9 . _ -'));

@@ -25,11 +25,11 @@ function failed(res: Response, log: Logger, what: string, err: unknown, extra: R
 
 /**
  * Live control: GET /sessions, POST /sessions/:id/disconnect, POST|DELETE /clients/:id/revoke
- * (secret mode) and POST /turncredential/revoke (userdb mode), all behind the API key.
+ * (secret mode) and POST /turncredential/revoke (userdb mode): GET /sessions with the usage scope, the rest with control.
  */
 export function sessionRoutes(control: SessionControl, mode: 'userdb' | 'secret', log: Logger): RouteInstaller {
-  return (router, { requireApiKey }) => {
-    router.get('/sessions', requireApiKey, async (req, res) => {
+  return (router, { guard }) => {
+    router.get('/sessions', guard('usage'), async (req, res) => {
       const { user, clientId } = req.query;
       if (user !== undefined && (typeof user !== 'string' || user === '' || /[\s\r\n]/.test(user))) {
         res.status(400).json(error('bad_request', 'user must be one username'));
@@ -46,7 +46,7 @@ export function sessionRoutes(control: SessionControl, mode: 'userdb' | 'secret'
       }
     });
 
-    router.post('/sessions/:id/disconnect', requireApiKey, async (req, res) => {
+    router.post('/sessions/:id/disconnect', guard('control'), async (req, res) => {
       const id = req.params.id as string;
       try {
         if (!ALLOCATION_ID.test(id) || !(await control.disconnect(id))) {
@@ -75,7 +75,7 @@ export function sessionRoutes(control: SessionControl, mode: 'userdb' | 'secret'
       }
       return true;
     };
-    router.post(clientRoute, requireApiKey, async (req, res) => {
+    router.post(clientRoute, guard('control'), async (req, res) => {
       const clientId = req.params.clientId as string;
       if (!checkClient(clientId, res)) return;
       try {
@@ -86,7 +86,7 @@ export function sessionRoutes(control: SessionControl, mode: 'userdb' | 'secret'
         failed(res, log, 'revoke', err, { clientId, revoked: true, pending: true });
       }
     });
-    router.delete(clientRoute, requireApiKey, async (req, res) => {
+    router.delete(clientRoute, guard('control'), async (req, res) => {
       const clientId = req.params.clientId as string;
       if (!checkClient(clientId, res)) return;
       try {
@@ -103,7 +103,7 @@ export function sessionRoutes(control: SessionControl, mode: 'userdb' | 'secret'
       }
     });
 
-    router.post('/turncredential/revoke', requireApiKey, async (_req, res) => {
+    router.post('/turncredential/revoke', guard('control'), async (_req, res) => {
       if (mode !== 'userdb') {
         res
           .status(409)

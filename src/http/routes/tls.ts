@@ -5,16 +5,16 @@ const error = (code: string, message: string) => ({ type: 'error', code, error: 
 
 /**
  * GET /tls (the served certificate) and POST /tls/reload (check the files, SIGUSR2, answer once
- * the new certificate is served), both behind the API key. For certbot's --deploy-hook.
+ * the new certificate is served), both with the admin scope. For certbot's --deploy-hook.
  */
 export function tlsRoutes(tls: Tls): RouteInstaller {
-  return (router, { requireApiKey }) => {
-    router.get('/tls', requireApiKey, (_req, res) => {
+  return (router, { guard }) => {
+    router.get('/tls', guard('admin'), (_req, res) => {
       if (!tls.enabled)
         return void res.status(404).json(error('tls_disabled', 'TLS is off: set turnserver.tls.cert and key'));
       res.json({ type: 'result', code: 'ok', ...tls.health() });
     });
-    router.post('/tls/reload', requireApiKey, async (_req, res) => {
+    router.post('/tls/reload', guard('admin'), async (_req, res) => {
       if (!tls.enabled)
         return void res.status(404).json(error('tls_disabled', 'TLS is off: set turnserver.tls.cert and key'));
       try {

@@ -36,11 +36,11 @@ function writeAtPace(res: Response, text: string): Promise<void> {
 
 /**
  * GET /usage (stored records, a page at a time, read off the event loop) and GET /allocations
- * (open ones, live), both behind the API key.
+ * (open ones, live), both with the usage scope.
  */
 export function usageRoutes(pipeline: UsagePipeline, queries: UsageQueries, log: Logger): RouteInstaller {
-  return (router, { requireApiKey }) => {
-    router.get('/usage', requireApiKey, async (req, res) => {
+  return (router, { guard }) => {
+    router.get('/usage', guard('usage'), async (req, res) => {
       let request;
       try {
         request = parseUsageQuery(req.query as Record<string, unknown>, Date.now());
@@ -77,7 +77,7 @@ export function usageRoutes(pipeline: UsagePipeline, queries: UsageQueries, log:
         else res.destroy();
       }
     });
-    router.get('/allocations', requireApiKey, (_req, res) => {
+    router.get('/allocations', guard('usage'), (_req, res) => {
       res.json(pipeline.model.openRecords().map(liveRow));
     });
   };
