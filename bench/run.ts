@@ -22,6 +22,7 @@ import { recovery } from './recovery.js';
 import { relay } from './relay.js';
 import { relayTls } from './relay-tls.js';
 import { revoke } from './revoke.js';
+import { rollupChoice } from './rollup-choice.js';
 import { sessions } from './sessions.js';
 import { statsIngest } from './stats-ingest.js';
 import { statsIngestLog } from './stats-ingest-log.js';
@@ -47,6 +48,7 @@ const ALL: Benchmark[] = [
   fleetStore,
   history,
   webhooksBench,
+  rollupChoice,
 ];
 
 // quiesce() collects the harness's own garbage before a timed window, not during it.
