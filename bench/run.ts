@@ -23,6 +23,7 @@ import { recovery } from './recovery.js';
 import { relay } from './relay.js';
 import { relayTls } from './relay-tls.js';
 import { revoke } from './revoke.js';
+import { rollupChoice } from './rollup-choice.js';
 import { sessions } from './sessions.js';
 import { statsIngest } from './stats-ingest.js';
 import { statsIngestLog } from './stats-ingest-log.js';
@@ -48,6 +49,7 @@ const ALL: Benchmark[] = [
   fleetStore,
   history,
   webhooksBench,
+  rollupChoice,
   quota,
 ];
 
