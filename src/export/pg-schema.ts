@@ -272,6 +272,10 @@ export const MIGRATIONS: string[] = [
     updated_at timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (realm, client_id)
   );`,
+  // v5: client_usage_daily filters on date_trunc('day', hour), which the (hour, …) key cannot
+  // serve: one day of every client read the whole hourly rollup (bench rollup_choice). Indexed,
+  // a day costs its own rows. (hour is a timestamp without zone: date_trunc on it is immutable.)
+  `CREATE INDEX client_usage_hourly_day ON ${SCHEMA}.client_usage_hourly (date_trunc('day', hour));`,
 ];
 
 /**
