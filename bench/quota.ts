@@ -2,7 +2,8 @@ import path from 'node:path';
 import type { Harness, Tracked } from '../test/harness/harness.js';
 import { startMonitor, type MonitorProcess } from '../test/harness/monitor.js';
 import { startPostgres, type Postgres } from '../test/harness/postgres.js';
-import { spawnUclient, startPeer, startZookeeper, type Service } from '../test/harness/services.js';
+import { relayAsClient } from '../test/harness/relay.js';
+import { startPeer, startZookeeper, type Service } from '../test/harness/services.js';
 import { waitUntil } from '../src/process/wait.js';
 import { median, sleep, type Benchmark } from './lib.js';
 
@@ -94,18 +95,7 @@ export const quota: Benchmark = {
     await pg.query(`INSERT INTO turn_monitor.client_quotas VALUES ('test.local', $1, $2, 'bench')`, [clientId, QUOTA]);
     const relays: Tracked[] = [];
     for (const m of hosts) {
-      const c = (await m.get(`/turncredential?user=${clientId}`, auth)).body as { username: string; password: string };
-      relays.push(
-        spawnUclient(h, {
-          turnPort: m.turnPort,
-          peerPort: peer.port,
-          user: c.username,
-          password: c.password,
-          messages: 100_000,
-          length: 200,
-          extraArgs: ['-z', '1'],
-        }),
-      );
+      relays.push(await relayAsClient(h, m, { clientId, apiKey: KEY, peerPort: peer.port, messages: 100_000 }));
     }
     // Each host: when its allocation appeared, when the last one was gone, coturn's rates meanwhile.
     const first: (number | null)[] = hosts.map(() => null);

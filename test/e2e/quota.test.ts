@@ -4,8 +4,9 @@ import path from 'node:path';
 import { harnessTest, type Harness } from '../harness/harness.js';
 import { coturnSessions } from '../harness/coturn-cli.js';
 import { killOrphans, monitorBin, startMonitor, type MonitorProcess } from '../harness/monitor.js';
-import { startPostgres, type Postgres } from '../harness/postgres.js';
-import { spawnUclient, startPeer, startZookeeper } from '../harness/services.js';
+import { PG_PASSWORD, startPostgres, type Postgres } from '../harness/postgres.js';
+import { relayAsClient } from '../harness/relay.js';
+import { startPeer, startZookeeper } from '../harness/services.js';
 import { WebhookReceiver } from '../harness/webhook-receiver.js';
 import { waitUntil } from '../../src/process/wait.js';
 
@@ -69,18 +70,7 @@ harnessTest(
     // alice relays through both hosts at a fixed rate (-z 1: a message a millisecond).
     const relays = [];
     for (const m of fleet) {
-      const c = (await m.get('/turncredential?user=alice', auth)).body as { username: string; password: string };
-      relays.push(
-        spawnUclient(h, {
-          turnPort: m.turnPort,
-          peerPort: peer.port,
-          user: c.username,
-          password: c.password,
-          messages: 20_000,
-          length: 200,
-          extraArgs: ['-z', '1'],
-        }),
-      );
+      relays.push(await relayAsClient(h, m, { clientId: 'alice', apiKey: KEY, peerPort: peer.port, messages: 20_000 }));
     }
     await hooks.waitFor('quota.exceeded', () => hooks.ofType('quota.exceeded').length === 1, 40_000);
     await waitUntil(
@@ -159,16 +149,7 @@ harnessTest(
       credentials: { mode: 'secret', validitySec: 600 },
       quotas: { checkIntervalSec: 0.5, clients: { alice: 200_000, bob: null } },
     });
-    const c = (await m.get('/turncredential?user=alice', auth)).body as { username: string; password: string };
-    const relay = spawnUclient(h, {
-      turnPort: m.turnPort,
-      peerPort: peer.port,
-      user: c.username,
-      password: c.password,
-      messages: 20_000,
-      length: 200,
-      extraArgs: ['-z', '1'],
-    });
+    const relay = await relayAsClient(h, m, { clientId: 'alice', apiKey: KEY, peerPort: peer.port, messages: 20_000 });
     await waitUntil('alice refused', async () => (await status(m, 'alice')) === 403, 30_000, 50);
     await waitUntil('alice cut', async () => (await held(m, 'alice')) === 0, 3000);
     relay.child.kill('SIGKILL');
@@ -183,4 +164,48 @@ harnessTest(
     assert.equal((await m.stop()).code, 0);
   },
   { timeout: 60_000 },
+);
+
+harnessTest(
+  'PostgreSQL down: quotas are not enforced meanwhile (health says so, one warning for the outage), nothing already denied is lifted; back up: enforced again',
+  async (h: Harness) => {
+    const [pg, peer] = await Promise.all([startPostgres(h), startPeer(h)]);
+    const m = await startMonitor(h, {
+      http: { apiKeys: [KEY] },
+      credentials: { mode: 'secret', validitySec: 600 },
+      export: { postgres: { url: pg.url, hostId: 'solo', intervalSec: 0.3 } },
+      quotas: { checkIntervalSec: 0.5 },
+    });
+    await waitUntil('quota checks run', async () => (await m.health()).body.quotas.lastCheckAt !== null, 15_000);
+    await pg.query(
+      `INSERT INTO turn_monitor.client_quotas (realm, client_id, period_bytes) VALUES ('test.local', 'alice', 200000)`,
+    );
+    const relay = await relayAsClient(h, m, { clientId: 'alice', apiKey: KEY, peerPort: peer.port, messages: 20_000 });
+    await waitUntil('alice refused', async () => (await status(m, 'alice')) === 403, 30_000, 50);
+    relay.child.kill('SIGKILL');
+
+    await pg.stop();
+    await waitUntil('health: not enforced', async () => (await m.health()).body.quotas.enforced === false, 15_000);
+    const failed = () => m.logs.filter((e) => e.event === 'quotas-failed').length;
+    // Several failed checks later: still one warning, and alice still denied.
+    const checksFailed = async () => {
+      const text = (await m.get('/metrics')).text;
+      return Number(/turn_monitor_quota_checks_total\{result="failed"\} (\d+)/.exec(text)?.[1] ?? 0);
+    };
+    await waitUntil('three failed checks', async () => (await checksFailed()) >= 3, 15_000);
+    assert.equal(failed(), 1, 'one warning for the outage');
+    const q = (await m.health()).body.quotas;
+    assert.equal(q.status, 'degraded');
+    assert.match(q.error, /not enforced/);
+    assert.ok(!JSON.stringify(q).includes(PG_PASSWORD) && !m.output().includes(PG_PASSWORD), 'no password shown');
+    assert.equal(await status(m, 'alice'), 403, 'a denial is not lifted by an outage');
+    assert.equal((await m.get('/turncredential?user=bob', auth)).status, 200);
+
+    await pg.start();
+    await waitUntil('enforced again', async () => (await m.health()).body.quotas.enforced === true, 20_000);
+    assert.ok(m.logs.some((e) => e.event === 'quotas-recovered'));
+    assert.equal(await status(m, 'alice'), 403);
+    assert.equal((await m.stop()).code, 0);
+  },
+  { timeout: 90_000 },
 );

@@ -1,6 +1,6 @@
-import type { Harness } from './harness.js';
+import type { Harness, Tracked } from './harness.js';
 import type { MonitorProcess } from './monitor.js';
-import { startRedis } from './services.js';
+import { spawnUclient, startRedis } from './services.js';
 import { recordTotals, STATS_API_KEY, STATS_USER, usage } from './statsdb.js';
 import { waitUntil } from '../../src/process/wait.js';
 
@@ -53,4 +53,26 @@ export async function assertExactTotals(
     equal([r.peerRcvp, r.peerRcvb, r.peerSentp, r.peerSentb], t?.peer, `peer counters of ${r.allocationId}`);
   }
   return rows;
+}
+
+/**
+ * A steady relay as a secret-mode client: its credential from the monitor (`GET
+ * /turncredential?user=`), then uclient with 200-byte messages paced by `-z 1` ms, left running.
+ */
+export async function relayAsClient(
+  h: Harness,
+  m: MonitorProcess,
+  o: { clientId: string; apiKey: string; peerPort: number; messages: number },
+): Promise<Tracked> {
+  const res = await m.get(`/turncredential?user=${o.clientId}`, { headers: { authorization: `Bearer ${o.apiKey}` } });
+  const c = res.body as { username: string; password: string };
+  return spawnUclient(h, {
+    turnPort: m.turnPort,
+    peerPort: o.peerPort,
+    user: c.username,
+    password: c.password,
+    messages: o.messages,
+    length: 200,
+    extraArgs: ['-z', '1'],
+  });
 }
