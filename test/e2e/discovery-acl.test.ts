@@ -26,11 +26,7 @@ harnessTest(
     const zk = await startZookeeper(h);
     const nic = new FakeNic(h.dir, 'tm0', 0, 0);
     h.onCleanup(() => nic.stop());
-    const routeFile = path.join(h.dir, 'route');
-    writeFileSync(
-      routeFile,
-      'Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\ntm0\t00000000\t010200C0\t0003\t0\t0\t0\t00000000\t0\t0\t0\n',
-    );
+    const routeFile = nic.defaultRouteFile();
     const authFile = path.join(h.dir, 'zk-auth');
     writeFileSync(authFile, `${AUTH}\n`, { mode: 0o600 });
     const pair = makePair(path.join(h.dir, 'certs'), 'api', { cn: 'api.test', san: 'DNS:api.test,IP:127.0.0.1' });

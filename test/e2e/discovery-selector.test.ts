@@ -1,7 +1,5 @@
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
 import os from 'node:os';
-import path from 'node:path';
 import { createSelector, type TurnHost } from '../../src/discovery/selector.js';
 import { harnessTest } from '../harness/harness.js';
 import { monitorBin, repoRoot, startMonitor, testConfig } from '../harness/monitor.js';
@@ -28,11 +26,7 @@ harnessTest(
     // One real monitor with an idle fake NIC: it publishes freeTraffic 1000.
     const nic = new FakeNic(h.dir, 'tm0', 0, 0);
     h.onCleanup(() => nic.stop());
-    const routeFile = path.join(h.dir, 'route');
-    writeFileSync(
-      routeFile,
-      'Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\ntm0\t00000000\t010200C0\t0003\t0\t0\t0\t00000000\t0\t0\t0\n',
-    );
+    const routeFile = nic.defaultRouteFile();
     const config = await testConfig(h, {
       zookeeper: { connect: zk.connect, sessionTimeoutMs: 3000 },
       // interface null: the one carrying the default route, from a route table the test writes.

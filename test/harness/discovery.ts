@@ -205,6 +205,16 @@ export class FakeNic {
     this.worker = new Worker(WORKER, { eval: true, workerData: { shared, dir: this.statsDir } });
   }
 
+  /** A /proc/net/route beside it whose default route goes through this interface; returns its path. */
+  defaultRouteFile(): string {
+    const file = path.join(path.dirname(this.sysClassNet), 'route');
+    writeFileSync(
+      file,
+      `Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n${this.iface}\t00000000\t010200C0\t0003\t0\t0\t0\t00000000\t0\t0\t0\n`,
+    );
+    return file;
+  }
+
   /** Counters drop to 0 (interface reset). */
   resetCounters(): void {
     this.ctl[5] = 1;
