@@ -98,3 +98,28 @@ export function planCheck(over: OverUsage[], states: StateRow[], periodStart: nu
 function lift(s: StateRow, why: 'raised' | 'period'): QuotaAction {
   return { kind: 'lift', realm: s.realm, clientId: s.clientId, why, used: s.used, quota: s.quota };
 }
+
+/**
+ * The kept state with the deny list's quota entries folded in: a client denied for its quota
+ * whose state does not say so (an enforcer killed between writing the denial and saving its
+ * state) counts as exceeded in this period, so the check lifts it when it is under its quota
+ * again instead of leaving it denied until the period ends. Matched by client id; a client
+ * without any state row takes `realm`.
+ */
+export function withQuotaDenials(
+  states: StateRow[],
+  deniedForQuota: readonly string[],
+  realm: string,
+  periodStart: number,
+): StateRow[] {
+  const out = [...states];
+  for (const clientId of deniedForQuota) {
+    const i = out.findIndex((s) => s.clientId === clientId);
+    if (i >= 0 && out[i].exceeded) continue;
+    const base = i >= 0 ? out[i] : { realm, clientId, used: null, quota: null };
+    const row: StateRow = { ...base, periodStart, warned: true, exceeded: true };
+    if (i >= 0) out[i] = row;
+    else out.push(row);
+  }
+  return out;
+}

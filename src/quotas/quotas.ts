@@ -10,7 +10,7 @@ import type { Logger } from '../log/logger.js';
 import { LocalQuotaStore } from './local-store.js';
 import { periodBounds, quotaClock, stateOf, type QuotaState } from './period.js';
 import { PgQuotaStore } from './pg-store.js';
-import { planCheck, type QuotaAction } from './plan.js';
+import { planCheck, withQuotaDenials, type QuotaAction } from './plan.js';
 import type { BadRow, CheckInput, QuotaStore } from './store.js';
 
 /** What quotas act through (wired by the composition root). */
@@ -165,7 +165,12 @@ export class Quotas implements Subsystem {
       const input = this.input();
       const [over, states] = await Promise.all([store.over(input), store.states()]);
       this.lastQueryMs = Math.round((performance.now() - t0) * 10) / 10;
-      const plan = planCheck(over, states, input.start);
+      const deniedForQuota = this.deps
+        .deniedAll()
+        .filter((d) => d.reason === 'quota')
+        .map((d) => d.clientId);
+      const known = withQuotaDenials(states, deniedForQuota, this.deps.config.turnserver.realm, input.start);
+      const plan = planCheck(over, known, input.start);
       for (const a of plan.actions) await this.act(a, input);
       await store.save(plan.save, plan.drop);
       this.badRows = await store.badRows();

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { periodBounds, quotaClock, stateOf } from '../../src/quotas/period.js';
-import { planCheck, type StateRow } from '../../src/quotas/plan.js';
+import { planCheck, withQuotaDenials, type StateRow } from '../../src/quotas/plan.js';
 
 const P = Date.UTC(2026, 11, 1);
 const row = (over: Partial<StateRow> = {}): StateRow => ({
@@ -94,4 +94,28 @@ test('plan: a new period lifts what was exceeded and forgets the old state', () 
     ['lift', 'warn', 'exceed'],
   );
   assert.equal(p.save[0].periodStart, P);
+});
+
+test('a quota denial the state does not record (enforcer killed between the two) is lifted once the client is under its quota', () => {
+  // No state row at all: the denial counts as exceeded in this period.
+  let known = withQuotaDenials([], ['alice'], 'r', P);
+  assert.deepEqual(known, [
+    { realm: 'r', clientId: 'alice', periodStart: P, warned: true, exceeded: true, used: null, quota: null },
+  ]);
+  let plan = planCheck([], known, P);
+  assert.deepEqual(
+    plan.actions.map((a) => [a.kind, a.clientId, a.kind === 'lift' && a.why]),
+    [['lift', 'alice', 'raised']],
+  );
+  // A row of another period that says not exceeded: the same, in this period, keeping its realm.
+  const stale = { realm: 'x', clientId: 'alice', periodStart: 0, warned: true, exceeded: false, used: 5, quota: 9 };
+  known = withQuotaDenials([stale], ['alice'], 'r', P);
+  assert.deepEqual(known, [{ ...stale, periodStart: P, exceeded: true }]);
+  // Still over its quota: nothing to do but keep the state.
+  plan = planCheck([{ realm: 'x', clientId: 'alice', used: 10, quota: 9 }], known, P);
+  assert.deepEqual(plan.actions, []);
+  // A row that records the denial already, and a revoke by hand, are left as they are.
+  const recorded = { ...stale, periodStart: 0, exceeded: true };
+  assert.deepEqual(withQuotaDenials([recorded], ['alice'], 'r', P), [recorded]);
+  assert.deepEqual(withQuotaDenials([], [], 'r', P), []);
 });
