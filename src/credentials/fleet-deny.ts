@@ -1,9 +1,8 @@
 import { EventEmitter } from 'node:events';
 import path from 'node:path';
-import type zookeeper from 'node-zookeeper-client';
+import zookeeper from 'node-zookeeper-client';
 import { Gauge } from 'prom-client';
 import type { AppContext } from '../context.js';
-import { createNode, ensurePath } from '../discovery/zk-nodes.js';
 import { ZkCode, zkErrorCode, ZkSession } from '../discovery/zk-session.js';
 import type { Subsystem, SubsystemHealth } from '../lifecycle.js';
 import type { Logger } from '../log/logger.js';
@@ -157,7 +156,7 @@ export class FleetDenyList extends EventEmitter<FleetDenyEvents> implements Subs
     for (const d of writes) {
       const p = this.nodePath(d.clientId);
       try {
-        await createNode(this.session, p, encodeDenied(d), 'persistent');
+        await this.session.createNode(p, encodeDenied(d), zookeeper.CreateMode.PERSISTENT);
       } catch (err) {
         if (zkErrorCode(err) !== ZkCode.NODE_EXISTS) throw err;
         await this.session.call('setData', (c, done) => c.setData(p, encodeDenied(d), -1, done));
@@ -195,7 +194,7 @@ export class FleetDenyList extends EventEmitter<FleetDenyEvents> implements Subs
       return await list();
     } catch (err) {
       if (zkErrorCode(err) !== ZkCode.NO_NODE) throw err;
-      await ensurePath(this.session, this.root);
+      await this.session.ensurePath(this.root);
       return list();
     }
   }
