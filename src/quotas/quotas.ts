@@ -102,7 +102,7 @@ export class Quotas implements Subsystem {
       labelNames: ['result'],
       registers: [deps.registry],
     });
-    const exceeded = () => deps.deniedAll().filter((d) => d.reason === 'quota').length;
+    const exceeded = () => this.quotaDenials().length;
     new Gauge({
       name: 'turn_monitor_quota_exceeded_clients',
       help: 'clients denied for their quota now (the fleet deny list as this host holds it)',
@@ -120,6 +120,11 @@ export class Quotas implements Subsystem {
         this.set(leading());
       },
     });
+  }
+
+  /** The deny list's entries for a quota (not revokes by hand), as this host holds it. */
+  private quotaDenials() {
+    return this.deps.deniedAll().filter((d) => d.reason === 'quota');
   }
 
   private input(now = this.clock()): CheckInput {
@@ -165,11 +170,8 @@ export class Quotas implements Subsystem {
       const input = this.input();
       const [over, states] = await Promise.all([store.over(input), store.states()]);
       this.lastQueryMs = Math.round((performance.now() - t0) * 10) / 10;
-      const deniedForQuota = this.deps
-        .deniedAll()
-        .filter((d) => d.reason === 'quota')
-        .map((d) => d.clientId);
-      const known = withQuotaDenials(states, deniedForQuota, this.deps.config.turnserver.realm, input.start);
+      const denied = this.quotaDenials().map((d) => d.clientId);
+      const known = withQuotaDenials(states, denied, this.deps.config.turnserver.realm, input.start);
       const plan = planCheck(over, known, input.start);
       for (const a of plan.actions) await this.act(a, input);
       await store.save(plan.save, plan.drop);
@@ -270,7 +272,7 @@ export class Quotas implements Subsystem {
       lastCheckAt: this.lastCheckAt ? iso(this.lastCheckAt) : null,
       lastCheckMs: this.lastCheckMs,
       lastQueryMs: this.lastQueryMs,
-      exceeded: this.deps.deniedAll().filter((d) => d.reason === 'quota').length,
+      exceeded: this.quotaDenials().length,
       badRows: this.badRows,
       error: problem,
     };
