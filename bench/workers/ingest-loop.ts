@@ -2,24 +2,12 @@
 // flush policy) and their drain loop: `ready` once subscribed, `done N` each time N, a multiple of
 // the expected count, events are ingested AND committed.
 import type { Logger } from 'pino';
-import { Registry } from 'prom-client';
-import { UsagePipeline } from '../../src/stats/pipeline.js';
+import type { UsagePipeline } from '../../src/stats/pipeline.js';
 import { RedisSource } from '../../src/stats/sources/redis/redis-source.js';
+import { openPipeline } from '../../test/harness/pipeline.js';
 
-export function benchPipeline(dbFile: string, log: Logger): UsagePipeline {
-  const pipeline = new UsagePipeline({
-    dbFile,
-    source: 'redis',
-    checkpointMs: 1000,
-    deleteGraceMs: 2000,
-    registry: new Registry(),
-    log,
-    now: Date.now,
-  });
-  pipeline.open();
-  pipeline.setRun('bench');
-  return pipeline;
-}
+/** The pipeline both ingest workers drive (test/harness/pipeline.ts), run `bench`. */
+export const benchPipeline = (dbFile: string, log: Logger): UsagePipeline => openPipeline(dbFile, log, 'bench');
 
 type Written = ReturnType<UsagePipeline['flush']>;
 

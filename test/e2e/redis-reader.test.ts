@@ -2,11 +2,10 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
-import { Registry } from 'prom-client';
 import type { Worker } from 'node:worker_threads';
 import { harnessTest } from '../harness/harness.js';
+import { openPipeline } from '../harness/pipeline.js';
 import { startRedis } from '../harness/services.js';
-import { UsagePipeline } from '../../src/stats/pipeline.js';
 import { RedisSource } from '../../src/stats/sources/redis/redis-source.js';
 import { BATCH_BYTES } from '../../src/stats/sources/redis/redis-reader-protocol.js';
 import { waitUntil } from '../../src/process/wait.js';
@@ -18,17 +17,7 @@ type H = Parameters<Parameters<typeof harnessTest>[1]>[0];
 
 /** A real pipeline (SQLite in the test dir) and a RedisSource (reader thread) on `port` feeding it; not started. */
 function sourceAndPipeline(h: H, port: number) {
-  const pipeline = new UsagePipeline({
-    dbFile: `${h.dir}/usage.db`,
-    source: 'redis',
-    checkpointMs: 1000,
-    deleteGraceMs: 2000,
-    registry: new Registry(),
-    log,
-    now: Date.now,
-  });
-  pipeline.open();
-  pipeline.setRun('run1');
+  const pipeline = openPipeline(`${h.dir}/usage.db`, log, 'run1');
   const source = new RedisSource(
     { host: '127.0.0.1', port, db: 0, password: null, tls: false },
     pipeline,
