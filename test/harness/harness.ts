@@ -119,7 +119,9 @@ export class Harness {
       await Promise.race([fn().catch(() => undefined), bound]);
       clearTimeout(timer);
     }
-    await Promise.all(this.tracked.filter((t) => isAlive(t.pid)).map((t) => killPid(t.pid)));
+    // In reverse spawn order, each given time for a graceful stop: a monitor stops before the
+    // ZooKeeper, Redis or PostgreSQL it was started on, and does not wait on a server already gone.
+    for (const t of [...this.tracked].reverse()) if (isAlive(t.pid)) await killPid(t.pid, 10_000);
     const leaked = [...new Set([...processesMentioning(this.dir), ...this.pidfilePids()])];
     const described = leaked.map((pid) => `${pid} ${cmdlineText(pid)}`);
     await Promise.all(leaked.map((pid) => killPid(pid, 1000)));
@@ -171,7 +173,7 @@ export function harnessTest(
 }
 
 /** Time left to clean-up after a body's deadline (SIGTERM, SIGKILL after a grace, leak check). */
-const CLEANUP_MS = 30_000;
+const CLEANUP_MS = 60_000;
 
 export async function waitExit(t: Tracked, timeoutMs = 10_000): Promise<Exit> {
   let timer: NodeJS.Timeout | undefined;
