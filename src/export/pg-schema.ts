@@ -407,10 +407,20 @@ const rollupUpsert = (g: string, key: string) => `
  * unbounded, 0.99 bounded).
  */
 const LOOKUP_HI = `greatest(v.last_event_at, v.started_at) + interval '1 day'`;
+/**
+ * The same bounds over the whole batch, as constants (the statement's last two parameters): with
+ * them the planner prunes the store to the batch's months when it plans the statement. Without
+ * them it planned the lookup and the UPDATE over every partition, at a cost that grew with the
+ * store's age (a store of four years, 52 partitions, planned 4× as long as an empty one).
+ */
+const BATCH_LO = `$${COLUMNS.length + 2}::timestamptz`;
+const BATCH_HI = `$${COLUMNS.length + 3}::timestamptz`;
+const inBatch = `a.started_at >= ${BATCH_LO} AND a.started_at <= ${BATCH_HI}`;
 
 /**
  * One batch of one host's rows, in one statement: $1 the host id, then one array per column
- * (SHIP_COLUMNS order). Constant text, so it is prepared once per connection.
+ * (SHIP_COLUMNS order), then the batch's bounds on the partition key (shipParamsOfColumns).
+ * Constant text, so it is prepared once per connection.
  *  - `old`: the rows as they were, found by identity (host_id, run, allocation_id) in whatever
  *    partition holds them (of those LOOKUP_HI allows); `upd` updates those in place (started_at,
  *    the partition key, is left as first shipped: no row ever moves between partitions); `ins`
@@ -431,12 +441,12 @@ WITH v AS (
   SELECT o.* FROM v, LATERAL (
     SELECT a.started_at, ${DELTA_COLS.map((c) => `a.${c}`).join(', ')} FROM ${SCHEMA}.allocations a
      WHERE a.host_id = $1 AND a.run = v.run AND a.allocation_id = v.allocation_id
-       AND a.started_at >= v.started_at AND a.started_at <= ${LOOKUP_HI} LIMIT 1) o
+       AND a.started_at >= v.started_at AND a.started_at <= ${LOOKUP_HI} AND ${inBatch} LIMIT 1) o
 ), upd AS (
   UPDATE ${SCHEMA}.allocations a SET ${[...SHIP_COLUMNS.map(updateSet).filter((s) => s !== null), 'shipped_at = now()'].join(', ')}
     FROM old o JOIN v ON v.run = o.run AND v.allocation_id = o.allocation_id
    WHERE a.host_id = $1 AND a.run = o.run AND a.allocation_id = o.allocation_id AND a.started_at = o.started_at
-     AND a.started_at >= v.started_at AND a.started_at <= ${LOOKUP_HI}
+     AND a.started_at >= v.started_at AND a.started_at <= ${LOOKUP_HI} AND ${inBatch}
   RETURNING ${DELTA_COLS.map((c) => `a.${c}`).join(', ')}
 ), ins AS (
   INSERT INTO ${SCHEMA}.allocations (host_id, ${SHIP_COLUMNS.join(', ')})
@@ -482,20 +492,41 @@ export function arrayLiteral(kind: Column['kind'], values: readonly unknown[]): 
   return `{${out.join(',')}}`;
 }
 
+const STARTED = SHIP_COLUMNS.indexOf('started_at');
+const LAST_EVENT = SHIP_COLUMNS.indexOf('last_event_at');
+const epochMs = (v: unknown) => (v instanceof Date ? v.getTime() : Number(v));
+
 /**
- * Parameters of SHIP_SQL: the host id, then one array literal per column from rows in
- * SHIP_COLUMNS order (times as epoch ms or Dates, complete as a boolean or 0/1).
+ * The batch's bounds on the partition key, as timestamps PostgreSQL plans with (SHIP_SQL's last
+ * two parameters): the earliest start, and the latest LOOKUP_HI of its rows.
  */
+function batchBounds(columns: readonly (readonly unknown[])[]): [string, string] {
+  let lo = Infinity;
+  let hi = -Infinity;
+  const started = columns[STARTED];
+  const last = columns[LAST_EVENT];
+  for (let i = 0; i < started.length; i++) {
+    const s = epochMs(started[i]);
+    lo = Math.min(lo, s);
+    hi = Math.max(hi, s, epochMs(last[i]));
+  }
+  return [new Date(lo).toISOString(), new Date(hi + 86_400_000).toISOString()];
+}
+
+/**
+ * Parameters of SHIP_SQL from a batch as columns (SHIP_COLUMNS order; times as epoch ms or
+ * Dates, complete as a boolean or 0/1): the host id, one array literal per column, the bounds.
+ */
+export function shipParamsOfColumns(hostId: string, columns: readonly (readonly unknown[])[]): unknown[] {
+  return [hostId, ...COLUMNS.map((c, j) => arrayLiteral(c.kind, columns[j])), ...batchBounds(columns)];
+}
+
+/** Parameters of SHIP_SQL from rows in SHIP_COLUMNS order. */
 export function shipParams(hostId: string, rows: unknown[][]): unknown[] {
-  return [
+  return shipParamsOfColumns(
     hostId,
-    ...COLUMNS.map((c, j) =>
-      arrayLiteral(
-        c.kind,
-        rows.map((r) => r[j]),
-      ),
-    ),
-  ];
+    COLUMNS.map((_, j) => rows.map((r) => r[j])),
+  );
 }
 
 const HOURLY_COLUMNS = ['host_id', 'hour', 'realm', 'username', 'sessions', ...HOURLY_COUNTERS];

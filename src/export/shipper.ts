@@ -1,10 +1,9 @@
 import pg from 'pg';
 import { Backoff } from '../process/backoff.js';
-import { COLUMNS } from '../stats/allocation-row.js';
 import type { MarkedColumns, MarkedHourly, Outbox } from './outbox.js';
 import { describePgError, redact } from './pg-url.js';
 import { maintainPartitions, monthName, monthStart, type MaintenanceReport } from './partitions.js';
-import { arrayLiteral, hourlyUpsertSql, migrate, SHIP_SQL } from './pg-schema.js';
+import { hourlyUpsertSql, migrate, SHIP_SQL, shipParamsOfColumns } from './pg-schema.js';
 
 export interface ShipperOptions {
   url: string;
@@ -285,9 +284,8 @@ export class Shipper {
     return out;
   }
 
-  /** SHIP_SQL's parameters: the host id, then one array literal per column (SHIP_COLUMNS = COLUMNS order). */
   private params(batch: MarkedColumns): unknown[] {
-    return [this.opts.hostId, ...COLUMNS.map((c, j) => arrayLiteral(c.kind, batch.columns[j]))];
+    return shipParamsOfColumns(this.opts.hostId, batch.columns);
   }
 
   /**

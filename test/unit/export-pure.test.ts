@@ -69,14 +69,20 @@ test('an error without a message (AggregateError of a refused multi-address conn
 });
 
 test('the ship statement: one array per column; counters only grow, the end is set once, the partition key never changes', () => {
-  const params = shipParams('h', [SHIP_COLUMNS.map((c) => c), SHIP_COLUMNS.map((c) => `${c}2`)]);
-  assert.equal(params.length, 1 + SHIP_COLUMNS.length);
+  const DAY = 86_400_000;
+  const t0 = Date.UTC(2026, 0, 31);
+  const row = (suffix: string, started: number, last: number) =>
+    SHIP_COLUMNS.map((c) => (c === 'started_at' ? started : c === 'last_event_at' ? new Date(last) : `${c}${suffix}`));
+  const params = shipParams('h', [row('', t0, t0 + 5 * DAY), row('2', t0 - DAY, t0)]);
+  assert.equal(params.length, 3 + SHIP_COLUMNS.length);
   assert.equal(params[1], '{"allocation_id","allocation_id2"}');
+  // The batch's bounds on the partition key: its earliest start, its latest event + a day.
+  assert.deepEqual(params.slice(-2), [new Date(t0 - DAY).toISOString(), new Date(t0 + 6 * DAY).toISOString()]);
   assert.equal(arrayLiteral('text', ['a"b', 'c\\d', null, 'e,f}']), '{"a\\"b","c\\\\d",NULL,"e,f}"}');
   assert.equal(arrayLiteral('int', [1, null, 30]), '{1,NULL,30}');
   assert.equal(arrayLiteral('time', [new Date(5), 6]), '{5,6}');
   assert.equal(arrayLiteral('bool', [1, 0, true, null]), '{t,f,t,NULL}');
-  assert.equal(new Set(SHIP_SQL.match(/\$\d+/g)).size, 1 + SHIP_COLUMNS.length);
+  assert.equal(new Set(SHIP_SQL.match(/\$\d+/g)).size, 3 + SHIP_COLUMNS.length);
   assert.match(SHIP_SQL, /rcvb = GREATEST\(a\.rcvb, v\.rcvb\)/);
   assert.match(SHIP_SQL, /ended_at = COALESCE\(a\.ended_at, v\.ended_at\)/);
   assert.match(SHIP_SQL, /end_reason = CASE WHEN a\.ended_at IS NULL THEN v\.end_reason/);
