@@ -276,6 +276,10 @@ export const MIGRATIONS: string[] = [
   // serve: one day of every client read the whole hourly rollup (bench rollup_choice). Indexed,
   // a day costs its own rows. (hour is a timestamp without zone: date_trunc on it is immutable.)
   `CREATE INDEX client_usage_hourly_day ON ${SCHEMA}.client_usage_hourly (date_trunc('day', hour));`,
+  // v6: one client's days (client_usage_daily WHERE client_id = … AND day >= …): the (client_id,
+  // hour) index bounds only the client, so the read went through every hour the client ever had
+  // and cost what the store's age held (bench fleet_store). Bounded by the day, it costs its window.
+  `CREATE INDEX client_usage_hourly_client_day ON ${SCHEMA}.client_usage_hourly (client_id, date_trunc('day', hour));`,
 ];
 
 /**
