@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import zookeeper from 'node-zookeeper-client';
 import { harnessTest } from '../harness/harness.js';
-import { createNode, removeNode, setNode, zkClose, zkConnect } from '../harness/discovery.js';
+import { createNode, getNode, removeNode, setNode, zkClose, zkConnect } from '../harness/discovery.js';
 import { startMonitor, type MonitorProcess } from '../harness/monitor.js';
 import { startZookeeper } from '../harness/services.js';
 import { waitUntil } from '../../src/process/wait.js';
@@ -28,7 +28,7 @@ const reads = async (m: MonitorProcess) => {
 };
 
 harnessTest(
-  'fleet deny list: a monitor reads a list of hundreds once; then an added node, a changed node and a removed one each cost one read at most',
+  'fleet deny list: a monitor reads a list of hundreds once; then an added node, a changed node and a removed one each cost one read at most, and the 10 s pass removes an ended entry without reading',
   async (h) => {
     const zk = await startZookeeper(h);
     const c = await zkConnect(zk.connect);
@@ -75,6 +75,13 @@ harnessTest(
     const spent = (await reads(m)) - first;
     // The added node and the changed one; the removal reads nothing.
     assert.equal(spent, 2, `the three changes cost ${spent} node reads`);
+
+    // The 10 s pass reads nothing: an entry that ends is found in the copy in memory and removed.
+    await createNode(c, `${ROOT}/brief`, entry(Date.now() + 4000), zookeeper.CreateMode.PERSISTENT);
+    await waitUntil('brief refused', async () => (await status(m, 'brief')) === 403, 3000, 20);
+    await waitUntil('the pass removed brief', async () => (await getNode(c, `${ROOT}/brief`)) === null, 20_000, 100);
+    await waitUntil('brief gone here', async () => (await m.health()).body.fleetDenyList.entries === SEEDED, 5000);
+    assert.equal((await reads(m)) - first, 3, 'brief read once when it came, not by the pass');
     assert.equal((await m.stop()).code, 0);
   },
   { timeout: 90_000 },
