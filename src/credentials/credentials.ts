@@ -346,7 +346,8 @@ export class Credentials extends EventEmitter<CredentialsEvents> implements Subs
         const b = before.get(d.clientId);
         return !b || b.revokedAt !== d.revokedAt || b.until !== d.until;
       });
-      const lifted = [...before.keys()].filter((c) => !next.some((d) => d.clientId === c));
+      const kept = new Set(next.map((d) => d.clientId));
+      const lifted = [...before.keys()].filter((c) => !kept.has(c));
       const same = JSON.stringify(next) === JSON.stringify(this.state.denied);
       if (same) return { added: [], lifted: [] };
       this.state.denied = next;

@@ -1,67 +1,63 @@
 import { EventEmitter } from 'node:events';
-import path from 'node:path';
 import zookeeper from 'node-zookeeper-client';
-import { Gauge } from 'prom-client';
+import { Counter, Gauge } from 'prom-client';
 import type { AppContext } from '../context.js';
 import { ZkCode, zkErrorCode, ZkSession } from '../discovery/zk-session.js';
 import type { Subsystem, SubsystemHealth } from '../lifecycle.js';
 import type { Logger } from '../log/logger.js';
 import type { Credentials } from './credentials.js';
+import { DenyNodes, encodeDenied } from './fleet-deny-nodes.js';
 import type { DeniedClient } from './state-store.js';
 
-/** A deny node's data: `{until, reason, revokedAt, by}` (times as ISO strings). */
-export function encodeDenied(d: DeniedClient): Buffer {
-  return Buffer.from(
-    JSON.stringify({
-      until: new Date(d.until).toISOString(),
-      reason: d.reason,
-      revokedAt: new Date(d.revokedAt).toISOString(),
-      by: d.by,
-    }),
-  );
-}
-
-/** A deny node read back; null when its data is not one (skipped, never fatal). */
-export function decodeDenied(clientId: string, data: Buffer | undefined): DeniedClient | null {
-  try {
-    const j = JSON.parse(data?.toString('utf8') ?? '') as Record<string, unknown>;
-    const until = Date.parse(String(j.until));
-    const revokedAt = Date.parse(String(j.revokedAt));
-    const reason = j.reason === 'quota' ? 'quota' : j.reason === 'revoked' ? 'revoked' : null;
-    if (!Number.isFinite(until) || !Number.isFinite(revokedAt) || reason === null) return null;
-    return { clientId, until, revokedAt, reason, by: typeof j.by === 'string' ? j.by : null, unsynced: false };
-  } catch {
-    return null;
-  }
-}
+export { decodeDenied, encodeDenied } from './fleet-deny-nodes.js';
 
 export interface FleetDenyEvents {
   /** Entries that newly deny a client on this host (its allocations are to be cut). */
   applied: [DeniedClient[]];
 }
 
-/** Safety net besides the watches: a full read this often (also drops expired nodes). */
-const RESYNC_MS = 10_000;
+/** Pass without ZooKeeper reads: write what is unsynced, remove nodes the cache has seen expire. */
+const PASS_MS = 10_000;
+/**
+ * A full re-read this often besides the watches and the read at every (re)connect. The watches
+ * and those reads are enough in principle; this bounds how long a copy could stay wrong if a
+ * watch were ever lost unseen (a library or server bug), at one read per node per 10 minutes.
+ */
+const FULL_READ_MS = 10 * 60_000;
+
+/** What the watches said changed since the last read (collected between reads: a burst is one read). */
+interface Pending {
+  full: boolean;
+  children: boolean;
+  nodes: Set<string>;
+  deleted: Set<string>;
+}
+const nothingPending = (): Pending => ({ full: false, children: false, nodes: new Set(), deleted: new Set() });
 
 /**
  * The fleet deny list (secret mode with `zookeeper.connect`): one persistent node per denied
  * client id under `zookeeper.deniedPath`. Every monitor watches the children (and each child's
- * data) and makes what it reads its local copy in credential.json (Credentials.applyFleet), so
- * a monitor that starts later, or reconnects after an outage, applies every entry at its first
- * read. Entries and lifts made here are marked unsynced in that copy first and written on every
- * sync while connected: a revoke made during a ZooKeeper outage holds locally and reaches the
- * fleet when ZooKeeper is back. Expired nodes are removed by whoever reads them expired (the
- * removal is version-checked, so a node rewritten meanwhile stays).
+ * data), keeps what it read in a cache (DenyNodes) and makes that its local copy in
+ * credential.json (Credentials.applyFleet), so a monitor that starts later, or reconnects after
+ * an outage, applies every entry at its first read. A change costs what changed: a new child is
+ * one read, a node's new data one read, a removal none; only a new session reads every node.
+ * Entries and lifts made here are marked unsynced in that copy first and written on every pass
+ * while connected: a revoke made during a ZooKeeper outage holds locally and reaches the fleet
+ * when ZooKeeper is back. Expired nodes are removed by whoever sees them expired in its cache
+ * (the removal is version-checked, so a node rewritten meanwhile stays).
  */
 export class FleetDenyList extends EventEmitter<FleetDenyEvents> implements Subsystem {
   readonly name = 'fleetDenyList';
   private readonly log: Logger;
   private readonly session: ZkSession;
   private readonly root: string;
+  private readonly nodes: DenyNodes;
+  private pending: Pending = nothingPending();
   private chain: Promise<void> = Promise.resolve();
   private queued = false;
   private timer: NodeJS.Timeout | null = null;
   private stopped = false;
+  private lastFullAt = 0;
   private lastSyncAt: number | null = null;
   private lastError: string | null = null;
   private entries = 0;
@@ -81,6 +77,14 @@ export class FleetDenyList extends EventEmitter<FleetDenyEvents> implements Subs
       // Its nodes get the same ACL as the host node (README, Security): only the monitors may change them.
       auth: config.zookeeper.auth,
     });
+    const reads = new Counter({
+      name: 'turn_monitor_denied_reads_total',
+      help: 'deny nodes read from ZooKeeper (getData): every node at a new session, else only what changed',
+      registers: [ctx.registry],
+    });
+    this.nodes = new DenyNodes(this.session, this.root, this.onWatch, reads, (p) =>
+      this.log.debug({ event: 'fleet-deny-bad-node', path: p }, 'skipping a deny node that is not one'),
+    );
     const pending = () => {
       const u = credentials.unsynced();
       return u.writes.length + u.lifts.length;
@@ -96,12 +100,20 @@ export class FleetDenyList extends EventEmitter<FleetDenyEvents> implements Subs
   }
 
   // Every (re)connect reads the whole list again: a new session has none of the old one's watches.
-  private readonly onConnected = () => void this.sync('zk-connected');
+  private readonly onConnected = () => {
+    this.pending.full = true;
+    void this.sync('zk-connected');
+  };
+
+  private readonly onTick = () => {
+    if (Date.now() - this.lastFullAt >= FULL_READ_MS) this.pending.full = true;
+    void this.sync('interval');
+  };
 
   async start(): Promise<void> {
     this.session.on('connected', this.onConnected);
     this.session.start();
-    this.timer = setInterval(() => void this.sync('interval'), RESYNC_MS);
+    this.timer = setInterval(this.onTick, PASS_MS);
     this.timer.unref();
     this.log.info(
       { event: 'fleet-deny-started', path: this.root, connect: this.ctx.config.zookeeper.connect },
@@ -119,8 +131,9 @@ export class FleetDenyList extends EventEmitter<FleetDenyEvents> implements Subs
   }
 
   /**
-   * Write what is unsynced, then read the whole list and apply it (coalesced with a sync not yet
-   * started). Resolves once done, or at once when not connected (it runs on the next connect).
+   * Write what is unsynced, read what the watches said changed, remove what expired, and apply
+   * the list here (coalesced with a pass not yet started: a burst of watch events is one pass).
+   * Resolves once done, or at once when not connected (a full read runs on the next connect).
    */
   sync(reason = 'sync'): Promise<void> {
     if (this.queued) return this.chain;
@@ -128,12 +141,27 @@ export class FleetDenyList extends EventEmitter<FleetDenyEvents> implements Subs
     this.chain = this.chain.then(async () => {
       this.queued = false;
       if (this.stopped || this.session.state !== 'connected') return;
+      let work = nothingPending();
       try {
-        await this.flush();
-        await this.read();
+        const changed = await this.flush();
+        work = this.pending;
+        this.pending = nothingPending();
+        const reads = await this.read(work);
+        const expired = await this.removeExpired();
+        if (changed || reads.changed || expired) await this.apply();
+        if (reads.count > 0)
+          this.log.debug(
+            { event: 'fleet-deny-read', reason, full: work.full, reads: reads.count, entries: this.entries },
+            'deny list read',
+          );
         this.lastSyncAt = Date.now();
         this.lastError = null;
       } catch (err) {
+        // What was not read is read on the next pass (or by the full read after a reconnect).
+        this.pending.full ||= work.full;
+        this.pending.children ||= work.children;
+        for (const n of work.nodes) this.pending.nodes.add(n);
+        for (const n of work.deleted) this.pending.deleted.add(n);
         this.lastError = (err as Error).message;
         this.log.debug({ event: 'fleet-deny-sync-failed', reason, err: this.lastError }, 'deny list sync failed');
       }
@@ -141,32 +169,35 @@ export class FleetDenyList extends EventEmitter<FleetDenyEvents> implements Subs
     return this.chain;
   }
 
-  private nodePath(clientId: string): string {
-    return path.posix.join(this.root, clientId);
-  }
-
-  /** Entries and lifts made here go to ZooKeeper (an entry overwrites the node, a lift removes it). */
-  private async flush(): Promise<void> {
+  /**
+   * Entries and lifts made here go to ZooKeeper (an entry overwrites the node, a lift removes
+   * it). A written node is read back in this pass (its version, and a data watch on it); a
+   * lifted one leaves the cache. True when something was written.
+   */
+  private async flush(): Promise<boolean> {
     const { writes, lifts } = this.credentials.unsynced();
     for (const clientId of lifts) {
-      await this.remove(this.nodePath(clientId), -1);
+      await this.remove(this.nodes.nodePath(clientId), -1);
+      this.nodes.drop(clientId);
       await this.credentials.markSynced({ lift: clientId });
       this.log.info({ event: 'fleet-deny-lifted', clientId }, 'lift written to the fleet deny list');
     }
     for (const d of writes) {
-      const p = this.nodePath(d.clientId);
+      const p = this.nodes.nodePath(d.clientId);
       try {
         await this.session.createNode(p, encodeDenied(d), zookeeper.CreateMode.PERSISTENT);
       } catch (err) {
         if (zkErrorCode(err) !== ZkCode.NODE_EXISTS) throw err;
         await this.session.call('setData', (c, done) => c.setData(p, encodeDenied(d), -1, done));
       }
+      this.pending.nodes.add(d.clientId);
       await this.credentials.markSynced({ write: d });
       this.log.info(
         { event: 'fleet-deny-written', clientId: d.clientId, reason: d.reason },
         'written to the fleet deny list',
       );
     }
+    return writes.length + lifts.length > 0;
   }
 
   private remove(p: string, version: number): Promise<void> {
@@ -179,62 +210,54 @@ export class FleetDenyList extends EventEmitter<FleetDenyEvents> implements Subs
   }
 
   /**
-   * A watch fired (a child added or removed, a node's data changed): read again, which sets the
-   * watches anew (a watch fires once; the library and the server keep one per path and kind).
+   * A watch fired: note what changed and run a pass, which reads only that and sets its watch
+   * again. The root's children changed: list them; a node's data changed: read it; a node was
+   * deleted: drop it (the children watch fires too; dropping twice is harmless).
    */
   private readonly onWatch = (e: zookeeper.Event) => {
-    this.log.debug({ event: 'fleet-deny-watch', path: e.getPath(), type: e.getName() }, 'deny list changed');
+    const p = e.getPath();
+    const type = e.getType();
+    this.log.debug({ event: 'fleet-deny-watch', path: p, type: e.getName() }, 'deny list changed');
+    if (p === this.root) {
+      if (type === zookeeper.Event.NODE_CHILDREN_CHANGED) this.pending.children = true;
+      else this.pending.full = true; // the root itself went: read it all again (it is made anew)
+    } else if (type === zookeeper.Event.NODE_DELETED) {
+      this.pending.deleted.add(p.slice(p.lastIndexOf('/') + 1));
+    } else {
+      this.pending.nodes.add(p.slice(p.lastIndexOf('/') + 1));
+    }
     void this.sync('watch');
   };
 
-  private async children(): Promise<string[]> {
-    const list = () =>
-      this.session.call<string[]>('getChildren', (c, done) => c.getChildren(this.root, this.onWatch, done));
-    try {
-      return await list();
-    } catch (err) {
-      if (zkErrorCode(err) !== ZkCode.NO_NODE) throw err;
-      await this.session.ensurePath(this.root);
-      return list();
+  /** Read what `work` says changed; how many nodes were read and whether the cache may have changed. */
+  private async read(work: Pending): Promise<{ changed: boolean; count: number }> {
+    const before = this.nodes.readCount;
+    if (work.full) {
+      await this.nodes.readAll();
+      this.lastFullAt = Date.now();
+      return { changed: true, count: this.nodes.readCount - before };
     }
+    for (const n of work.deleted) this.nodes.drop(n);
+    if (work.children) await this.nodes.readChildren();
+    await this.nodes.readNodes(work.nodes);
+    const count = this.nodes.readCount - before;
+    return { changed: work.deleted.size > 0 || work.children || count > 0, count };
   }
 
-  /** Read every entry (setting the watches), drop expired nodes, and apply the list here. */
-  private async read(): Promise<void> {
-    const now = this.ctx.now();
-    const remote: DeniedClient[] = [];
-    // All nodes at once: the client pipelines the requests on its one connection.
-    const nodes = await Promise.all(
-      (await this.children()).map(async (clientId) => {
-        const p = this.nodePath(clientId);
-        try {
-          const got = await this.session.call<{ data: Buffer | undefined; version: number }>('getData', (c, done) =>
-            c.getData(p, this.onWatch, (err, data, stat) => done(err, { data, version: stat?.version ?? -1 })),
-          );
-          return { clientId, p, ...got };
-        } catch (err) {
-          if (zkErrorCode(err) === ZkCode.NO_NODE) return null; // removed meanwhile: the watch says so
-          throw err;
-        }
-      }),
-    );
-    for (const n of nodes) {
-      if (!n) continue;
-      const d = decodeDenied(n.clientId, n.data);
-      if (!d) {
-        this.log.debug({ event: 'fleet-deny-bad-node', path: n.p }, 'skipping a deny node that is not one');
-        continue;
-      }
-      if (d.until <= now) {
-        await this.remove(n.p, n.version);
-        this.log.info(
-          { event: 'fleet-deny-expired', clientId: n.clientId },
-          'expired entry removed from the fleet deny list',
-        );
-        continue;
-      }
-      remote.push(d);
+  /** Nodes the cache holds expired are removed (version-checked) and dropped; true when any. */
+  private async removeExpired(): Promise<boolean> {
+    const expired = this.nodes.expired(this.ctx.now());
+    for (const { clientId, version } of expired) {
+      await this.remove(this.nodes.nodePath(clientId), version);
+      this.nodes.drop(clientId);
+      this.log.info({ event: 'fleet-deny-expired', clientId }, 'expired entry removed from the fleet deny list');
     }
+    return expired.length > 0;
+  }
+
+  /** The cache's list becomes the local copy (in memory; credential.json is written only on a change). */
+  private async apply(): Promise<void> {
+    const remote = this.nodes.live(this.ctx.now());
     this.entries = remote.length;
     const { added, lifted } = await this.credentials.applyFleet(remote);
     if (added.length > 0 || lifted.length > 0)

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { mergeFleet } from '../../src/credentials/deny-list.js';
 import { decodeDenied, encodeDenied } from '../../src/credentials/fleet-deny.js';
+import { diffChildren } from '../../src/credentials/fleet-deny-nodes.js';
 import type { DeniedClient } from '../../src/credentials/state-store.js';
 
 const d = (clientId: string, revokedAt: number, over: Partial<DeniedClient> = {}): DeniedClient => ({
@@ -43,4 +44,14 @@ test('mergeFleet: the fleet list wins, except unsynced local entries (newer) and
   // An unsynced lift keeps the remote entry off; expired entries are never taken.
   assert.deepEqual(mergeFleet([], [d('carol', 4500), d('old', 1000)], ['carol'], now), []);
   assert.deepEqual(mergeFleet([d('x', 1000, { unsynced: true })], [], [], now), []);
+});
+
+test('diffChildren: only names not cached are read, cached names no longer listed are dropped', () => {
+  const cached = new Map([
+    ['alice', 1],
+    ['bob', 2],
+  ]);
+  assert.deepEqual(diffChildren(cached, ['alice', 'carol']), { added: ['carol'], gone: ['bob'] });
+  assert.deepEqual(diffChildren(cached, ['bob', 'alice']), { added: [], gone: [] });
+  assert.deepEqual(diffChildren(new Map(), ['x']), { added: ['x'], gone: [] });
 });
