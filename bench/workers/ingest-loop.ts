@@ -37,7 +37,9 @@ export async function drainLoop(
     // received counts a batch once it went through the pipeline (parsed, in the model).
     const count = source.received;
     const done = count >= target;
-    hooks.onFlush?.(pipeline.flush(done));
+    // Flushed whether or not a hook looks (`hook?.(flush())` would skip the flush without one).
+    const written = pipeline.flush(done);
+    hooks.onFlush?.(written);
     if (done) {
       process.stdout.write(`done ${count}\n`);
       hooks.onDone?.(count);
