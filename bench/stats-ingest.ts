@@ -68,6 +68,9 @@ async function freshWorker(h: Harness, kind: Side, round: number): Promise<void>
 function workerOf(kind: Side): Tracked {
   const t = sides[kind].worker;
   if (!t) throw new Error(`no ${kind} worker`);
+  // A worker that died says why (its output), not an ENOENT on its /proc entry.
+  if (t.child.exitCode !== null || t.child.signalCode !== null)
+    throw new Error(`${t.name} exited (${t.child.exitCode ?? t.child.signalCode}): ${t.output().slice(-2000)}`);
   return t;
 }
 
