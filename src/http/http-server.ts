@@ -208,7 +208,8 @@ export class HttpServer implements Subsystem {
       } catch (err) {
         this.failed(req, res, err);
       }
-      const route = req.url!.split('?')[0];
+      const q = req.url!.indexOf('?');
+      const route = q < 0 ? req.url! : req.url!.slice(0, q);
       if (res.writableEnded) this.record(req, res, route, started, true);
       else res.once('finish', () => this.record(req, res, route, started, true));
     };
