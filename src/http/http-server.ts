@@ -64,7 +64,8 @@ export class HttpServer implements Subsystem {
   private readonly requests: RequestCounter;
   private stopping: Promise<void> | null = null;
   private readonly installers: RouteInstaller[] = [];
-  private readonly fastRoutes = new Map<string, FastHandler>();
+  /** `METHOD path` → the handler and its path (the route the request is counted under). */
+  private readonly fastRoutes = new Map<string, { handler: FastHandler; path: string }>();
   private readonly log: Logger;
   /** The API-key check every protected route uses (built once from http.apiKeys). */
   readonly tools: RouteTools;
@@ -127,11 +128,11 @@ export class HttpServer implements Subsystem {
    * express matches (a trailing slash, other letter case) reach the same handler through express.
    */
   addFastRoute(method: FastMethod, path: string, handler: FastHandler): void {
-    this.fastRoutes.set(`${method} ${path}`, handler);
+    this.fastRoutes.set(`${method} ${path}`, { handler, path });
   }
 
   /** The fast route for a request, if any. */
-  private fastRoute(req: IncomingMessage): FastHandler | undefined {
+  private fastRoute(req: IncomingMessage): { handler: FastHandler; path: string } | undefined {
     if (this.fastRoutes.size === 0) return undefined;
     const url = req.url ?? '';
     const q = url.indexOf('?');
@@ -168,8 +169,8 @@ export class HttpServer implements Subsystem {
     app.get('/metrics', ...open, async (_req, res) => {
       res.set('Content-Type', this.deps.registry.contentType).send(await this.deps.registry.metrics());
     });
-    for (const [route, handler] of this.fastRoutes) {
-      const [method, path] = route.split(' ');
+    for (const [route, { handler, path }] of this.fastRoutes) {
+      const method = route.slice(0, route.indexOf(' '));
       const viaExpress: RequestHandler = (req, res) => handler(req, res);
       if (method === 'GET') app.get(path, viaExpress);
       else app.post(path, viaExpress);
@@ -204,12 +205,11 @@ export class HttpServer implements Subsystem {
         return void app(req, res);
       }
       try {
-        fast(req, res);
+        fast.handler(req, res);
       } catch (err) {
         this.failed(req, res, err);
       }
-      const q = req.url!.indexOf('?');
-      const route = q < 0 ? req.url! : req.url!.slice(0, q);
+      const route = fast.path;
       if (res.writableEnded) this.record(req, res, route, started, true);
       else res.once('finish', () => this.record(req, res, route, started, true));
     };
