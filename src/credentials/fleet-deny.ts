@@ -85,16 +85,13 @@ export class FleetDenyList extends EventEmitter<FleetDenyEvents> implements Subs
     this.nodes = new DenyNodes(this.session, this.root, this.onWatch, reads, (p) =>
       this.log.debug({ event: 'fleet-deny-bad-node', path: p }, 'skipping a deny node that is not one'),
     );
-    const pending = () => {
-      const u = credentials.unsynced();
-      return u.writes.length + u.lifts.length;
-    };
+    const unsyncedCount = () => this.unsyncedCount();
     new Gauge({
       name: 'turn_monitor_denied_unsynced',
       help: 'deny entries and lifts made here that ZooKeeper has not got yet',
       registers: [ctx.registry],
       collect() {
-        this.set(pending());
+        this.set(unsyncedCount());
       },
     });
   }
@@ -268,9 +265,14 @@ export class FleetDenyList extends EventEmitter<FleetDenyEvents> implements Subs
     if (added.length > 0) this.emit('applied', added);
   }
 
+  /** Entries and lifts made here that ZooKeeper has not got yet. */
+  private unsyncedCount(): number {
+    const u = this.credentials.unsynced();
+    return u.writes.length + u.lifts.length;
+  }
+
   health(): SubsystemHealth {
     const zk = this.session.state;
-    const u = this.credentials.unsynced();
     const problem =
       zk !== 'connected'
         ? `${this.session.lastError ?? `ZooKeeper ${zk}`}: the local copy holds, new denials queue`
@@ -280,7 +282,7 @@ export class FleetDenyList extends EventEmitter<FleetDenyEvents> implements Subs
       zookeeper: zk,
       path: this.root,
       entries: this.entries,
-      unsynced: u.writes.length + u.lifts.length,
+      unsynced: this.unsyncedCount(),
       lastSyncAt: this.lastSyncAt ? new Date(this.lastSyncAt).toISOString() : null,
       error: problem,
     };
