@@ -1,9 +1,11 @@
 import path from 'node:path';
+import Database from 'better-sqlite3';
 import type { Harness, Tracked } from '../test/harness/harness.js';
 import { spawnLikeMonitor } from '../test/harness/monitor.js';
 import { startRedis, type Service } from '../test/harness/services.js';
 import { newSecret } from '../test/harness/webhook-receiver.js';
 import { killPid } from '../src/process/pids.js';
+import { CHECKPOINT_EVERY_MS } from '../src/webhooks/delivery-store.js';
 import { allocationEvents } from './events.js';
 import {
   alternate,
@@ -100,7 +102,10 @@ class Receiver {
 }
 
 const receiver = new Receiver();
-const sides = {} as Record<Side, { redis: Service; pub: RespPublisher; worker: Tracked | null; drains: number }>;
+const sides = {} as Record<
+  Side,
+  { redis: Service; pub: RespPublisher; worker: Tracked | null; drains: number; db: string }
+>;
 let extraRedis: Service;
 let extraPub: RespPublisher;
 let backlogs = 0;
@@ -149,10 +154,37 @@ async function publishBacklog(kind: Side): Promise<void> {
   if (kind === 'ours') expectedEvents += 2 * ALLOCATIONS;
 }
 
+/** The delivery thread's look interval (Webhooks' default pollMs). */
+const POLL_MS = 100;
+
+/**
+ * Until the 'ours' worker's outbox is settled: every delivery received and written as such (no
+ * queue row, no delivery row left), then the delivery thread's checkpoint of those writes (owed
+ * for at most CHECKPOINT_EVERY_MS, taken at its next look). Otherwise the previous backlog's
+ * bookkeeping would run in the next timed drain, the process being stopped while it is published.
+ */
+async function settled(timeoutMs = 30_000): Promise<void> {
+  await receiver.until(expectedEvents);
+  const db = new Database(sides.ours.db, { readonly: true, fileMustExist: true });
+  try {
+    const left = db
+      .prepare(`SELECT (SELECT count(*) FROM webhook_queue) + (SELECT count(*) FROM webhook_deliveries)`)
+      .pluck();
+    const deadline = Date.now() + timeoutMs;
+    while ((left.get() as number) > 0) {
+      if (Date.now() > deadline) throw new Error(`webhooks: the outbox not settled within ${timeoutMs} ms`);
+      await sleep(5);
+    }
+  } finally {
+    db.close();
+  }
+  await sleep(CHECKPOINT_EVERY_MS + POLL_MS);
+}
+
 /**
  * Drain a side's backlog: timed until every event is committed (what stats_ingest times). With
  * webhooks on, the deliveries (which start within 100 ms of each commit) are then awaited,
- * untimed, so none of them falls into the next drain.
+ * untimed, with their bookkeeping (settled()), so none of it falls into the next drain.
  */
 async function drain(kind: Side): Promise<Timed> {
   const side = sides[kind];
@@ -160,7 +192,7 @@ async function drain(kind: Side): Promise<Timed> {
   process.kill(side.worker!.pid, 'SIGCONT');
   await waitLines(side.worker!, 'done', side.drains);
   const wall = (performance.now() - t0) / 1000;
-  if (kind === 'ours') await receiver.until(expectedEvents);
+  if (kind === 'ours') await settled();
   return { wall };
 }
 
@@ -170,7 +202,8 @@ async function freshWorkers(h: Harness, round: number): Promise<void> {
   for (const kind of ['ours', 'bare'] as const) {
     const side = sides[kind];
     if (side.worker) await killPid(side.worker.pid);
-    side.worker = spawnWorker(h, `ingest-${kind}`, side.redis.port, `${kind}-${round}.db`, kind === 'ours');
+    side.db = path.join(h.dir, `${kind}-${round}.db`);
+    side.worker = spawnWorker(h, `ingest-${kind}`, side.redis.port, path.basename(side.db), kind === 'ours');
     side.drains = 0;
     await waitLines(side.worker, 'ready');
     await publishBacklog(kind);
@@ -243,7 +276,7 @@ export const webhooksBench: Benchmark = {
       const redis = await startRedis(h);
       const pub = new RespPublisher(redis.port);
       h.onCleanup(async () => pub.close());
-      sides[kind] = { redis, pub, worker: null, drains: 0 };
+      sides[kind] = { redis, pub, worker: null, drains: 0, db: '' };
     }
     extraRedis = await startRedis(h);
     extraPub = new RespPublisher(extraRedis.port);

@@ -4,6 +4,9 @@ import { allocationEvent } from './event-writer.js';
 import { Expander } from './expander.js';
 import { hostTag } from './outbox-sql.js';
 
+/** The delivery thread checkpoints its own writes at most this often (see DeliveryStore.checkpoint). */
+export const CHECKPOINT_EVERY_MS = 250;
+
 /** A delivery ready to be sent: due, and not waiting for an earlier event of its order. */
 export interface DueRow {
   seq: number;
@@ -142,17 +145,28 @@ export class DeliveryStore {
   }
 
   private lastCheckpoint = 0;
+  /** Pages of ours were left in the WAL by a checkpoint the throttle skipped. */
+  private checkpointOwed = false;
 
   /**
    * The WAL pages our writes add, copied into the database here (PASSIVE: no writer waits for
-   * it), at most every 250 ms: SQLite would otherwise run that copy on whichever connection
-   * commits once the WAL passes 1000 pages, often the pipeline's, on the monitor's event loop.
+   * it), at most every CHECKPOINT_EVERY_MS: SQLite would otherwise run that copy on whichever
+   * connection commits once the WAL passes 1000 pages, often the pipeline's, on the monitor's
+   * event loop. A skipped one is owed, and taken by settleCheckpoint() once the window is over.
    */
-  private checkpoint(): void {
-    const now = Date.now();
-    if (now - this.lastCheckpoint < 250) return;
+  private checkpoint(now = Date.now()): void {
+    if (now - this.lastCheckpoint < CHECKPOINT_EVERY_MS) {
+      this.checkpointOwed = true;
+      return;
+    }
     this.lastCheckpoint = now;
+    this.checkpointOwed = false;
     this.db.pragma('wal_checkpoint(PASSIVE)');
+  }
+
+  /** At every look: the checkpoint the throttle skipped, once it is allowed (the burst's last writes). */
+  settleCheckpoint(now: number): void {
+    if (this.checkpointOwed) this.checkpoint(now);
   }
 
   /** Write what became of a batch of attempts, in one transaction. */

@@ -86,6 +86,15 @@ export class Dispatcher {
     if (this.stopped) return;
     const now = Date.now();
     if (this.settled.length > 0) this.write();
+    try {
+      this.store.settleCheckpoint(now);
+    } catch (err) {
+      this.log(
+        'error',
+        { event: 'webhook-checkpoint-failed', err: (err as Error).message },
+        'checkpointing usage.db failed',
+      );
+    }
     this.gate.sawQueue(this.store.waiting()?.rows ?? 0, now);
     if (!this.held(now)) this.turner.turn();
     for (const ep of this.endpoints) this.pump(ep);
