@@ -6,6 +6,7 @@ import { startRedis, type Service } from '../test/harness/services.js';
 import { newSecret } from '../test/harness/webhook-receiver.js';
 import { killPid } from '../src/process/pids.js';
 import { CHECKPOINT_EVERY_MS } from '../src/webhooks/delivery-store.js';
+import { DEFAULT_POLL_MS } from '../src/webhooks/webhooks.js';
 import { allocationEvents } from './events.js';
 import {
   alternate,
@@ -154,9 +155,6 @@ async function publishBacklog(kind: Side): Promise<void> {
   if (kind === 'ours') expectedEvents += 2 * ALLOCATIONS;
 }
 
-/** The delivery thread's look interval (Webhooks' default pollMs). */
-const POLL_MS = 100;
-
 /**
  * Until the 'ours' worker's outbox is settled: every delivery received and written as such (no
  * queue row, no delivery row left), then the delivery thread's checkpoint of those writes (owed
@@ -178,7 +176,7 @@ async function settled(timeoutMs = 30_000): Promise<void> {
   } finally {
     db.close();
   }
-  await sleep(CHECKPOINT_EVERY_MS + POLL_MS);
+  await sleep(CHECKPOINT_EVERY_MS + DEFAULT_POLL_MS);
 }
 
 /**
@@ -202,8 +200,9 @@ async function freshWorkers(h: Harness, round: number): Promise<void> {
   for (const kind of ['ours', 'bare'] as const) {
     const side = sides[kind];
     if (side.worker) await killPid(side.worker.pid);
-    side.db = path.join(h.dir, `${kind}-${round}.db`);
-    side.worker = spawnWorker(h, `ingest-${kind}`, side.redis.port, path.basename(side.db), kind === 'ours');
+    const file = `${kind}-${round}.db`;
+    side.db = path.join(h.dir, file);
+    side.worker = spawnWorker(h, `ingest-${kind}`, side.redis.port, file, kind === 'ours');
     side.drains = 0;
     await waitLines(side.worker, 'ready');
     await publishBacklog(kind);

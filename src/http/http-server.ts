@@ -48,6 +48,11 @@ export type RouteInstaller = (router: Router, tools: RouteTools) => void;
 /** A route answered on bare node:http, before express (hot paths only). It must answer. */
 export type FastHandler = (req: IncomingMessage, res: ServerResponse) => void;
 type FastMethod = 'GET' | 'POST';
+interface FastRoute {
+  method: FastMethod;
+  path: string;
+  handler: FastHandler;
+}
 
 /** The warning a non-loopback API without TLS gets at start (null: loopback, TLS, or allowPlaintext). */
 export function plaintextWarning(http: Pick<Config['http'], 'host' | 'tls' | 'allowPlaintext'>): string | null {
@@ -64,8 +69,8 @@ export class HttpServer implements Subsystem {
   private readonly requests: RequestCounter;
   private stopping: Promise<void> | null = null;
   private readonly installers: RouteInstaller[] = [];
-  /** `METHOD path` → the handler and its path (the route the request is counted under). */
-  private readonly fastRoutes = new Map<string, { handler: FastHandler; path: string }>();
+  /** `METHOD path` → the route (its path is what the request is counted under). */
+  private readonly fastRoutes = new Map<string, FastRoute>();
   private readonly log: Logger;
   /** The API-key check every protected route uses (built once from http.apiKeys). */
   readonly tools: RouteTools;
@@ -128,11 +133,11 @@ export class HttpServer implements Subsystem {
    * express matches (a trailing slash, other letter case) reach the same handler through express.
    */
   addFastRoute(method: FastMethod, path: string, handler: FastHandler): void {
-    this.fastRoutes.set(`${method} ${path}`, { handler, path });
+    this.fastRoutes.set(`${method} ${path}`, { method, path, handler });
   }
 
   /** The fast route for a request, if any. */
-  private fastRoute(req: IncomingMessage): { handler: FastHandler; path: string } | undefined {
+  private fastRoute(req: IncomingMessage): FastRoute | undefined {
     if (this.fastRoutes.size === 0) return undefined;
     const url = req.url ?? '';
     const q = url.indexOf('?');
@@ -169,8 +174,7 @@ export class HttpServer implements Subsystem {
     app.get('/metrics', ...open, async (_req, res) => {
       res.set('Content-Type', this.deps.registry.contentType).send(await this.deps.registry.metrics());
     });
-    for (const [route, { handler, path }] of this.fastRoutes) {
-      const method = route.slice(0, route.indexOf(' '));
+    for (const { method, path, handler } of this.fastRoutes.values()) {
       const viaExpress: RequestHandler = (req, res) => handler(req, res);
       if (method === 'GET') app.get(path, viaExpress);
       else app.post(path, viaExpress);

@@ -15,6 +15,8 @@ import { WebhookOutbox, type RecordOptions } from './outbox.js';
 import type { EndpointFigures, FromThread, ThreadConfig, ThreadEndpoint, ToThread } from './protocol.js';
 
 const threadEntry = workerEntry(import.meta.url, 'delivery-thread');
+/** How often the delivery thread looks for new events unless told otherwise (WebhooksDeps.pollMs). */
+export const DEFAULT_POLL_MS = 100;
 /** How often the event loop's utilization is looked at, and above what it counts as saturated. */
 const BUSY_SAMPLE_MS = 50;
 const BUSY_UTILIZATION = 0.8;
@@ -30,7 +32,7 @@ export interface WebhooksDeps {
   /** This host's name in every event (`export.postgres.hostId`, else the discovery node name). */
   hostId: string;
   now?: () => number;
-  /** How often the delivery thread looks for new events (default 100 ms). */
+  /** How often the delivery thread looks for new events (default DEFAULT_POLL_MS). */
   pollMs?: number;
 }
 
@@ -106,7 +108,7 @@ export class Webhooks implements Subsystem {
       maxAgeMs: w.maxAgeHours * 3_600_000,
       retentionMs: w.retentionDays * 86_400_000,
       userAgent: `turn-monitor/${packageVersion}`,
-      pollMs: this.deps.pollMs ?? 100,
+      pollMs: this.deps.pollMs ?? DEFAULT_POLL_MS,
     };
     this.figures = this.threadConfig.endpoints.map((e) => ({
       name: e.name,
